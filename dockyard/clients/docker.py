@@ -1,0 +1,186 @@
+"""The Docker CLI: pure command builders plus a thin client that runs them through a :class:`Runner`."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..errors import CommandFailed, EngineUnavailable
+from ..runner import Command, Result, Runner
+
+DOCKER = "docker"
+
+
+# --- builders (pure) -----------------------------------------------------------------------------------------
+
+
+def build_command(
+    *,
+    context: Path,
+    dockerfile: Path | None,
+    tags: Sequence[str],
+    labels: Mapping[str, str] = {},
+    build_args: Mapping[str, str] = {},
+    target: str = "",
+    no_cache: bool = False,
+    pull: bool = False,
+    cache_from: Sequence[str] = (),
+) -> Command:
+    argv: list[str] = [DOCKER, "build"]
+    if dockerfile is not None:
+        argv += ["--file", str(dockerfile)]
+    for tag in tags:
+        argv += ["--tag", tag]
+    for key, value in sorted(labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    # Build args go through the environment (``--build-arg NAME`` with no value) so none is ever on argv.
+    for key in sorted(build_args):
+        argv += ["--build-arg", key]
+    if target:
+        argv += ["--target", target]
+    if no_cache:
+        argv.append("--no-cache")
+    if pull:
+        argv.append("--pull")
+    for ref in cache_from:
+        argv += ["--cache-from", ref]
+    argv.append(str(context))
+    return Command(tuple(argv), env=dict(build_args))
+
+
+def login_command(registry: str, username: str, password: str) -> Command:
+    """``docker login`` with the password on stdin, never on the command line."""
+    return Command((DOCKER, "login", "--username", username, "--password-stdin", registry), stdin=password + "\n")
+
+
+# --- values -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    tags: tuple[str, ...]
+    created: str
+    size: int
+    labels: Mapping[str, str]
+    digests: tuple[str, ...] = ()
+
+    @classmethod
+    def from_inspect(cls, data: Mapping) -> "Image":
+        config = data.get("Config") or {}
+        return cls(
+            id=data["Id"],
+            tags=tuple(data.get("RepoTags") or ()),
+            created=data.get("Created", ""),
+            size=int(data.get("Size") or 0),
+            labels=dict(config.get("Labels") or {}),
+            digests=tuple(data.get("RepoDigests") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    image: str
+    state: str
+    status: str
+    labels: Mapping[str, str]
+    ports: str = ""
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("com.docker.compose.service", "")
+
+
+# --- client -------------------------------------------------------------------------------------------------------
+
+
+class DockerClient:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def run(self, cmd: Command | Sequence[str], **kwargs) -> Result:
+        return self.runner.run(cmd, **kwargs)
+
+    def server_version(self) -> str:
+        """The engine's version; :class:`EngineUnavailable` when no engine answers."""
+        try:
+            result = self.run([DOCKER, "version", "--format", "{{.Server.Version}}"], check=False, timeout=20)
+        except CommandFailed as exc:
+            raise EngineUnavailable(f"Docker engine not reachable ({exc}); start it (see `inv doctor`)") from None
+        except Exception as exc:
+            if "command not found" in str(exc):
+                raise EngineUnavailable("docker: command not found; install Docker (see `inv doctor`)") from None
+            raise
+        version = result.stdout.strip()
+        if not result.ok or not version:
+            said = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise EngineUnavailable(
+                f"Docker engine not reachable: {said}; start dockerd or set DOCKER_HOST (see `inv doctor`)"
+            )
+        return version
+
+    def inspect_image(self, ref: str) -> Image | None:
+        result = self.run([DOCKER, "image", "inspect", ref], check=False)
+        if not result.ok:
+            return None
+        return Image.from_inspect(json.loads(result.stdout)[0])
+
+    def images(self, repository: str) -> list[Image]:
+        result = self.run([DOCKER, "image", "ls", "--no-trunc", "--format", "{{.ID}}", repository])
+        ids = sorted(set(result.stdout.split()))
+        if not ids:
+            return []
+        data = json.loads(self.run([DOCKER, "image", "inspect", *ids]).stdout)
+        return [Image.from_inspect(d) for d in data]
+
+    def build(self, cmd: Command) -> Result:
+        return self.run(cmd, capture=False)
+
+    def tag(self, source: str, target: str) -> None:
+        self.run([DOCKER, "tag", source, target])
+
+    def remove_images(self, refs: Sequence[str], *, force: bool = False) -> Result:
+        return self.run([DOCKER, "image", "rm", *(["--force"] if force else []), *refs], check=False)
+
+    def containers(self, *, filters: Sequence[str] = (), all: bool = True) -> list[Container]:
+        argv = [DOCKER, "ps", "--no-trunc", "--format", "{{json .}}"]
+        if all:
+            argv.append("--all")
+        for f in filters:
+            argv += ["--filter", f]
+        out = []
+        for line in self.run(argv).stdout.splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            labels = dict(
+                part.split("=", 1) for part in (row.get("Labels") or "").split(",") if "=" in part
+            )
+            out.append(
+                Container(
+                    id=row["ID"],
+                    name=row["Names"],
+                    image=row["Image"],
+                    state=row.get("State", ""),
+                    status=row.get("Status", ""),
+                    labels=labels,
+                    ports=row.get("Ports", ""),
+                )
+            )
+        return out
+
+    def login(self, registry: str, username: str, password: str) -> Result:
+        return self.run(login_command(registry, username, password))
+
+    def push(self, ref: str) -> Result:
+        return self.run([DOCKER, "push", ref], capture=False)
+
+    def pull(self, ref: str) -> Result:
+        return self.run([DOCKER, "pull", ref])
+
+    def logs(self, container: str, *, tail: int = 50) -> str:
+        result = self.run([DOCKER, "logs", "--tail", str(tail), container], check=False)
+        return (result.stdout + result.stderr).strip()

@@ -1,0 +1,16 @@
+"""Settings of the ``dockyard.eb`` section (owned by the eb feature).
+
+``DEFAULTS`` declares every key with its default; ``parse`` validates the section once, at load.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+SECTION = "eb"
+
+DEFAULTS: dict[str, Any] = {}
+
+
+def parse(settings: Any) -> dict[str, Any]:
+    """Validate ``dockyard.eb`` (types only: what a task needs is checked when it runs)."""
+    return dict(settings.section.section(SECTION).data)

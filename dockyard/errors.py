@@ -1,0 +1,66 @@
+"""The one exception family dockyard raises; tasks turn it into ``invoke.Exit``."""
+from __future__ import annotations
+
+
+class DockyardError(Exception):
+    """A failure the user can act on: the message says what is wrong and what to do.
+
+    ``exit_code`` lets CI tell kinds of failure apart (refused, failed, unreachable...).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class ConfigError(DockyardError):
+    """The project's settings are wrong (names the key and the file)."""
+
+    exit_code = 2
+
+
+class EnvFileError(DockyardError):
+    """An environment file is missing or lacks keys."""
+
+    exit_code = 2
+
+
+class UnknownEnvironment(ConfigError):
+    """An environment name that is not configured."""
+
+
+class CommandFailed(DockyardError):
+    """An external command (docker, git, ...) exited non-zero."""
+
+    exit_code = 3
+
+
+class EngineUnavailable(DockyardError):
+    """The Docker engine cannot be reached."""
+
+    exit_code = 4
+
+
+class Refused(DockyardError):
+    """A precondition does not hold; nothing was changed."""
+
+    exit_code = 5
+
+
+class HealthCheckFailed(DockyardError):
+    """The app did not become healthy in time."""
+
+    exit_code = 6
+
+
+class Unreachable(DockyardError):
+    """A remote host or service could not be reached."""
+
+    exit_code = 7

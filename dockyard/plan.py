@@ -1,0 +1,66 @@
+"""Plans: the steps a task will take, as data. ``--dry-run`` prints the same Plan a real run executes."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable
+
+from .runner import Command, Masker
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a plan does: what people read, and the action that does it."""
+
+    description: str
+    action: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+    command: Command | None = None
+    details: tuple[str, ...] = ()
+
+    def lines(self, mask: Masker | None = None) -> list[str]:
+        out = [self.description]
+        if self.command is not None:
+            out.append(f"    $ {self.command.display(mask)}")
+        out += [f"    {d}" for d in self.details]
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    title: str
+    steps: tuple[Step, ...]
+
+    def render(self, mask: Masker | None = None) -> str:
+        lines = [self.title]
+        for n, step in enumerate(self.steps, 1):
+            first, *rest = step.lines(mask)
+            lines.append(f"  {n}. {first}")
+            lines += [f"  {r}" for r in rest]
+        return "\n".join(lines)
+
+
+def execute(
+    plan: Plan,
+    *,
+    dry_run: bool = False,
+    mask: Masker | None = None,
+    stream: IO[str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Any]:
+    """Print the plan (dry run) or run each step with a progress line; returns each step's result."""
+    out = stream or sys.stdout
+    if dry_run:
+        print(plan.render(mask), file=out)
+        print("(dry run: nothing was changed)", file=out)
+        return []
+    results = []
+    total = len(plan.steps)
+    for n, step in enumerate(plan.steps, 1):
+        started = clock()
+        print(f"[{n}/{total}] {step.description}", file=out, flush=True)
+        results.append(step.action() if step.action else None)
+        elapsed = clock() - started
+        if elapsed >= 1:
+            print(f"      done in {elapsed:.1f}s", file=out, flush=True)
+    return results

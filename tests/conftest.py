@@ -78,6 +78,11 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def library_path() -> str:
+    """PYTHONPATH that lets a project copy's tasks.py import this checkout's dockyard."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
 @dataclass
 class SampleProject:
     """A copy of this repository's sample project in a temp dir, as a git repository, driven by real `inv`."""
@@ -90,7 +95,7 @@ class SampleProject:
             input: str | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-m", "invoke", *args], cwd=self.root, capture_output=True, text=True,
-            env={**os.environ, **self.env, **(env or {})}, timeout=timeout,
+            env={**os.environ, "PYTHONPATH": library_path(), **self.env, **(env or {})}, timeout=timeout,
             input=input, stdin=None if input is not None else subprocess.DEVNULL,
         )
         if check and result.returncode != 0:

@@ -11,9 +11,9 @@ from .common import Project, edge
 
 
 def _service(name: str):
-    from ..stacks import StackService
+    def open_stack(c: Any):  # -> StackService
+        from ..stacks import StackService
 
-    def open_stack(c: Any) -> StackService:
         project = Project(c)
         return StackService(project, project.environment(name))
 

@@ -1,0 +1,90 @@
+"""The local stacks, end to end: real `inv` against the real Docker engine, checked over HTTP."""
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.engine
+
+
+def get(url: str) -> tuple[int, dict[str, str], str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, dict(response.headers), response.read().decode()
+
+
+def project_containers(project_name: str, *extra: str) -> list[str]:
+    out = subprocess.run(["docker", "ps", "-q", *extra, "--filter", f"label=com.docker.compose.project={project_name}"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_dev_stack_lifecycle(engine, sample_project):
+    port = sample_project.config["dockyard"]["environments"]["dev"]["port"]
+    started = sample_project.inv("dev.start", check=True)
+    assert f"http://127.0.0.1:{port}/" in started.stdout
+
+    status, _, body = get(f"http://127.0.0.1:{port}/health/")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, _, page = get(f"http://127.0.0.1:{port}/")
+    assert "Hello from the dockyard sample app" in page
+
+    ps = sample_project.inv("dev.ps", check=True)
+    assert "web" in ps.stdout and " Up " in ps.stdout
+
+    logs = sample_project.inv("dev.logs", "--tail", "50", check=True)
+    assert "GET /health/" in logs.stdout  # runserver logged our probe
+
+    before = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
+    run = sample_project.inv("dev.run", "python -c 'print(6 * 7)'", check=True)
+    assert "42" in run.stdout
+    after = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
+    assert after <= before, "the one-off container was not removed"
+
+    failing = sample_project.inv("dev.run", "python -c 'raise SystemExit(3)'")
+    assert failing.returncode == 3
+
+    tests = sample_project.inv("dev.test", check=True)
+    assert "OK" in tests.stderr + tests.stdout
+
+    sample_project.inv("dev.stop", check=True)
+    assert project_containers(f"{sample_project.app}-dev") == []
+    assert project_containers(f"{sample_project.app}-dev", "--all"), "stop keeps the containers"
+    sample_project.inv("dev.down", check=True)
+    assert project_containers(f"{sample_project.app}-dev", "--all") == []
+
+
+def test_dev_server_reloads_edited_code(engine, sample_project):
+    port = sample_project.config["dockyard"]["environments"]["dev"]["port"]
+    sample_project.inv("dev.start", check=True)
+    template = sample_project.root / "app/sample/templates/sample/index.html"
+    template.write_text(template.read_text().replace("Hello from the dockyard sample app",
+                                                     "Hello from the dockyard sample app (edited)"))
+    _, _, page = get(f"http://127.0.0.1:{port}/")
+    assert "(edited)" in page  # the source is bind-mounted, not baked into the image
+
+
+def test_prod_stack_serves_static_files_through_nginx(engine, sample_project):
+    port = sample_project.config["dockyard"]["environments"]["prod"]["port"]
+    sample_project.inv("prod.start", check=True)
+
+    status, headers, css = get(f"http://127.0.0.1:{port}/static/sample/site.css")
+    assert status == 200 and "nginx" in headers.get("Server", "").lower()
+    assert "{" in css
+    status, headers, page = get(f"http://127.0.0.1:{port}/")
+    assert "Hello from the dockyard sample app" in page
+    status, _, body = get(f"http://127.0.0.1:{port}/health/")
+    assert json.loads(body)["env"] == "prod"
+    sample_project.inv("prod.down", "--volumes", check=True)
+
+
+def test_start_times_out_with_the_failing_services_logs(engine, sample_project):
+    env_file = sample_project.root / "environments/dev/.env"
+    env_file.write_text(env_file.read_text() + "SAMPLE_FAIL_HEALTH=1\n")
+    result = sample_project.inv("dev.start", "--timeout", "8")
+    assert result.returncode == 6
+    assert "not healthy after 8s (last answer: HTTP 503)" in result.stderr
+    assert "log lines of" in result.stderr  # the app's own log tail, to see why
+    assert "Traceback (most recent call last)" not in result.stderr.split("log lines of")[0]

@@ -49,8 +49,16 @@ def test_dev_stack_lifecycle(engine, sample_project):
     tests = sample_project.inv("dev.test", check=True)
     assert "OK" in tests.stderr + tests.stdout
 
+    # shell enters the running container (exec), it does not start another one
+    web = project_containers(f"{sample_project.app}-dev")
+    shell = sample_project.inv("dev.shell", input="hostname\nexit\n", check=True)
+    assert shell.stdout.strip() == web[0][:12]
+    assert project_containers(f"{sample_project.app}-dev") == web
+
     sample_project.inv("dev.stop", check=True)
     assert project_containers(f"{sample_project.app}-dev") == []
+    not_running = sample_project.inv("dev.shell", input="exit\n")
+    assert not_running.returncode == 5 and "inv dev.start" in not_running.stderr
     assert project_containers(f"{sample_project.app}-dev", "--all"), "stop keeps the containers"
     sample_project.inv("dev.down", check=True)
     assert project_containers(f"{sample_project.app}-dev", "--all") == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from typing import Any, Mapping
 
 from invoke import Collection, task
@@ -82,8 +83,16 @@ def stack_tasks(env_name: str) -> list:
         stack = open_stack(c)
         compose = stack.compose()
         service = service or stack.env.app_service
-        stack.app_container() if service == stack.env.app_service else None
-        compose.run(compose.project.exec(service, [stack.env.shell]), capture=False, interactive=True, check=False)
+        if service == stack.env.app_service:
+            stack.app_container()  # refuses, with the command to start it, when the app is not running
+        # Without a terminal (piped commands, CI) compose must not allocate a TTY.
+        tty = sys.stdin.isatty()
+        command = compose.project.exec(service, [stack.env.shell], tty=tty)
+        result = compose.run(command, capture=False, interactive=True, check=False)
+        if not result.ok:
+            from invoke.exceptions import Exit
+
+            raise Exit(code=result.returncode)
 
     @task(help={"cmd": "the command to run, quoted as one argument", "service": "service (default: the app)"})
     @edge

@@ -1,0 +1,47 @@
+"""`inv --list` shows one collection per environment; `inv doctor` reports what is there and what to fix."""
+from __future__ import annotations
+
+import pytest
+
+
+def test_list_has_a_collection_per_environment_with_a_compose_file(sample_project):
+    sample_project.configure({"dockyard": {"environments": {"qa": {"compose": "docker/dev/compose.yml"}}}})
+    listing = sample_project.inv("--list", check=True).stdout
+    for name in ("dev.start", "prod.start", "qa.start", "qa.shell", "image.build", "image.prune", "doctor"):
+        assert name in listing
+    assert "staging.start" not in listing  # staging has no compose file in the sample
+
+
+def test_every_task_argument_has_help(sample_project):
+    import sys
+
+    sys.path.insert(0, str(sample_project.root))
+    import dockyard
+
+    ns = dockyard.namespace(sample_project.root)
+    missing = []
+    for name in ns.task_names:
+        task = ns[name]
+        for arg in task.get_arguments():
+            if not arg.help and arg.name not in ("c",):
+                missing.append(f"{name} --{arg.name}")
+    assert missing == []
+
+
+@pytest.mark.engine
+def test_doctor_reports_a_table(engine, sample_project):
+    result = sample_project.inv("doctor", check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["CHECK", "STATUS", "DETAIL", "FIX"]
+    engine_row = next(line for line in lines if line.startswith("Docker engine"))
+    assert "OK" in engine_row and engine in engine_row
+    assert any(line.startswith("Docker Compose") and " OK " in line for line in lines)
+    assert any(line.startswith("env file (dev)") and "values hidden" in line for line in lines)
+
+
+def test_doctor_fails_with_the_fix_when_the_engine_is_missing(sample_project, tmp_path):
+    result = sample_project.inv("doctor", "--no-aws", env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert result.returncode == 1
+    row = next(line for line in result.stdout.splitlines() if line.startswith("Docker engine"))
+    assert "MISSING" in row and ("setup.sh" in row or "install Docker" in row)
+    assert "missing: Docker engine" in result.stderr and "Traceback" not in result.stderr

@@ -89,8 +89,26 @@ def build_spec(settings: Settings, env: Environment, compose_model: Mapping[str,
     if dockerfile:
         dockerfile_path = Path(dockerfile) if Path(dockerfile).is_absolute() else context / dockerfile
     args = {str(k): "" if v is None else str(v) for k, v in (build.get("args") or {}).items()}
-    args.update(settings.build_args)
     return BuildSpec(context=context, dockerfile=dockerfile_path, args=args, target=build.get("target") or "")
+
+
+def declared_args(dockerfile: str) -> set[str]:
+    """Names of the ``ARG`` instructions in a Dockerfile's text."""
+    names = set()
+    for line in dockerfile.splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2 and parts[0].upper() == "ARG":
+            names.add(parts[1].split("=", 1)[0].strip())
+    return names
+
+
+def build_args_for(spec: BuildSpec, configured: Mapping[str, str], metadata: Mapping[str, str]) -> dict[str, str]:
+    """The compose file's args, plus configured and metadata args the Dockerfile declares (no unused-arg noise)."""
+    dockerfile = spec.dockerfile or spec.context / "Dockerfile"
+    declared = declared_args(dockerfile.read_text()) if dockerfile.is_file() else set()
+    args = {k: v for k, v in {**metadata, **configured}.items() if k in declared}
+    args.update(spec.args)
+    return args
 
 
 def compose_variables(settings: Settings, env: Environment) -> dict[str, str]:

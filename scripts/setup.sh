@@ -48,6 +48,8 @@ apt_install "${packages[@]}"
 step "pip install -r $([ "$want_tests" = 1 ] && echo requirements-test.txt || echo requirements.txt)"
 python3 -m pip install -q --disable-pip-version-check -r "$([ "$want_tests" = 1 ] && echo requirements-test.txt || echo requirements.txt)" \
   2> >(grep -v -E "Running pip as the 'root' user|is ignored: it is neither|^$" >&2)
+# pyenv only sees new console scripts (inv) after a rehash.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 hash -r
 
 # --- Docker engine -----------------------------------------------------------------------------------------------

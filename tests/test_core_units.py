@@ -127,3 +127,15 @@ def test_image_tags_and_labels(tmp_path):
     assert labels["org.opencontainers.image.revision"] == rev.sha
     assert labels["org.opencontainers.image.created"] == rev.committed
     assert labels["dev.dockyard.dirty"] == "true"
+
+
+def test_only_declared_build_args_are_passed(tmp_path):
+    from dockyard.images import BuildSpec, build_args_for, declared_args
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("ARG PYTHON_IMAGE=python:3\nFROM ${PYTHON_IMAGE}\narg APP_REVISION\nRUN true\n")
+    assert declared_args(dockerfile.read_text()) == {"PYTHON_IMAGE", "APP_REVISION"}
+    spec = BuildSpec(context=tmp_path, dockerfile=dockerfile, args={"APP_ENV": "dev"})
+    args = build_args_for(spec, {"PYTHON_IMAGE": "base:1", "NGINX_IMAGE": "nginx:1"},
+                          {"APP_REVISION": "abc", "APP_VERSION": "1.0.0"})
+    assert args == {"PYTHON_IMAGE": "base:1", "APP_REVISION": "abc", "APP_ENV": "dev"}

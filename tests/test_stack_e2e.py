@@ -37,11 +37,10 @@ def test_dev_stack_lifecycle(engine, sample_project):
     logs = sample_project.inv("dev.logs", "--tail", "50", check=True)
     assert "GET /health/" in logs.stdout  # runserver logged our probe
 
-    before = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
     run = sample_project.inv("dev.run", "python -c 'print(6 * 7)'", check=True)
     assert "42" in run.stdout
-    after = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
-    assert after <= before, "the one-off container was not removed"
+    one_offs = project_containers(f"{sample_project.app}-dev", "--all", "--filter", "label=com.docker.compose.oneoff=True")
+    assert one_offs == [], "the one-off container was not removed"
 
     failing = sample_project.inv("dev.run", "python -c 'raise SystemExit(3)'")
     assert failing.returncode == 3
@@ -84,7 +83,9 @@ def test_prod_stack_serves_static_files_through_nginx(engine, sample_project):
     status, headers, page = get(f"http://127.0.0.1:{port}/")
     assert "Hello from the dockyard sample app" in page
     status, _, body = get(f"http://127.0.0.1:{port}/health/")
-    assert json.loads(body)["env"] == "prod"
+    health = json.loads(body)
+    assert health["env"] == "prod"
+    assert health["revision"] == sample_project.git("rev-parse", "HEAD").stdout.strip()  # the image knows its commit
     sample_project.inv("prod.down", "--volumes", check=True)
 
 

@@ -3,7 +3,7 @@
 #
 #   scripts/base-images.sh                      # all images (idempotent; a warm run takes seconds)
 #   scripts/base-images.sh --only python nginx  # a subset (the debian base is built too if it is missing)
-#   scripts/base-images.sh --force              # rebuild even when the cached image is up to date
+#   scripts/base-images.sh --force              # rebuild (no layer cache) even when up to date
 #   scripts/base-images.sh --no-pull            # do not try Docker Hub first
 #
 # Images (names are relied upon elsewhere -- do not rename):
@@ -21,7 +21,8 @@
 # Environment: DOCKYARD_DEBIAN_MIRROR (default http://deb.debian.org/debian),
 # DOCKYARD_DEBIAN_SECURITY_MIRROR (default http://deb.debian.org/debian-security),
 # DOCKYARD_BASE_PULL_TIMEOUT (seconds, default 20), DOCKYARD_HOST_CA_BUNDLE (default
-# /etc/ssl/certs/ca-certificates.crt), TMPDIR (where the rootfs is debootstrapped).
+# /etc/ssl/certs/ca-certificates.crt), TMPDIR (where the rootfs is debootstrapped),
+# DOCKYARD_BASE_REPO (default dockyard-base: only to try the script out under other names).
 # Exit status: 0 success, 1 a build failed, 2 usage error or missing prerequisite.
 
 set -Eeuo pipefail
@@ -30,6 +31,8 @@ PROG=base-images
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE_DIR="$REPO_ROOT/docker/base"
 SPEC_LABEL=dockyard.base.spec
+# Other names only for trying the script out without touching the real images.
+BASE_REPO=${DOCKYARD_BASE_REPO:-dockyard-base}
 ALL_NAMES=(debian python nginx redis mariadb)
 declare -A PUBLIC_IMAGE=(
     [python]=python:3.12-slim-bookworm
@@ -57,11 +60,11 @@ say()  { printf '%s: %s\n' "$PROG" "$*"; }
 warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
 die()  { local code=$1; shift; printf '%s: error: %s\n' "$PROG" "$*" >&2; exit "$code"; }
 
-image_name() { printf 'dockyard-base/%s:%s' "$1" "$SUITE"; }
+image_name() { printf '%s/%s:%s' "$BASE_REPO" "$1" "$SUITE"; }
 
 short_name() {
     # Accept "python", "dockyard-base/python" and "dockyard-base/python:bookworm".
-    local n=${1#dockyard-base/}
+    local n=${1#"$BASE_REPO"/}
     n=${n%:"$SUITE"}
     local known
     for known in "${ALL_NAMES[@]}"; do
@@ -304,7 +307,9 @@ build_debian() {
 
 build_derived() {
     local name=$1 image=$2 spec=$3 log=$4
-    run_logged "$log" docker build \
+    local no_cache=()
+    [ "$FORCE" = 1 ] && no_cache=(--no-cache)
+    run_logged "$log" docker build "${no_cache[@]}" \
         --build-arg "BASE_IMAGE=$(image_name debian)" \
         --label "$SPEC_LABEL=$spec" \
         --tag "$image" \
@@ -324,13 +329,13 @@ try_pull() {
 
 # ---------------------------------------------------------------------------------------------
 
-declare -A DONE=()
+declare -A VISITED=()
 
 ensure() {
     # ensure NAME [dependency]: bring one image up to date and print one line about it.
     local name=$1 as_dependency=${2:-}
-    [ -z "${DONE[$name]:-}" ] || return 0
-    DONE[$name]=1
+    [ -z "${VISITED[$name]:-}" ] || return 0
+    VISITED[$name]=1
 
     local image spec start how old log
     image=$(image_name "$name")

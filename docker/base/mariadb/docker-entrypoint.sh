@@ -88,6 +88,10 @@ if [ "$1" = mariadbd ] || [ "$1" = mysqld ] || [ "$1" = /usr/sbin/mariadbd ]; th
         {
             echo "SET @@SESSION.SQL_LOG_BIN=0;"
             echo "DROP USER IF EXISTS ''@'localhost', ''@'$(hostname)';"
+            # mariadb-install-db also makes password-less root@127.0.0.1/::1/<hostname>
+            for host in 127.0.0.1 ::1 "$(hostname)"; do
+                [ "$host" = "$MYSQL_ROOT_HOST" ] || echo "DROP USER IF EXISTS 'root'@'$(sql_escape "$host")';"
+            done
             echo "ALTER USER 'root'@'localhost' IDENTIFIED BY '$root_pw';"
             if [ "$MYSQL_ROOT_HOST" != localhost ]; then
                 echo "CREATE USER IF NOT EXISTS 'root'@'$root_host' IDENTIFIED BY '$root_pw';"
@@ -111,6 +115,7 @@ if [ "$1" = mariadbd ] || [ "$1" = mysqld ] || [ "$1" = /usr/sbin/mariadbd ]; th
         # Once root has a password, the init scripts connect with it.
         client+=("--password=$MYSQL_ROOT_PASSWORD")
         [ -n "$MYSQL_DATABASE" ] && client+=("$MYSQL_DATABASE")
+        # shellcheck disable=SC1090  # init scripts are sourced, like the official image does
         for f in /docker-entrypoint-initdb.d/*; do
             case "$f" in
                 *.sh)     log "running $f"; . "$f" ;;

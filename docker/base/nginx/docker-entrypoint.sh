@@ -9,6 +9,7 @@ if [ "${1:-}" = "nginx" ] || [ "${1:-}" = "nginx-debug" ]; then
     output_dir=${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}
     suffix=${NGINX_ENVSUBST_TEMPLATE_SUFFIX:-.template}
     if [ -d "$template_dir" ]; then
+        # shellcheck disable=SC2016,SC2046
         defined_envs=$(printf '${%s} ' $(env | cut -d= -f1))
         for template in "$template_dir"/*"$suffix"; do
             [ -f "$template" ] || continue

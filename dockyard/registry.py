@@ -1,0 +1,283 @@
+"""Private registries: credentials, ``docker login`` with the password on stdin, and digests read over HTTP.
+
+Two kinds (``dockyard.registry.kind``): ``v2`` is any Docker Registry HTTP API v2 (Docker Hub, Quay.io, GitLab,
+Debian's docker-registry...) with a username and a password taken from the environment, the env file or a
+prompt; ``ecr`` asks AWS for a 12-hour token (``ecr:GetAuthorizationToken``). Nothing here prints or puts a
+password on a command line: :func:`login` hands it to ``docker login --password-stdin``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import DockyardError, Refused, Unreachable
+
+#: What a manifest HEAD accepts: single-platform Docker and OCI manifests, and their multi-platform indexes.
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+
+
+class RegistryAuthFailed(Refused):
+    """The registry rejected the credentials."""
+
+
+class MissingPassword(DockyardError):
+    """No password for the registry was found (and none could be asked for)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    registry: str  # host[:port], e.g. 127.0.0.1:5000 or 123.dkr.ecr.us-east-1.amazonaws.com
+    username: str
+    password: str = field(repr=False)
+
+
+# --- credentials ----------------------------------------------------------------------------------------------
+
+
+def resolve_credentials(
+    settings: Any,
+    *,
+    env_values: Mapping[str, str] = {},
+    prompt: Callable[[str], str] | None = None,
+    session: Any = None,
+) -> RegistryCredentials:
+    """The login for ``settings.registry``: an ECR token, or the v2 username and its password.
+
+    The password comes from ``os.environ[password_env]``, then ``env_values[password_env]`` (an env file), then
+    ``prompt`` — which is never called under ``CI=true``.
+    """
+    registry = settings.registry
+    host = registry_address(registry.url)
+    if registry.kind == "ecr":
+        return ecr_credentials(settings, session=session, registry=host)
+    variable = registry.password_env
+    if not registry.username:
+        raise MissingPassword(
+            f"dockyard.registry.username is empty: set the user that logs in to {host} in invoke.yaml"
+        )
+    password = os.environ.get(variable, "") if variable else ""
+    if not password and variable:
+        password = env_values.get(variable, "")
+    if not password and prompt is not None and os.environ.get("CI", "").lower() != "true":
+        password = prompt(f"Password for {registry.username}@{host}: ")
+    if not password:
+        where = f"the environment variable {variable}" if variable else "dockyard.registry.password_env"
+        raise MissingPassword(
+            f"no password for {registry.username}@{host}: set {where} (or put it in the env file)"
+        )
+    return RegistryCredentials(host, registry.username, password)
+
+
+def ecr_credentials(settings: Any, *, session: Any = None, registry: str = "") -> RegistryCredentials:
+    """A token from ``ecr:GetAuthorizationToken`` (region/profile/endpoint from ``dockyard.aws``)."""
+    from .clients.aws import AwsError, aws_client, describe_error
+
+    client = aws_client(settings, "ecr", session)
+    try:
+        data = client.get_authorization_token()["authorizationData"][0]
+    except Exception as exc:  # botocore's ClientError / EndpointConnectionError
+        if isinstance(exc, DockyardError):
+            raise
+        raise AwsError(f"ECR GetAuthorizationToken failed ({describe_error(exc)}); check the AWS credentials and region") from None
+    user, _, token = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    endpoint = registry or registry_address(data.get("proxyEndpoint", ""))
+    return RegistryCredentials(endpoint, user or "AWS", token)
+
+
+def registry_address(url: str) -> str:
+    """``https://host:port/`` or ``host:port`` -> ``host:port`` (what ``docker login`` and image names use)."""
+    text = url.strip()
+    if "://" in text:
+        text = urllib.parse.urlsplit(text).netloc
+    return text.rstrip("/")
+
+
+# --- docker login -----------------------------------------------------------------------------------------------
+
+
+def login(docker: Any, credentials: RegistryCredentials) -> None:
+    """``docker login --password-stdin``; a wrong password or an unreachable registry is one clear error."""
+    from .clients.docker import login_command
+
+    command = login_command(credentials.registry, credentials.username, credentials.password)
+    docker.runner.mask.add(credentials.password)
+    result = docker.run(command, check=False, timeout=120)
+    if result.ok:
+        return
+    said = docker.runner.mask((result.stderr or result.stdout).strip())
+    raise login_error(credentials, said)
+
+
+def login_error(credentials: RegistryCredentials, said: str) -> DockyardError:
+    """Classify what ``docker login`` said into a refused login or an unreachable registry."""
+    lowered = said.lower()
+    who = f"{credentials.username}@{credentials.registry}"
+    if any(s in lowered for s in ("unauthorized", "incorrect username or password", "authentication required",
+                                  "access denied")):
+        return RegistryAuthFailed(
+            f"registry {credentials.registry} rejected the login of {who}: check the password "
+            f"(and dockyard.registry.username)"
+        )
+    if any(s in lowered for s in ("connection refused", "no such host", "timeout", "i/o timeout",
+                                  "network is unreachable", "server misbehaving", "connect:", "dial tcp",
+                                  "eof", "tls", "x509")):
+        last = said.splitlines()[-1] if said else "no answer"
+        return Unreachable(f"registry {credentials.registry} is unreachable ({_short(last)}): check dockyard.registry.url and the network")
+    last = said.splitlines()[-1] if said else "no output"
+    return DockyardError(f"docker login to {credentials.registry} failed: {_short(last)}")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- the HTTP API v2 ---------------------------------------------------------------------------------------------
+
+
+def split_repository(repository: str) -> tuple[str, str]:
+    """``host[:port]/path`` -> (API host, path); Docker Hub names get their ``registry-1`` host and ``library/``."""
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, rest
+    else:
+        host, path = DOCKER_HUB, repository
+    if host in (DOCKER_HUB, "index.docker.io"):
+        host = DOCKER_HUB_API
+        if "/" not in path:
+            path = f"library/{path}"
+    return host, path
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in ("localhost", "::1", "[::1]") or name.startswith("127.")
+
+
+def api_base(host: str) -> str:
+    # dockerd speaks plain HTTP to loopback registries; everything else is HTTPS.
+    return f"{'http' if _is_loopback(host) else 'https'}://{host}"
+
+
+def remote_digest(
+    credentials: RegistryCredentials, repository: str, tag: str, *, timeout: float = 20
+) -> str | None:
+    """The registry's manifest digest of ``repository:tag`` (``sha256:...``), or None when the tag is absent.
+
+    ``repository`` is the full image name (``host/path``) or just the path on ``credentials.registry``.
+    """
+    answer = _manifest_request("HEAD", credentials, repository, tag, timeout)
+    return None if answer is None else (answer[0].get("docker-content-digest") or None)
+
+
+def remote_image_id(
+    credentials: RegistryCredentials, repository: str, tag: str, *, timeout: float = 20
+) -> str | None:
+    """The image ID (config digest) the registry holds for ``repository:tag``; None when the tag is absent.
+
+    A local image's ID is the digest of its config, so comparing the two tells whether the registry holds exactly
+    this image, whether or not it was pushed from this machine. A multi-platform index has no single config:
+    its manifest digest is returned instead.
+    """
+    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    if answer is None:
+        return None
+    headers, body = answer
+    try:
+        manifest = json.loads(body.decode() or "{}")
+    except ValueError:
+        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
+    config = manifest.get("config") or {}
+    return config.get("digest") or headers.get("docker-content-digest") or None
+
+
+def _registry_target(credentials: RegistryCredentials, repository: str) -> tuple[str, str]:
+    host, path = split_repository(repository)
+    if host == DOCKER_HUB_API and credentials.registry not in ("", DOCKER_HUB, "index.docker.io", DOCKER_HUB_API) \
+            and not repository.startswith(("docker.io/", "index.docker.io/")):
+        host, path = credentials.registry, repository  # a bare path on the credentials' registry
+    return host, path
+
+
+def _manifest_request(
+    method: str, credentials: RegistryCredentials, repository: str, tag: str, timeout: float
+) -> tuple[dict[str, str], bytes] | None:
+    """HEAD/GET ``/v2/<path>/manifests/<tag>`` with Basic auth, or a Bearer token when the registry asks for one."""
+    host, path = _registry_target(credentials, repository)
+    url = f"{api_base(host)}/v2/{path}/manifests/{urllib.parse.quote(tag)}"
+    headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+    basic = "Basic " + base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
+    status, answer, body = _request(method, url, {**headers, "Authorization": basic}, timeout, host)
+    if status == 401:
+        challenge = answer.get("www-authenticate", "")
+        if challenge.lower().startswith("bearer"):
+            token = bearer_token(challenge, basic, timeout, host)
+            status, answer, body = _request(method, url, {**headers, "Authorization": f"Bearer {token}"}, timeout, host)
+    if status == 404:
+        return None
+    if status in (401, 403):
+        raise RegistryAuthFailed(
+            f"registry {host} refused to show {path}:{tag} to {credentials.username}: check the password"
+        )
+    if status >= 400:
+        raise DockyardError(f"registry {host} answered HTTP {status} for {path}:{tag}")
+    return answer, body
+
+
+def _request(
+    method: str, url: str, headers: Mapping[str, str], timeout: float, host: str
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method=method, headers=dict(headers))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, b""
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Unreachable(f"registry {host} is unreachable ({reason}): check dockyard.registry.url and the network") from None
+
+
+def parse_challenge(challenge: str) -> dict[str, str]:
+    """``Bearer realm="https://auth",service="x",scope="y"`` -> {"realm": ..., "service": ..., "scope": ...}."""
+    _, _, params = challenge.partition(" ")
+    return {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', params)}
+
+
+def bearer_token(challenge: str, basic: str, timeout: float, host: str) -> str:
+    """The token flow: GET the realm with service and scope, authenticated with the basic credentials."""
+    params = parse_challenge(challenge)
+    realm = params.pop("realm", "")
+    if not realm:
+        raise DockyardError(f"registry {host} asked for a bearer token without a realm: {challenge!r}")
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
+    request = urllib.request.Request(f"{realm}?{query}" if query else realm, headers={"Authorization": basic})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = json.loads(response.read().decode() or "{}")
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise RegistryAuthFailed(f"registry {host} rejected the credentials at {realm}: check the password") from None
+        raise DockyardError(f"registry token service {realm} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise Unreachable(f"registry token service {realm} is unreachable ({getattr(exc, 'reason', exc)})") from None
+    token = data.get("token") or data.get("access_token")
+    if not token:
+        raise DockyardError(f"registry token service {realm} returned no token")
+    return str(token)

@@ -1,0 +1,497 @@
+"""Releases as values: versions, release lines, changelogs, and the decisions and plans of release and publish.
+
+Nothing here runs git or docker. The task gathers a :class:`ReleaseState` / :class:`PublishState`, the functions
+below check it (raising :class:`~dockyard.errors.Refused` with one line saying why and what to do) and turn it into
+a :class:`~dockyard.plan.Plan` whose steps call the actions the task hands in.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+from .errors import DockyardError, Refused
+from .plan import Plan, Step
+from .runner import Command
+
+
+class BadVersion(DockyardError):
+    """A version argument that is not MAJOR.MINOR.PATCH[-PRERELEASE]."""
+
+    exit_code = 2
+
+
+# --- versions -----------------------------------------------------------------------------------------------------
+
+_NUMBER = r"(0|[1-9]\d*)"
+_IDENT = r"(0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
+_VERSION = re.compile(rf"^{_NUMBER}\.{_NUMBER}\.{_NUMBER}(?:-({_IDENT}(?:\.{_IDENT})*))?$")
+_EXAMPLE = "e.g. 1.2.3 or 1.2.3-rc.1"
+
+
+@functools.total_ordering
+@dataclass(frozen=True)
+class ReleaseVersion:
+    """``MAJOR.MINOR.PATCH`` with an optional ``-rc.N`` style pre-release, ordered as semantic versions."""
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "ReleaseVersion":
+        """Strictly parse ``1.2.3`` / ``1.2.3-rc.1`` (no ``v``: see :func:`read_version`)."""
+        match = _VERSION.match(text)
+        if not match:
+            raise BadVersion(version_verdict(text))
+        pre = match.group(4)
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)), tuple(pre.split(".")) if pre else ())
+
+    def __str__(self) -> str:
+        core = f"{self.major}.{self.minor}.{self.patch}"
+        return f"{core}-{'.'.join(self.prerelease)}" if self.prerelease else core
+
+    @property
+    def is_prerelease(self) -> bool:
+        return bool(self.prerelease)
+
+    @property
+    def line(self) -> "ReleaseLine":
+        return ReleaseLine(self.major, self.minor)
+
+    @property
+    def opens_line(self) -> bool:
+        """``X.Y.0`` (and its pre-releases): made from the main branch; the final one creates the line's branch."""
+        return self.patch == 0
+
+    @property
+    def image_tag(self) -> str:
+        return str(self)
+
+    def tag(self, prefix: str = "v") -> str:
+        return f"{prefix}{self}"
+
+    def _key(self) -> tuple:
+        # A pre-release sorts before its release; numeric identifiers sort numerically and before words.
+        pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease)
+        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, ReleaseVersion):
+            return NotImplemented
+        return self._key() < other._key()
+
+
+def version_verdict(text: str) -> str:
+    """Why ``text`` is not a release version, in one line with the fix."""
+    shown = text if len(text) < 40 else text[:37] + "..."
+    if not text.strip():
+        return f"no version given: pass MAJOR.MINOR.PATCH, {_EXAMPLE}"
+    if text.strip().lower() in ("latest", "stable", "head", "main", "master", "dev", "prod", "staging"):
+        return f"{shown!r} is a moving name, not a release version: pass MAJOR.MINOR.PATCH, {_EXAMPLE}"
+    core, plus, _ = text.partition("+")
+    if plus:
+        return f"{shown!r} has build metadata (+...), which a release version cannot carry: drop it, {_EXAMPLE}"
+    numbers = core.split("-", 1)[0].split(".")
+    if all(n.isdigit() for n in numbers):
+        if len(numbers) < 3:
+            padded = ".".join(numbers + ["0"] * (3 - len(numbers)))
+            return f"{shown!r} has {len(numbers)} number{'s' if len(numbers) > 1 else ''}; a release needs MAJOR.MINOR.PATCH: did you mean {padded}?"
+        if len(numbers) > 3:
+            return f"{shown!r} has {len(numbers)} numbers; a release has exactly three, MAJOR.MINOR.PATCH ({_EXAMPLE})"
+        if any(len(n) > 1 and n.startswith("0") for n in numbers):
+            fixed = ".".join(str(int(n)) for n in numbers)
+            return f"{shown!r} has a leading zero, which is ambiguous: did you mean {fixed}?"
+        return f"{shown!r} has an invalid pre-release part: use letters, digits and dots after '-', {_EXAMPLE}"
+    return f"{shown!r} is not a release version: expected MAJOR.MINOR.PATCH, {_EXAMPLE}"
+
+
+def read_version(text: str, tag_prefix: str = "v") -> tuple[ReleaseVersion, str | None]:
+    """Parse what a user typed; a leading ``v`` (or the tag prefix) is accepted and reported as a note."""
+    raw = text.strip()
+    for prefix in dict.fromkeys((tag_prefix, "v", "V")):
+        if prefix and raw.startswith(prefix) and raw[len(prefix):][:1].isdigit():
+            version = ReleaseVersion.parse(raw[len(prefix):])
+            return version, f"read {raw!r} as version {version} (git tag {version.tag(tag_prefix)}, image tag {version.image_tag})"
+    return ReleaseVersion.parse(raw), None
+
+
+def versions_from_tags(tags: Iterable[str], tag_prefix: str = "v") -> dict[ReleaseVersion, str]:
+    """Release versions among git tag names (others, e.g. ``v1.2`` or ``nightly``, are ignored)."""
+    found: dict[ReleaseVersion, str] = {}
+    for tag in tags:
+        if not tag.startswith(tag_prefix):
+            continue
+        try:
+            found[ReleaseVersion.parse(tag[len(tag_prefix):])] = tag
+        except BadVersion:
+            continue
+    return found
+
+
+@dataclass(frozen=True)
+class ReleaseLine:
+    """``X.Y``: the releases ``X.Y.*``, whose patches live on the branch ``release-vX.Y``."""
+
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    def branch(self, prefix: str = "release-v") -> str:
+        return f"{prefix}{self}"
+
+    def contains(self, version: ReleaseVersion) -> bool:
+        return (version.major, version.minor) == (self.major, self.minor)
+
+
+# --- changelog ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    subject: str
+    author: str
+
+
+def changelog(commits: Sequence[Commit]) -> str:
+    """One line per commit, newest first: ``* subject (short-sha, author)``."""
+    return "\n".join(f"* {c.subject} ({c.sha[:7]}, {c.author})" for c in commits)
+
+
+def tag_message(
+    version: ReleaseVersion, commits: Sequence[Commit], previous: ReleaseVersion | None, note: str = ""
+) -> str:
+    """The annotated tag's message: a title, the optional ``--message`` text, then the changelog."""
+    since = f"since {previous}" if previous else "(first release)"
+    body = changelog(commits) or "* no changes"
+    intro = f"{note.strip()}\n\n" if note.strip() else ""
+    return f"Release {version}\n\n{intro}Changes {since}:\n{body}\n"
+
+
+# --- release: state, checks, plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """What the repository looks like when ``release VERSION`` is asked for (after fetching the remote)."""
+
+    version: ReleaseVersion
+    head: str
+    current_branch: str  # "" when HEAD is detached
+    dirty_files: tuple[str, ...]
+    local_tags: frozenset[str]
+    remote_tags: frozenset[str]
+    releases: tuple[ReleaseVersion, ...]  # every release tag, local or remote
+    line_branch: str  # release-vX.Y
+    line_branch_ref: str  # "" when the branch exists neither locally nor on the remote, else the ref found
+    line_branch_sha: str
+    head_on_line_branch: bool
+    previous: ReleaseVersion | None  # the newest release reachable from HEAD
+    commits: tuple[Commit, ...]  # since ``previous`` (all of HEAD's history when there is none)
+
+
+@dataclass(frozen=True)
+class ReleaseDecision:
+    version: ReleaseVersion
+    tag: str
+    commit: str
+    create_branch: str  # "" when the line's branch already exists or is not made by this release
+    message: str
+    image_tags: tuple[str, ...]
+
+
+def check_release(
+    state: ReleaseState, *, main_branch: str, tag_prefix: str, allow_empty: bool, repository: str, note: str = ""
+) -> ReleaseDecision:
+    """Every refusal of ``release``, in the order a person would fix them; returns what to do."""
+    v = state.version
+    tag = v.tag(tag_prefix)
+    if state.dirty_files:
+        shown = ", ".join(state.dirty_files[:8]) + (f" and {len(state.dirty_files) - 8} more" if len(state.dirty_files) > 8 else "")
+        raise Refused(f"the working tree has uncommitted changes ({shown}): commit or stash them, then release")
+    if tag in state.local_tags:
+        raise Refused(f"tag {tag} already exists: {v} is released; choose a higher version (see `inv releases`)")
+    if tag in state.remote_tags:
+        raise Refused(f"tag {tag} already exists on the remote: {v} is released; fetch it and choose a higher version")
+    create_branch = ""
+    if v.opens_line:
+        if state.current_branch != main_branch:
+            where = f"branch {state.current_branch!r}" if state.current_branch else "a detached HEAD"
+            raise Refused(
+                f"{v} opens the {v.line} line and must be made from {main_branch!r}, not {where}: "
+                f"`git switch {main_branch}` (or set dockyard.git.main_branch)"
+            )
+        if state.line_branch_ref and not v.is_prerelease and state.line_branch_sha != state.head:
+            raise Refused(
+                f"branch {state.line_branch} already exists at another commit: release {v.line}.N patches from it, "
+                f"or choose a new minor version"
+            )
+        if not v.is_prerelease and not state.line_branch_ref:
+            create_branch = state.line_branch
+    else:
+        if not state.line_branch_ref:
+            raise Refused(
+                f"{v} is a patch release but branch {state.line_branch} does not exist: release {v.line}.0 first, "
+                f"or create the branch from tag {tag_prefix}{v.line}.0"
+            )
+        if not state.head_on_line_branch:
+            raise Refused(
+                f"the current commit {state.head[:7]} is not on {state.line_branch}: "
+                f"`git switch {state.line_branch}` and commit the fix there"
+            )
+    last = last_release(state.releases, v)
+    if last is not None and not v > last:
+        scope = f"the {v.line} line" if not v.opens_line else "all releases"
+        raise Refused(f"{v} is not greater than {last}, the last release of {scope}: choose a version above {last}")
+    if state.previous is not None and not state.commits and not allow_empty:
+        raise Refused(
+            f"no new commits since {tag_prefix}{state.previous}: there is nothing to release "
+            f"(pass --allow-empty to release it anyway)"
+        )
+    return ReleaseDecision(
+        version=v,
+        tag=tag,
+        commit=state.head,
+        create_branch=create_branch,
+        message=tag_message(v, state.commits, state.previous, note),
+        image_tags=(f"{repository}:{v.image_tag}",),
+    )
+
+
+def last_release(releases: Iterable[ReleaseVersion], version: ReleaseVersion) -> ReleaseVersion | None:
+    """The release ``version`` must exceed: the newest of its line for a patch, the newest of all for ``X.Y.0``."""
+    if version.opens_line:
+        pool = list(releases)
+    else:
+        pool = [r for r in releases if version.line.contains(r)]
+    return max(pool) if pool else None
+
+
+def previous_release(reachable: Iterable[ReleaseVersion], version: ReleaseVersion) -> ReleaseVersion | None:
+    """The changelog's starting point: the newest release below ``version`` reachable from HEAD."""
+    below = [r for r in reachable if r < version]
+    return max(below) if below else None
+
+
+class ReleaseActions(Protocol):
+    def build_image(self, decision: ReleaseDecision) -> Any: ...
+    def create_branch(self, name: str, commit: str) -> Any: ...
+    def create_tag(self, name: str, commit: str, message: str) -> Any: ...
+    def record(self, decision: ReleaseDecision) -> Any: ...
+
+
+def release_plan(
+    decision: ReleaseDecision,
+    actions: ReleaseActions,
+    *,
+    commands: Mapping[str, Command] = {},
+    build_env: str = "prod",
+    record_path: str = "",
+) -> Plan:
+    """Build first: a failed build leaves no branch or tag behind. Then the branch, the tag, the record."""
+    d = decision
+    steps = [
+        Step(
+            f"build the {build_env} image of {d.commit[:7]} and tag it {', '.join(d.image_tags)}",
+            action=lambda: actions.build_image(d),
+        )
+    ]
+    if d.create_branch:
+        steps.append(Step(f"create branch {d.create_branch} at {d.commit[:7]}",
+                          action=lambda: actions.create_branch(d.create_branch, d.commit),
+                          command=commands.get("branch")))
+    steps.append(Step(f"create annotated tag {d.tag} at {d.commit[:7]} with the changelog",
+                      action=lambda: actions.create_tag(d.tag, d.commit, d.message),
+                      command=commands.get("tag"), details=tuple(d.message.rstrip().splitlines())))
+    steps.append(Step(f"record the image ID in {record_path or 'the release record'}", action=lambda: actions.record(d)))
+    return Plan(f"Release {d.version} ({d.tag})", tuple(steps))
+
+
+# --- publish: state, checks, plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishState:
+    version: ReleaseVersion
+    tag: str
+    tag_commit: str  # "" when the tag does not exist locally
+    tag_object: str
+    image_ref: str  # <repository>:X.Y.Z
+    image_id: str  # "" when the image is not here
+    image_revision: str
+    remote_image_id: str | None  # the registry's config digest for X.Y.Z (None: absent; "?" unknown)
+    remote_tag_object: str  # the remote's object for refs/tags/<tag> ("" absent)
+    branch: str  # release-vX.Y when it exists locally, else ""
+    branch_sha: str
+    remote_branch_sha: str
+    extra_refs: tuple[str, ...] = ()  # latest / environment tags asked for
+    remote_extra_ids: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishDecision:
+    version: ReleaseVersion
+    image_ref: str
+    image_id: str
+    push_image: bool
+    extra_refs: tuple[str, ...]  # to tag and push (those not already there)
+    git_refspecs: tuple[str, ...]  # refs/tags/vX.Y.Z, refs/heads/release-vX.Y (only those that changed)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not (self.push_image or self.extra_refs or self.git_refspecs)
+
+
+def check_publish_locally(
+    *, tag: str, tag_commit: str, image_ref: str, image_id: str, image_revision: str, release_hint: str
+) -> None:
+    """Refusals that need no network: the tag exists, its image is here and was built from the tag's commit."""
+    if not tag_commit:
+        raise Refused(f"there is no tag {tag}: make the release first with `{release_hint}`")
+    if not image_id:
+        raise Refused(
+            f"image {image_ref} is not on this machine: publish from the machine where `{release_hint}` ran "
+            f"(the image must be the one built from tag {tag})"
+        )
+    if image_revision != tag_commit:
+        got = image_revision[:7] or "no revision label"
+        raise Refused(
+            f"image {image_ref} was built from {got}, not from tag {tag} ({tag_commit[:7]}): "
+            f"remove it (`docker image rm {image_ref}`) and rebuild it from the tag"
+        )
+
+
+def check_publish(state: PublishState, *, release_hint: str) -> PublishDecision:
+    """Every refusal of ``publish``; returns only what is not in place yet (publishing twice pushes nothing)."""
+    s = state
+    check_publish_locally(tag=s.tag, tag_commit=s.tag_commit, image_ref=s.image_ref, image_id=s.image_id,
+                          image_revision=s.image_revision, release_hint=release_hint)
+    if s.remote_image_id not in (None, "?") and s.remote_image_id != s.image_id:
+        raise Refused(
+            f"the registry already has a different image for {s.image_ref} ({s.remote_image_id[7:19]}, here "
+            f"{s.image_id[7:19]}): a published version never changes; release a new version"
+        )
+    if s.remote_tag_object and s.remote_tag_object != s.tag_object:
+        raise Refused(
+            f"tag {s.tag} on the remote differs from the local one: a published tag never moves; "
+            f"fetch it (`git fetch --tags`) and release a new version"
+        )
+    refspecs = []
+    if not s.remote_tag_object:
+        refspecs.append(f"refs/tags/{s.tag}")
+    if s.branch and s.branch_sha != s.remote_branch_sha:
+        refspecs.append(f"refs/heads/{s.branch}")
+    remote_extra = s.remote_extra_ids
+    extra = tuple(ref for ref in s.extra_refs if remote_extra.get(ref) != s.image_id)
+    return PublishDecision(
+        version=s.version,
+        image_ref=s.image_ref,
+        image_id=s.image_id,
+        push_image=s.remote_image_id != s.image_id,
+        extra_refs=extra,
+        git_refspecs=tuple(refspecs),
+    )
+
+
+class PublishActions(Protocol):
+    def login(self) -> Any: ...
+    def push_image(self, ref: str) -> Any: ...
+    def verify(self, ref: str) -> Any: ...
+    def tag_and_push(self, source: str, ref: str) -> Any: ...
+    def push_git(self, refspecs: Sequence[str]) -> Any: ...
+    def record(self) -> Any: ...
+
+
+def publish_plan(
+    decision: PublishDecision,
+    actions: PublishActions,
+    *,
+    registry: str,
+    remote: str,
+    commands: Mapping[str, Command] = {},
+) -> Plan:
+    """Image first, then git: the tag reaches the remote only once its image is in the registry."""
+    d = decision
+    steps: list[Step] = []
+    if d.push_image or d.extra_refs:
+        steps.append(Step(f"log in to {registry} (password on stdin)", action=actions.login, command=commands.get("login")))
+    if d.push_image:
+        steps.append(Step(f"push {d.image_ref}", action=lambda: actions.push_image(d.image_ref),
+                          command=Command(("docker", "push", d.image_ref))))
+    steps.append(Step(f"check the registry's digest of {d.image_ref} against the local image",
+                      action=lambda: actions.verify(d.image_ref)))
+    for ref in d.extra_refs:
+        steps.append(Step(f"tag {d.image_ref} as {ref} and push it",
+                          action=functools.partial(actions.tag_and_push, d.image_ref, ref)))
+    if d.git_refspecs:
+        steps.append(Step(f"push {', '.join(r.split('/', 2)[2] for r in d.git_refspecs)} to {remote} (nothing else)",
+                          action=lambda: actions.push_git(d.git_refspecs), command=commands.get("push")))
+    steps.append(Step("record the registry digest", action=actions.record))
+    return Plan(f"Publish {d.version}", tuple(steps))
+
+
+# --- releases table -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    tag: str
+    date: str
+    commit: str
+    local: str  # short image ID, "no", or "other commit"
+    registry: str  # yes / no / ?
+    digest: str
+
+
+def releases_table(rows: Sequence[ReleaseRow]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = [("TAG", "DATE", "COMMIT", "LOCAL IMAGE", "REGISTRY", "DIGEST")]
+    out += [(r.tag, r.date, r.commit, r.local, r.registry, r.digest) for r in rows]
+    return out
+
+
+def ordered(versions: Iterable[ReleaseVersion]) -> list[ReleaseVersion]:
+    """Newest first."""
+    return sorted(versions, reverse=True)
+
+
+# --- the release record -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """What a release made on this machine, kept in ``<git dir>/dockyard/releases/<version>.json``.
+
+    Why there: image IDs belong to this machine's engine, so the record is per clone, like the engine; it lives in
+    the git directory, so it never dirties the working tree nor rides along in a commit, a push or an image build
+    context; and JSON is readable without dockyard. The registry digest is added by ``publish`` and is always
+    re-checked against the registry itself, so a lost or stale record costs nothing but the cache.
+    """
+
+    version: str
+    tag: str
+    commit: str
+    image_id: str = ""
+    image_tags: tuple[str, ...] = ()
+    built_at: str = ""
+    digest: str = ""  # <repository>@sha256:... once published
+    published_at: str = ""
+
+    def to_json(self) -> str:
+        import json
+
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "ReleaseRecord":
+        import json
+
+        data = json.loads(text)
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["image_tags"] = tuple(known.get("image_tags") or ())
+        return cls(**known)

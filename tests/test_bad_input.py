@@ -96,3 +96,29 @@ def test_stack_task_on_environment_without_compose(sample_project):
     result = sample_project.inv("staging.start")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
+
+
+def test_plain_value_where_a_mapping_belongs(sample_project):
+    text = (sample_project.root / "invoke.yaml").read_text()
+    (sample_project.root / "invoke.yaml").write_text(text + "\n")  # keep the file, then break one key
+    sample_project.configure({"dockyard": {"environments": {"staging": None}}})
+    result = sample_project.inv("image.list")
+    assert_one_clear_line(result, "dockyard.environments.staging: expected a mapping", "invoke.yaml")
+    assert result.returncode == 2
+
+
+def test_mapping_where_a_plain_value_belongs(sample_project):
+    sample_project.configure({"dockyard": {"app": {"name": "x"}}})
+    assert_one_clear_line(sample_project.inv("--list"), "dockyard.app: expected a single value", "invoke.yaml")
+
+
+def test_invoke_yaml_that_is_not_yaml(sample_project):
+    (sample_project.root / "invoke.yaml").write_text("dockyard:\n  app: [unclosed\n")
+    assert_one_clear_line(sample_project.inv("--list"), "invoke.yaml line", "not valid YAML")
+
+
+def test_runtime_file_is_checked_too(sample_project, tmp_path):
+    extra = tmp_path / "ci.yaml"
+    extra.write_text("dockyard:\n  image: latest\n")
+    assert_one_clear_line(sample_project.inv("-f", str(extra), "--list"), "dockyard.image: expected a mapping",
+                          str(extra))

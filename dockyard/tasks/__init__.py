@@ -26,9 +26,21 @@ MODULES = (
 
 
 def build_namespace(root: Path, runtime_files: list[Path] = ()) -> Collection:
-    from ..config import defaults
+    import sys
 
-    environments = configured_environments(root, runtime_files)
+    from ..config import defaults
+    from ..errors import ConfigError
+
+    settings = defaults()
+    try:
+        files = read_settings_files(root, runtime_files)
+        for path, data in files:
+            check_mergeable(settings, data, "dockyard", _shown(path, root))
+    except ConfigError as exc:
+        # Invoke would merge these files next and fail with a traceback; say it in one line instead.
+        print(f"dockyard: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    environments = configured_environments(files)
     ns = Collection()
     for name in MODULES:
         try:
@@ -38,31 +50,72 @@ def build_namespace(root: Path, runtime_files: list[Path] = ()) -> Collection:
                 continue
             raise
         module.attach(ns, environments)
-    settings = defaults()
     settings["root"] = str(root)
     ns.configure({"dockyard": settings})
     return ns
 
 
-def configured_environments(root: Path, runtime_files: list[Path] = ()) -> dict[str, dict[str, Any]]:
-    """Environment names and raw entries from the dockyard defaults, ``invoke.yaml`` and ``-f`` files."""
+def read_settings_files(root: Path, runtime_files: list[Path] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The ``dockyard`` sections of ``invoke.yaml`` and of ``-f`` files, in the order Invoke merges them."""
     import yaml  # Invoke imports it already
 
-    from ..config import CORE_DEFAULTS
+    from ..errors import ConfigError
 
-    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in CORE_DEFAULTS["environments"].items()}
+    found = []
     for path in [root / "invoke.yaml", root / "invoke.yml", *runtime_files]:
         if not path.is_file():
             continue
         try:
             data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
-            continue  # reported with its key and file when a task validates the config
-        envs = (data.get("dockyard") or {}).get("environments") if isinstance(data, Mapping) else None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{_shown(path, root)}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{_shown(path, root)}: expected a mapping at the top level")
+        section = data.get("dockyard") or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"dockyard: expected a mapping (set in {_shown(path, root)})")
+        found.append((path, dict(section)))
+    return found
+
+
+def check_mergeable(defaults: Mapping[str, Any], data: Mapping[str, Any], key: str, source: str) -> None:
+    """Refuse a value Invoke cannot merge over its default: a mapping where a plain value is expected, or back."""
+    from ..config import _describe
+    from ..errors import ConfigError
+
+    for name, value in data.items():
+        if name not in defaults:
+            continue
+        default = defaults[name]
+        full = f"{key}.{name}"
+        if isinstance(default, dict) and not isinstance(value, dict):
+            raise ConfigError(f"{full}: expected a mapping, got {_describe(value)} (set in {source})")
+        if isinstance(value, dict) and not isinstance(default, dict):
+            raise ConfigError(f"{full}: expected a single value, got a mapping (set in {source})")
+        if isinstance(value, dict):
+            check_mergeable(default, value, full, source)
+
+
+def configured_environments(files: list[tuple[Path, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Environment names and raw entries from the dockyard defaults and the settings files."""
+    from ..config import CORE_DEFAULTS
+
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in CORE_DEFAULTS["environments"].items()}
+    for _, section in files:
+        envs = section.get("environments")
         if isinstance(envs, Mapping):
             for name, entry in envs.items():
                 merged.setdefault(str(name), {}).update(entry if isinstance(entry, Mapping) else {})
     return merged
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def environment_collection(ns: Collection, name: str) -> Collection:

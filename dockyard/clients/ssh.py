@@ -1,0 +1,260 @@
+"""SSH hosts through Fabric: one lazily opened :class:`fabric.Connection` per host, commands run as data.
+
+Host keys are checked against the configured ``known_hosts`` (unknown hosts are refused; trust-on-first-use only
+when asked for, and never under ``CI=true``). Connection failures become :class:`~dockyard.errors.Unreachable`
+with what to fix. HTTP checks of containers go through the SSH connection itself (``direct-tcpip``), so the host
+needs no HTTP client and no port has to be published. Fabric and paramiko are imported inside functions.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import CommandFailed, DockyardError, Unreachable
+from ..health import Probe
+from ..runner import Command, Masker, Result, failure_message
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    key_file: Path | None = None
+    use_agent: bool = True
+    known_hosts: Path | None = None
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 10.0
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+class SshHost:
+    """One host: ``run`` a :class:`Command`, upload text, probe HTTP through the tunnel. Opens on first use."""
+
+    def __init__(self, user: str, host: str, port: int, options: SshOptions, *, mask: Masker | None = None,
+                 name: str = "") -> None:
+        self.user = user
+        self.host = host
+        self.port = port
+        self.options = options
+        self.mask = mask or Masker()
+        self.name = name or f"{user}@{host}:{port}"
+        self._connection: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+    # --- connecting -------------------------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> Any:
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection
+
+    def _open(self) -> Any:
+        import logging
+
+        import paramiko
+
+        # paramiko logs refused tunnels and failed logins itself; we report them as one clear error instead.
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
+        logging.getLogger("paramiko").propagate = False
+        from fabric import Config, Connection
+
+        options = self.options
+        connect_kwargs: dict[str, Any] = {"allow_agent": options.use_agent, "look_for_keys": False,
+                                          "banner_timeout": options.connect_timeout,
+                                          "auth_timeout": options.connect_timeout}
+        if options.key_file is not None:
+            if not options.key_file.is_file():
+                raise Unreachable(f"ssh key file {options.key_file} not found: fix dockyard.ssh.key_file")
+            connect_kwargs["key_filename"] = str(options.key_file)
+        config = Config(overrides={"load_ssh_configs": False})
+        cxn = Connection(self.host, user=self.user, port=self.port, config=config,
+                         connect_timeout=options.connect_timeout, connect_kwargs=connect_kwargs)
+        client = cxn.client
+        client._host_keys.clear()  # Fabric preloads ~/.ssh/known_hosts: only the configured file counts
+        known = options.known_hosts
+        if known is not None and known.is_file():
+            client.load_host_keys(str(known))
+        if options.accept_new_host_keys and not in_ci():
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            cxn.open()
+        except paramiko.BadHostKeyException:
+            raise Unreachable(
+                f"{self.address}: its host key does not match the one in {known}; if the host was rebuilt, "
+                f"check its fingerprint and update that file"
+            ) from None
+        except paramiko.AuthenticationException:
+            key = f"key {options.key_file}" if options.key_file else "the SSH agent's keys"
+            raise Unreachable(
+                f"{self.address}: authentication failed with {key}: check dockyard.ssh.key_file and the host's "
+                f"authorized_keys for {self.user}"
+            ) from None
+        except paramiko.SSHException as exc:
+            text = str(exc)
+            if "not found in known_hosts" in text or "known_hosts" in text:
+                where = known or "dockyard.ssh.known_hosts"
+                raise Unreachable(
+                    f"{self.address}: host key unknown (not in {where}); add it after checking its fingerprint: "
+                    f"ssh-keyscan -p {self.port} {self.host} >> {where}"
+                ) from None
+            raise Unreachable(f"{self.address}: SSH failed ({text}); check that sshd runs there") from None
+        except (socket.timeout, TimeoutError):
+            raise Unreachable(
+                f"{self.address}: no answer within {options.connect_timeout:g}s; check the address and firewall"
+            ) from None
+        except OSError as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            if hasattr(exc, "errors") and exc.errors:  # NoValidConnectionsError: one error per address
+                first = next(iter(exc.errors.values()))
+                reason = getattr(first, "strerror", None) or str(first)
+            raise Unreachable(f"{self.address} is unreachable ({reason}); check dockyard.ssh.hosts and that sshd "
+                              f"runs there") from None
+        return cxn
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
+
+    # --- commands ----------------------------------------------------------------------------------------------
+
+    def run(self, command: Command, *, check: bool = True, stream: bool = False, pty: bool = False,
+            timeout: float | None = None) -> Result:
+        """Run ``command`` (``shlex.join`` of its argv); its stdin is fed, then closed. ``stream`` shows output."""
+        import io
+
+        from invoke.exceptions import CommandTimedOut
+
+        kwargs: dict[str, Any] = {"hide": not stream, "warn": True, "pty": pty, "timeout": timeout}
+        if command.stdin is not None:
+            kwargs["in_stream"] = io.StringIO(command.stdin)
+        else:
+            kwargs["in_stream"] = False if not pty else None
+        try:
+            outcome = self.connection.run(shlex.join(command.argv), **kwargs)
+        except CommandTimedOut:
+            raise CommandFailed(f"{self.name}: `{command.display(self.mask)}` did not finish within {timeout:g}s") \
+                from None
+        except (OSError, EOFError) as exc:
+            raise Unreachable(f"{self.name}: the SSH connection broke ({exc}); check the host") from None
+        result = Result(command, outcome.exited if outcome.exited is not None else -1,
+                        outcome.stdout or "", outcome.stderr or "")
+        if check and not result.ok:
+            raise CommandFailed(f"{self.name}: {failure_message(result, self.mask)}")
+        return result
+
+    def output(self, command: Command) -> str:
+        return self.run(command).stdout.strip()
+
+    # --- files -----------------------------------------------------------------------------------------------
+
+    def write_file(self, path: str, text: str, *, mode: int = 0o600) -> None:
+        """Write ``text`` to ``path`` atomically, with ``mode`` set before any byte is written."""
+        sftp = self.connection.sftp()
+        temporary = f"{path}.dockyard-{os.getpid()}-{time.monotonic_ns()}"
+        handle = sftp.open(temporary, "w")
+        try:
+            handle.chmod(mode)
+            handle.write(text.encode())
+        finally:
+            handle.close()
+        sftp.posix_rename(temporary, path)
+
+    def read_file(self, path: str) -> str | None:
+        sftp = self.connection.sftp()
+        try:
+            with sftp.open(path, "r") as handle:
+                return handle.read().decode(errors="replace")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 2:
+                return None
+            raise
+
+    # --- HTTP through the tunnel -----------------------------------------------------------------------------
+
+    def http_get(self, ip: str, port: int, path: str, *, timeout: float = 5.0) -> tuple[Probe, str]:
+        """GET ``http://ip:port/path`` as seen from the host (a ``direct-tcpip`` channel); the probe and body."""
+        import paramiko
+
+        transport = self.connection.transport
+        try:
+            channel = transport.open_channel("direct-tcpip", (ip, port), ("127.0.0.1", 0), timeout=timeout)
+        except (paramiko.ChannelException, paramiko.SSHException, OSError) as exc:
+            reason = "connection refused" if isinstance(exc, paramiko.ChannelException) else str(exc)
+            return Probe(False, None, reason or "no answer"), ""
+        try:
+            channel.settimeout(timeout)
+            request = f"GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: dockyard\r\n\r\n"
+            channel.sendall(request.encode())
+            chunks = []
+            while True:
+                data = channel.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        except (socket.timeout, OSError) as exc:
+            return Probe(False, None, f"no answer ({exc or 'timeout'})"), ""
+        finally:
+            channel.close()
+        raw = b"".join(chunks).decode(errors="replace")
+        head, _, body = raw.partition("\r\n\r\n")
+        parts = head.split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            return Probe(False, None, "not an HTTP answer"), ""
+        status = int(parts[1])
+        return Probe(200 <= status < 300, status, f"HTTP {status}"), body
+
+
+def open_hosts(hosts: Sequence[SshHost], *, workers: int = 8) -> None:
+    """Connect to every host in parallel; the first failure (in host order) is raised, naming the others."""
+    outcomes = run_on_hosts(hosts, lambda h: h.connection, workers=workers)
+    failures = [o for o in outcomes if o.error is not None]
+    if failures:
+        first = failures[0].error
+        if len(failures) > 1:
+            others = "; ".join(f.error.message for f in failures[1:] if isinstance(f.error, DockyardError))
+            raise type(first)(f"{first.message}; also: {others}", exit_code=first.exit_code)
+        raise first
+
+
+@dataclass
+class HostOutcome:
+    host: SshHost
+    value: Any = None
+    error: BaseException | None = field(default=None)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_on_hosts(hosts: Sequence[SshHost], work: Callable[[SshHost], Any], *, workers: int = 8) -> list[HostOutcome]:
+    """``work(host)`` on every host at once (Fabric's ThreadingGroup, per-host work); every outcome, in order."""
+    if len(hosts) == 1:
+        return [_attempt(hosts[0], work)]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
+        return list(pool.map(lambda h: _attempt(h, work), hosts))
+
+
+def _attempt(host: SshHost, work: Callable[[SshHost], Any]) -> HostOutcome:
+    try:
+        return HostOutcome(host, value=work(host))
+    except DockyardError as exc:
+        return HostOutcome(host, error=exc)

@@ -1,0 +1,193 @@
+"""Remote commands of a staging deploy, built as data (argv tuples); :mod:`dockyard.clients.ssh` runs them.
+
+Every ``docker`` command uses the deploy's own ``--config`` directory, so registry logins are kept apart from
+the login user's. Secrets never appear here: the registry password is a Command's ``stdin`` and the app's
+environment is a file (``--env-file``) uploaded with mode 0600.
+"""
+from __future__ import annotations
+
+import shlex
+from typing import Mapping, Sequence
+
+from ..runner import Command
+from .model import (LABEL_APP, LABEL_ENV, LABEL_PREFIX, LABEL_ROLE, LABEL_VERSION, Accessory, Layout,
+                    StagingTarget)
+from .proxy import MOUNT
+
+PS_FORMAT = '{{.Names}}\t{{.State}}\t{{.Label "' + LABEL_VERSION + '"}}\t{{.Label "' + LABEL_ROLE + '"}}\t{{.CreatedAt}}\t{{.Image}}'
+
+
+def docker(layout: Layout, *args: str, stdin: str | None = None) -> Command:
+    return Command(("docker", "--config", layout.docker_config, *args), stdin=stdin)
+
+
+def shell(script: str, *args: str) -> Command:
+    """``sh -c SCRIPT sh ARGS...``: values are positional parameters, never spliced into the script."""
+    return Command(("sh", "-c", script, "sh", *args))
+
+
+def docker_version(layout: Layout) -> Command:
+    return docker(layout, "version", "--format", "{{.Server.Version}}")
+
+
+def make_dirs(layout: Layout) -> Command:
+    return shell('mkdir -p "$1" "$2" "$3" && chmod 700 "$1" "$3"', layout.root, layout.proxy_dir,
+                 layout.docker_config)
+
+
+def resolve_dir(state_dir: str, prefix: str) -> Command:
+    """Create the state directory (relative to the login's home) and print its absolute path."""
+    return shell('mkdir -p "$1/$2" && chmod 700 "$1" "$1/$2" && cd "$1/$2" && pwd -P', state_dir, prefix)
+
+
+def ensure_network(layout: Layout) -> Command:
+    net = shlex.quote(layout.network)
+    config = shlex.quote(layout.docker_config)
+    return shell(f"docker --config {config} network inspect {net} >/dev/null 2>&1 || "
+                 f"docker --config {config} network create {net} >/dev/null")
+
+
+def labels(target: StagingTarget, layout: Layout, role: str, version: str = "") -> list[str]:
+    values = {LABEL_APP: target.app, LABEL_ENV: target.env_name, LABEL_PREFIX: layout.prefix, LABEL_ROLE: role}
+    if version:
+        values[LABEL_VERSION] = version
+    out: list[str] = []
+    for key, value in values.items():
+        out += ["--label", f"{key}={value}"]
+    return out
+
+
+def list_containers(layout: Layout, role: str = "") -> Command:
+    filters = ["--filter", f"label={LABEL_PREFIX}={layout.prefix}"]
+    if role:
+        filters += ["--filter", f"label={LABEL_ROLE}={role}"]
+    return docker(layout, "ps", "--all", "--no-trunc", *filters, "--format", PS_FORMAT)
+
+
+def login(layout: Layout, registry: str, username: str, password: str) -> Command:
+    return docker(layout, "login", "--username", username, "--password-stdin", registry, stdin=password + "\n")
+
+
+def pull(layout: Layout, image: str) -> Command:
+    return docker(layout, "pull", "--quiet", image)
+
+
+def image_present(layout: Layout, image: str) -> Command:
+    return docker(layout, "image", "inspect", "--format", "{{.Id}}", image)
+
+
+def run_app(target: StagingTarget, layout: Layout, version: str, *, env_file: bool) -> Command:
+    argv = ["run", "--detach", "--name", layout.app_container(version), "--network", layout.network,
+            "--restart", "unless-stopped", *labels(target, layout, "app", version),
+            "--env", f"DOCKYARD_VERSION={version}"]
+    if env_file:
+        argv += ["--env-file", layout.env_file]
+    argv.append(target.image(version))
+    return docker(layout, *argv)
+
+
+def run_proxy(target: StagingTarget, layout: Layout, port: int) -> Command:
+    publish = f"{target.proxy_bind}:{port}:80" if target.proxy_bind else f"{port}:80"
+    return docker(layout, "run", "--detach", "--name", layout.proxy, "--network", layout.network,
+                  "--restart", "unless-stopped", *labels(target, layout, "proxy"),
+                  "--publish", publish, "--volume", f"{layout.proxy_dir}:{MOUNT}:ro",
+                  target.proxy_image, "nginx", "-c", f"{MOUNT}/nginx.conf", "-g", "daemon off;")
+
+
+def reload_proxy(layout: Layout) -> Command:
+    """Check the new configuration, then reload gracefully (old workers finish their requests)."""
+    conf = f"{MOUNT}/nginx.conf"
+    return docker(layout, "exec", layout.proxy, "sh", "-c", 'nginx -t -q -c "$0" && nginx -s reload -c "$0"', conf)
+
+
+def run_accessory(target: StagingTarget, layout: Layout, accessory: Accessory, *, env_file: bool) -> Command:
+    argv = ["run", "--detach", "--name", layout.accessory_container(accessory.name), "--network", layout.network,
+            "--network-alias", accessory.name, "--restart", "unless-stopped",
+            *labels(target, layout, "accessory")]
+    argv += ["--label", f"{LABEL_VERSION}={accessory.name}"]
+    for port in accessory.ports:
+        argv += ["--publish", port]
+    for volume in accessory.volumes:
+        argv += ["--volume", accessory_volume(layout, volume)]
+    if env_file:
+        argv += ["--env-file", layout.accessory_env_file(accessory.name)]
+    argv += [accessory.image, *accessory.command]
+    return docker(layout, *argv)
+
+
+def accessory_volume(layout: Layout, volume: str) -> str:
+    """A named volume gets the deploy's prefix (two deploys on one host keep their data apart)."""
+    source, sep, rest = volume.partition(":")
+    if sep and not source.startswith(("/", ".", "~")):
+        return f"{layout.prefix}-{source}:{rest}"
+    return volume
+
+
+def start(layout: Layout, container: str) -> Command:
+    return docker(layout, "start", container)
+
+
+def stop(layout: Layout, containers: Sequence[str], timeout: int) -> Command:
+    return docker(layout, "stop", "--time", str(timeout), *containers)
+
+
+def remove(layout: Layout, containers: Sequence[str]) -> Command:
+    return docker(layout, "rm", "--force", *containers)
+
+
+def remove_images(layout: Layout, images: Sequence[str]) -> Command:
+    return docker(layout, "image", "rm", *images)
+
+
+def container_address(layout: Layout, container: str) -> Command:
+    """The container's state and address on the app network: ``running 172.18.0.3``."""
+    fmt = '{{.State.Status}} {{with index .NetworkSettings.Networks "' + layout.network + '"}}{{.IPAddress}}{{end}}'
+    return docker(layout, "inspect", "--format", fmt, container)
+
+
+def logs(layout: Layout, container: str, *, tail: int | None = 50, follow: bool = False) -> Command:
+    argv = ["logs"]
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    if follow:
+        argv.append("--follow")
+    return docker(layout, *argv, container)
+
+
+def exec_in(layout: Layout, container: str, cmd: str) -> Command:
+    return docker(layout, "exec", container, "sh", "-c", cmd)
+
+
+def take_lock(layout: Layout) -> Command:
+    """Atomic: ``mkdir`` fails when another deploy holds the lock."""
+    return shell('mkdir "$1"', layout.lock_dir)
+
+
+def release_lock(layout: Layout) -> Command:
+    return shell('rm -rf "$1"', layout.lock_dir)
+
+
+def read_file(path: str) -> Command:
+    return shell('cat "$1" 2>/dev/null || true', path)
+
+
+def append_line(path: str, line: str) -> Command:
+    return shell('printf "%s\\n" "$1" >> "$2"', line, path)
+
+
+def tail_file(path: str, lines: int) -> Command:
+    return shell('tail -n "$2" "$1" 2>/dev/null || true', path, str(lines))
+
+
+def describe(commands: Sequence[Command], mask=None) -> list[str]:
+    return [f"$ {c.display(mask)}" for c in commands]
+
+
+def env_file_text(values: Mapping[str, str]) -> str:
+    """An env file docker reads (``--env-file``): one KEY=value per line, values verbatim."""
+    lines = []
+    for key, value in values.items():
+        if "\n" in value:
+            raise ValueError(f"{key}: docker env files cannot hold multi-line values")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + ("\n" if lines else "")

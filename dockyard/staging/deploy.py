@@ -1,0 +1,491 @@
+"""Deploying to SSH hosts: read each host's state, plan (pure), then run the plan host by host.
+
+A host is anything with ``run(Command)``, ``write_file``, ``read_file`` and ``http_get`` (see
+:class:`dockyard.clients.ssh.SshHost`); this module imports no client. Waits take ``sleep`` and ``clock``.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused
+from ..health import Probe
+from . import commands as cmd
+from .model import HostSpec, Layout, StagingTarget
+from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
+
+Say = Callable[[str], None]
+
+
+# --- state of one host -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    state: str
+    version: str
+    role: str
+    created: str
+    image: str
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "restarting")
+
+
+@dataclass(frozen=True)
+class HostState:
+    containers: tuple[Container, ...]
+    live: str | None  # the version the proxy routes to
+    upstream_text: str | None
+
+    def apps(self) -> list[Container]:
+        return sorted((c for c in self.containers if c.role == "app"), key=lambda c: c.created, reverse=True)
+
+    def app(self, version: str) -> Container | None:
+        return next((c for c in self.apps() if c.version == version), None)
+
+    def proxy(self) -> Container | None:
+        return next((c for c in self.containers if c.role == "proxy"), None)
+
+
+def parse_containers(text: str) -> tuple[Container, ...]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 6:
+            out.append(Container(*parts[:6]))
+    return tuple(out)
+
+
+@dataclass
+class HostSession:
+    """A connected host, the spec it came from and its layout (state directory resolved on the host)."""
+
+    host: Any
+    spec: HostSpec
+    layout: Layout
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def state(self) -> HostState:
+        containers = parse_containers(self.host.run(cmd.list_containers(self.layout)).stdout)
+        upstream = self.host.read_file(self.layout.upstream_conf)
+        return HostState(containers, live_version(upstream), upstream)
+
+
+def open_session(host: Any, spec: HostSpec) -> HostSession:
+    root = host.run(cmd.resolve_dir(spec.state_dir, spec.prefix)).stdout.strip().splitlines()[-1]
+    return HostSession(host, spec, Layout(spec.prefix, root))
+
+
+def check_docker(session: HostSession) -> str:
+    result = session.host.run(cmd.docker_version(session.layout), check=False)
+    if not result.ok or not result.stdout.strip():
+        said = (result.stderr or result.stdout).strip().splitlines()
+        reason = said[-1] if said else f"exit {result.returncode}"
+        raise Refused(f"{session.name}: Docker is not usable there ({reason}); install Docker and let "
+                      f"{session.spec.address.user} use it")
+    return result.stdout.strip()
+
+
+# --- who and when -------------------------------------------------------------------------------------------------
+
+
+def performer() -> str:
+    for variable in ("GITHUB_ACTOR", "CIRCLE_USERNAME", "GITLAB_USER_LOGIN"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        user = getpass.getuser()
+    except Exception:  # pragma: no cover - no user database entry
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- lock ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DeployLock:
+    """An atomic ``mkdir`` on the first host, with a details file saying who holds it and why."""
+
+    session: HostSession
+    env_name: str = "staging"
+    held: bool = False
+
+    def details(self) -> str | None:
+        text = self.session.host.read_file(self.session.layout.lock_details)
+        if text is None:
+            exists = self.session.host.run(cmd.shell('test -d "$1"', self.session.layout.lock_dir), check=False)
+            return "(no details)" if exists.ok else None
+        return " ".join(text.split())
+
+    def acquire(self, action: str, version: str, *, wait: float = 0, sleep: Callable[[float], None] = time.sleep,
+                clock: Callable[[], float] = time.monotonic, say: Say | None = None) -> None:
+        deadline = clock() + wait
+        told = False
+        while True:
+            result = self.session.host.run(cmd.take_lock(self.session.layout), check=False)
+            if result.ok:
+                self.held = True
+                details = f"holder: {performer()}\naction: {action}\nversion: {version}\nsince: {now()}\npid: {os.getpid()}\n"
+                self.session.host.write_file(self.session.layout.lock_details, details, mode=0o644)
+                return
+            holder = self.details()
+            if holder is None:  # mkdir failed for another reason (permissions...)
+                said = (result.stderr or result.stdout).strip()
+                raise CommandFailed(f"{self.session.name}: cannot create the lock {self.session.layout.lock_dir}: {said}")
+            if clock() >= deadline:
+                raise Refused(f"another deploy holds the lock on {self.session.name} ({holder}); wait for it, "
+                              f"use --lock-wait SECONDS, or clear a stale lock with `inv {self.env_name}.unlock`")
+            if say and not told:
+                say(f"waiting up to {wait:g}s for the lock ({holder})")
+                told = True
+            sleep(min(1.0, max(0.0, deadline - clock())))
+
+    def release(self) -> None:
+        if self.held:
+            self.session.host.run(cmd.release_lock(self.session.layout), check=False)
+            self.held = False
+
+
+# --- plans --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """What a deploy (or rollback) does on one host, decided from its state."""
+
+    session_name: str
+    version: str
+    image: str
+    container: str
+    previous: str | None
+    remove_first: tuple[str, ...] = ()  # a stopped container of the same version, re-created
+    stop: tuple[str, ...] = ()  # running app containers other than the new one
+    prune: tuple[str, ...] = ()  # stopped versions beyond ``keep``
+    prune_images: tuple[str, ...] = ()
+    rollback: bool = False
+    noop: bool = False  # the version is already live and healthy-looking
+
+    def lines(self) -> list[str]:
+        who = self.session_name
+        if self.noop:
+            return [f"{who}: {self.version} is already live; nothing to do"]
+        out = [f"{who}: {self.previous or 'nothing'} -> {self.version}"]
+        if self.rollback:
+            out.append(f"  start the retained container {self.container} (no pull)")
+        else:
+            out += [f"  log in to the registry (password on stdin) and pull {self.image}",
+                    "  upload the env file (mode 0600)"]
+            if self.remove_first:
+                out.append(f"  remove the stopped {', '.join(self.remove_first)}")
+            out.append(f"  start {self.container} beside the old one")
+        out.append("  wait until it answers the health check, else remove it and stop")
+        out.append("  switch the proxy to it (graceful reload), drain")
+        if self.stop:
+            out.append(f"  stop {', '.join(self.stop)} (kept for rollback)")
+        if self.prune:
+            out.append(f"  remove old versions {', '.join(self.prune)}")
+        out.append("  append to the audit log")
+        return out
+
+
+def plan_host(target: StagingTarget, session: HostSession, state: HostState, version: str, *,
+              rollback: bool = False) -> HostPlan:
+    layout = session.layout
+    container = layout.app_container(version)
+    existing = state.app(version)
+    if rollback and existing is None:
+        raise Refused(f"{session.name}: no retained container of {version} to roll back to "
+                      f"(retained: {', '.join(c.version for c in state.apps()) or 'none'}); deploy it instead")
+    if state.live == version and existing is not None and existing.running:
+        return HostPlan(session.name, version, target.image(version), container, state.live, noop=True)
+    remove_first = (existing.name,) if (existing is not None and not rollback) else ()
+    others = [c for c in state.apps() if c.version != version]
+    stop = tuple(c.name for c in others if c.running)
+    kept = others[: target.keep]
+    doomed = others[target.keep:]
+    kept_images = {c.image for c in kept} | {target.image(version)}
+    prune_images = tuple(sorted({c.image for c in doomed} - kept_images))
+    return HostPlan(session.name, version, target.image(version), container, state.live,
+                    remove_first=remove_first, stop=stop, prune=tuple(c.name for c in doomed),
+                    prune_images=prune_images, rollback=rollback)
+
+
+# --- doing it on one host -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Registration:
+    """What a host needs to pull: the registry login (None for a public registry) and the env file's text."""
+
+    registry: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    env_text: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class HostDeployer:
+    target: StagingTarget
+    session: HostSession
+    say: Say
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    health_interval: float = 0.25
+
+    @property
+    def host(self) -> Any:
+        return self.session.host
+
+    @property
+    def layout(self) -> Layout:
+        return self.session.layout
+
+    def run(self, command, **kwargs):
+        return self.host.run(command, **kwargs)
+
+    def deploy(self, plan: HostPlan, registration: Registration) -> str:
+        if plan.noop:
+            return f"{plan.version} already live"
+        started = self.clock()
+
+        def progress(text: str) -> None:
+            self.say(f"  {self.session.name}: {text} ({self.clock() - started:.1f}s)")
+
+        if plan.rollback:
+            self.run(cmd.start(self.layout, plan.container))
+            progress(f"started the retained {plan.container}")
+        else:
+            if registration.password:
+                self.login(registration)
+            self.pull(plan.image)
+            progress(f"pulled {plan.image}")
+            if registration.env_text is not None:
+                self.host.write_file(self.layout.env_file, registration.env_text, mode=0o600)
+            if plan.remove_first:
+                self.run(cmd.remove(self.layout, plan.remove_first))
+            self.run(cmd.run_app(self.target, self.layout, plan.version, env_file=registration.env_text is not None))
+            progress(f"started {plan.container}")
+        self.health_gate(plan)
+        progress(f"{plan.container} is healthy")
+        self.switch(plan)
+        progress(f"the proxy serves {plan.version}")
+        if plan.stop:
+            if self.target.drain_seconds:
+                self.sleep(self.target.drain_seconds)
+            self.run(cmd.stop(self.layout, plan.stop, self.target.stop_timeout), check=False)
+            progress(f"stopped {', '.join(plan.stop)}")
+        if plan.prune:
+            self.run(cmd.remove(self.layout, plan.prune), check=False)
+        if plan.prune_images:
+            self.run(cmd.remove_images(self.layout, plan.prune_images), check=False)
+        self.audit("rollback" if plan.rollback else "deploy", plan.version, plan.previous, "ok")
+        return f"{plan.previous or 'nothing'} -> {plan.version}"
+
+    def login(self, registration: Registration) -> None:
+        result = self.run(cmd.login(self.layout, registration.registry, registration.username,
+                                    registration.password), check=False)
+        if not result.ok:
+            from ..registry import RegistryCredentials, login_error
+
+            said = self.host.mask((result.stderr or result.stdout).strip())
+            error = login_error(RegistryCredentials(registration.registry, registration.username, "x"), said)
+            raise type(error)(f"{self.session.name}: {error.message}", exit_code=error.exit_code)
+
+    def pull(self, image: str) -> None:
+        result = self.run(cmd.pull(self.layout, image), check=False)
+        if result.ok:
+            return
+        said = " ".join((result.stderr or result.stdout).split())
+        if any(s in said.lower() for s in ("not found", "manifest unknown", "does not exist")):
+            raise Refused(f"{self.session.name}: image {image} is not in the registry ({said[-160:]}); "
+                          f"publish it first, or check the VERSION")
+        raise CommandFailed(f"{self.session.name}: docker pull {image} failed: {said[-300:]}")
+
+    def address(self, container: str) -> tuple[str, str]:
+        result = self.run(cmd.container_address(self.layout, container), check=False)
+        state, _, ip = result.stdout.strip().partition(" ")
+        return state or "missing", ip.strip()
+
+    def health_gate(self, plan: HostPlan) -> Probe:
+        deadline = self.clock() + self.target.health_timeout
+        last = Probe(False, None, "not checked")
+        while True:
+            state, ip = self.address(plan.container)
+            if state not in ("running", "created", "restarting"):
+                last = Probe(False, None, f"the container is {state}")
+                break
+            if ip:
+                last, _ = self.host.http_get(ip, self.target.app_port, self.target.health_path,
+                                             timeout=min(5.0, self.target.health_timeout))
+                if last.ok:
+                    return last
+            if self.clock() >= deadline:
+                break
+            self.sleep(self.health_interval)
+        self.fail_health(plan, last)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fail_health(self, plan: HostPlan, last: Probe) -> None:
+        tail = self.run(cmd.logs(self.layout, plan.container, tail=20), check=False)
+        lines = (tail.stdout + tail.stderr).strip().splitlines()
+        self.say(f"{self.session.name}: last log lines of {plan.container}:")
+        for line in lines[-20:]:
+            self.say(f"  | {line}")
+        if plan.rollback:
+            self.run(cmd.stop(self.layout, [plan.container], self.target.stop_timeout), check=False)
+        else:
+            self.run(cmd.remove(self.layout, [plan.container]), check=False)
+        self.audit("rollback" if plan.rollback else "deploy", plan.version, plan.previous, "health-failed")
+        kept = f"{plan.previous} keeps serving" if plan.previous else "nothing was live"
+        raise HealthCheckFailed(
+            f"{self.session.name}: {plan.version} did not answer {self.target.health_path} with 2xx within "
+            f"{self.target.health_timeout:g}s (last: {last.detail}); it was "
+            f"{'stopped' if plan.rollback else 'removed'} and {kept}"
+        )
+
+    def switch(self, plan: HostPlan) -> None:
+        upstream = render_upstream(plan.container, self.target.app_port, plan.version)
+        before = self.host.read_file(self.layout.upstream_conf)
+        self.host.write_file(self.layout.upstream_conf, upstream, mode=0o644)
+        result = self.run(cmd.reload_proxy(self.layout), check=False)
+        if not result.ok:
+            if before is not None:
+                self.host.write_file(self.layout.upstream_conf, before, mode=0o644)
+            said = " ".join((result.stderr or result.stdout).split())
+            raise CommandFailed(f"{self.session.name}: the proxy refused the new upstream ({said[-300:]}); "
+                                f"the old version keeps serving; run `inv {self.target.env_name}.setup`")
+        self.confirm_switch(plan.version)
+
+    def confirm_switch(self, version: str, timeout: float = 15.0) -> None:
+        """Wait until new connections reach the new workers (a reload is asynchronous)."""
+        deadline = self.clock() + timeout
+        _, ip = self.address(self.layout.proxy)
+        answer = ""
+        while self.clock() < deadline:
+            if ip:
+                probe, body = self.host.http_get(ip, 80, VERSION_PATH, timeout=3)
+                answer = body.strip()
+                if probe.ok and answer == version:
+                    return
+            self.sleep(0.1)
+        raise CommandFailed(f"{self.session.name}: the proxy still serves {answer or 'nothing'} {timeout:g}s after "
+                            f"the reload; check `inv {self.target.env_name}.logs --service proxy`")
+
+    def audit(self, action: str, version: str, previous: str | None, outcome: str) -> None:
+        line = (f"{now()} {action} version={version} previous={previous or '-'} by={performer()} "
+                f"outcome={outcome}")
+        self.run(cmd.append_line(self.layout.audit_log, line), check=False)
+
+
+# --- setup ----------------------------------------------------------------------------------------------------------
+
+
+def setup_host(target: StagingTarget, session: HostSession, env_values: dict[str, dict[str, str]], say: Say,
+               *, accessories: Iterable[str] | None = None) -> list[str]:
+    """Idempotently: Docker present, directories, network, proxy, accessories. Returns what was done."""
+    host, layout = session.host, session.layout
+    done = [f"docker {check_docker(session)}"]
+    host.run(cmd.make_dirs(layout))
+    host.run(cmd.ensure_network(layout))
+    host.write_file(layout.proxy_conf, render_proxy_conf(), mode=0o644)
+    state = session.state()
+    if state.upstream_text is None:
+        host.write_file(layout.upstream_conf, render_upstream(None, target.app_port, None), mode=0o644)
+    proxy = state.proxy()
+    if proxy is not None and proxy.running and proxy.image == target.proxy_image:
+        host.run(cmd.reload_proxy(layout))
+        done.append(f"proxy {layout.proxy} reloaded")
+    else:
+        if proxy is not None:
+            host.run(cmd.remove(layout, [proxy.name]))
+        host.run(cmd.run_proxy(target, layout, session.spec.proxy_port))
+        done.append(f"proxy {layout.proxy} started on port {session.spec.proxy_port}")
+    done += start_accessories(target, session, state, env_values, names=accessories)
+    return done
+
+
+def start_accessories(target: StagingTarget, session: HostSession, state: HostState,
+                      env_values: dict[str, dict[str, str]], *, names: Iterable[str] | None = None) -> list[str]:
+    done = []
+    wanted = list(names) if names is not None else [a.name for a in target.accessories]
+    for name in wanted:
+        accessory = target.accessory(name)
+        if accessory is None:
+            known = ", ".join(a.name for a in target.accessories) or "none"
+            raise Refused(f"no accessory named {name!r} (configured: {known})")
+        container = session.layout.accessory_container(name)
+        existing = next((c for c in state.containers if c.name == container), None)
+        if existing is not None and existing.running:
+            done.append(f"{name} already running")
+            continue
+        if existing is not None:
+            session.host.run(cmd.start(session.layout, container))
+            done.append(f"{name} started")
+            continue
+        values = env_values.get(name) or dict(accessory.env)
+        if values:
+            session.host.write_file(session.layout.accessory_env_file(name), cmd.env_file_text(values), mode=0o600)
+        session.host.run(cmd.run_accessory(target, session.layout, accessory, env_file=bool(values)))
+        done.append(f"{name} created from {accessory.image}")
+    return done
+
+
+# --- audit and history --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    when: str
+    action: str
+    fields: dict
+
+    @property
+    def version(self) -> str:
+        return self.fields.get("version", "")
+
+    @property
+    def ok(self) -> bool:
+        return self.fields.get("outcome") == "ok"
+
+
+def parse_audit(text: str) -> list[AuditEntry]:
+    entries = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        fields = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+        entries.append(AuditEntry(parts[0], parts[1], fields))
+    return entries
+
+
+def previous_version(entries: Sequence[AuditEntry], live: str | None, retained: set[str]) -> str | None:
+    """The version that was live before the current one: newest successful entry other than ``live``."""
+    for entry in reversed(entries):
+        if entry.ok and entry.version and entry.version != live and entry.version in retained:
+            return entry.version
+    return None
+
+
+def batches(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[i:i + size]) for i in range(0, len(items), max(1, size))]
+
+
+def describe_error(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, DockyardError) else f"{type(exc).__name__}: {exc}"

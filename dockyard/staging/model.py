@@ -1,0 +1,158 @@
+"""What a staging deploy is about, as values: hosts, the target environment, and the names used on a host."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+LABEL_PREFIX = "dev.dockyard.ssh.prefix"
+LABEL_ROLE = "dev.dockyard.ssh.role"  # app | proxy | accessory
+LABEL_VERSION = "dev.dockyard.ssh.version"
+LABEL_APP = "dev.dockyard.app"
+LABEL_ENV = "dev.dockyard.environment"
+
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class SshAddress:
+    user: str
+    host: str
+    port: int = 22
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One staging host: where to log in, and the names this deploy uses there."""
+
+    address: SshAddress
+    prefix: str
+    proxy_port: int
+    state_dir: str
+
+    @property
+    def label(self) -> str:
+        return str(self.address)
+
+    @property
+    def name(self) -> str:
+        """How a host is shown: its address, plus the prefix (two deploys may share one machine)."""
+        return f"{self.address}/{self.prefix}"
+
+
+@dataclass(frozen=True)
+class Accessory:
+    """A long-running service beside the app (database, cache), reachable on the app network by ``name``."""
+
+    name: str
+    image: str
+    ports: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StagingTarget:
+    """The validated settings of one environment deployed over SSH."""
+
+    env_name: str
+    app: str
+    repository: str
+    hosts: tuple[HostSpec, ...]
+    key_file: Path | None
+    use_agent: bool
+    known_hosts: Path | None
+    accept_new_host_keys: bool
+    connect_timeout: float
+    app_port: int
+    health_path: str
+    health_timeout: float
+    env_file: Path
+    env_example: Path
+    proxy_image: str
+    proxy_bind: str
+    drain_seconds: float
+    stop_timeout: int
+    keep: int
+    batch_size: int
+    lock_wait: float
+    version_format: str
+    accessories: tuple[Accessory, ...]
+    prefix: str
+
+    def image(self, version: str) -> str:
+        return f"{self.repository}:{version}"
+
+    def accessory(self, name: str) -> Accessory | None:
+        return next((a for a in self.accessories if a.name == name), None)
+
+    def default_version(self, sha: str) -> str:
+        return self.version_format.format(env=self.env_name, sha=sha, sha7=sha[:7])
+
+
+def valid_version(version: str) -> bool:
+    """A Docker tag: what a VERSION may be."""
+    return bool(_TAG.match(version))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The names and paths of one deploy on one host; ``root`` is the absolute state directory there."""
+
+    prefix: str
+    root: str
+
+    @property
+    def network(self) -> str:
+        return self.prefix
+
+    @property
+    def proxy(self) -> str:
+        return f"{self.prefix}-proxy"
+
+    def app_container(self, version: str) -> str:
+        return f"{self.prefix}-app-{version}"
+
+    def accessory_container(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    @property
+    def docker_config(self) -> str:
+        """A ``docker --config`` directory of our own: registry logins stay out of the user's config."""
+        return f"{self.root}/docker"
+
+    @property
+    def proxy_dir(self) -> str:
+        return f"{self.root}/proxy"
+
+    @property
+    def proxy_conf(self) -> str:
+        return f"{self.proxy_dir}/nginx.conf"
+
+    @property
+    def upstream_conf(self) -> str:
+        return f"{self.proxy_dir}/upstream.conf"
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.root}/app.env"
+
+    def accessory_env_file(self, name: str) -> str:
+        return f"{self.root}/{name}.env"
+
+    @property
+    def lock_dir(self) -> str:
+        return f"{self.root}/lock"
+
+    @property
+    def lock_details(self) -> str:
+        return f"{self.lock_dir}/details"
+
+    @property
+    def audit_log(self) -> str:
+        return f"{self.root}/audit.log"

@@ -1,0 +1,353 @@
+"""What the ``<env>.*`` SSH tasks do: connect, read every host's state, build the plan, show or run it."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Sequence
+
+from ..errors import ConfigError, DockyardError, Refused
+from ..plan import Plan, Step, execute
+from . import commands as cmd
+from .deploy import (DeployLock, HostDeployer, HostSession, Registration, batches, check_docker,
+                     describe_error, open_session, parse_audit, plan_host, previous_version, setup_host,
+                     start_accessories)
+from .model import StagingTarget, valid_version
+
+
+class StagingService:
+    def __init__(self, project: Any, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.project = project
+        self.settings = project.settings
+        self.env = project.environment(env_name)
+        self.target: StagingTarget = self.settings.feature("ssh").target(env_name)
+        self.sleep = sleep
+        if not self.target.hosts:
+            raise ConfigError(f"dockyard.ssh.hosts is empty for {env_name}: list user@host[:port] under dockyard.ssh "
+                              f"(or dockyard.environments.{env_name}.ssh) in invoke.yaml")
+        self._hosts: list[Any] | None = None
+
+    def say(self, text: str = "") -> None:
+        self.project.say(text)
+
+    def warn(self, text: str) -> None:
+        self.project.warn(text)
+
+    # --- hosts ----------------------------------------------------------------------------------------------
+
+    def hosts(self) -> list[Any]:
+        if self._hosts is None:
+            from ..clients.ssh import SshHost, SshOptions
+
+            t = self.target
+            options = SshOptions(key_file=t.key_file, use_agent=t.use_agent, known_hosts=t.known_hosts,
+                                 accept_new_host_keys=t.accept_new_host_keys, connect_timeout=t.connect_timeout)
+            self._hosts = [SshHost(s.address.user, s.address.host, s.address.port, options, mask=self.project.mask,
+                                   name=s.name) for s in t.hosts]
+        return self._hosts
+
+    def sessions(self, *, check: bool = True) -> list[HostSession]:
+        """Connect to every host at once; nothing is changed when one is unreachable."""
+        from ..clients.ssh import open_hosts, run_on_hosts
+
+        hosts = self.hosts()
+        open_hosts(hosts)
+
+        specs = {id(h): spec for h, spec in zip(hosts, self.target.hosts)}
+
+        def prepare(host):
+            session = open_session(host, specs[id(host)])
+            if check:
+                check_docker(session)
+            return session
+
+        outcomes = run_on_hosts(hosts, prepare)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                raise outcome.error
+        return [o.value for o in outcomes]
+
+    def close(self) -> None:
+        for host in self._hosts or []:
+            host.close()
+
+    # --- inputs ---------------------------------------------------------------------------------------------
+
+    def resolve_version(self, version: str) -> str:
+        if not version:
+            sha = os.environ.get("CIRCLE_SHA1") or os.environ.get("GITHUB_SHA") or ""
+            if not sha:
+                result = self.project.git.git("rev-parse", "HEAD", check=False)
+                sha = result.stdout.strip() if result.ok else ""
+            if not sha:
+                raise Refused("no VERSION given and no commit found (CIRCLE_SHA1, GITHUB_SHA, git rev-parse HEAD)")
+            version = self.target.default_version(sha)
+        if not valid_version(version):
+            raise DockyardError(f"VERSION {version!r} is not a valid image tag (letters, digits, '_', '.', '-')",
+                                exit_code=2)
+        return version
+
+    def env_text(self) -> str | None:
+        from ..envfile import load_env_file
+
+        t = self.target
+        if not t.env_file.exists() and not t.env_example.exists():
+            return None
+        loaded = load_env_file(t.env_file, t.env_example, root=self.settings.root)
+        self.project.mask.add(*secret_values(loaded.values))
+        return cmd.env_file_text(loaded.values)
+
+    def registration(self, env_text: str | None) -> Registration:
+        registry = self.settings.registry
+        if registry.kind != "ecr" and not registry.username:
+            return Registration(env_text=env_text)  # a public registry: no login
+        from ..registry import resolve_credentials
+
+        values: dict[str, str] = {}
+        if self.target.env_file.exists():
+            from ..envfile import parse_env_file
+
+            values = parse_env_file(self.target.env_file)
+        prompt = None
+        if os.environ.get("CI", "").lower() != "true" and os.isatty(0):
+            import getpass
+
+            prompt = getpass.getpass
+        credentials = resolve_credentials(self.settings, env_values=values, prompt=prompt)
+        self.project.mask.add(credentials.password)
+        return Registration(credentials.registry, credentials.username, credentials.password, env_text)
+
+    # --- deploy and rollback ----------------------------------------------------------------------------------
+
+    def deploy(self, version: str, *, dry_run: bool = False, lock_wait: float | None = None, limit: int = 0,
+               rollback: bool = False) -> None:
+        action = "rollback" if rollback else "deploy"
+        if not rollback:
+            version = self.resolve_version(version)
+            env_text = self.env_text()
+            registration = Registration(env_text=env_text) if dry_run else self.registration(env_text)
+        else:
+            registration = Registration()
+        sessions = self.sessions()
+        states = {s.name: s.state() for s in sessions}
+        for session in sessions:
+            if states[session.name].proxy() is None or not states[session.name].proxy().running:
+                raise Refused(f"{session.name}: the proxy is not running; run `inv {self.env.name}.setup` first")
+        if rollback:
+            version = version or self.default_rollback(sessions, states)
+            if not valid_version(version):
+                raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
+        plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback) for s in sessions}
+        lock = DeployLock(sessions[0], self.env.name)
+        groups = batches(sessions, limit or self.target.batch_size)
+        steps = [Step(f"take the deploy lock on {sessions[0].name}",
+                      lambda: lock.acquire(action, version, wait=self.target.lock_wait if lock_wait is None
+                                           else lock_wait, sleep=self.sleep, say=self.say),
+                      details=(f"mkdir {lock.session.layout.lock_dir}",))]
+        outcomes: dict[str, str] = {}
+        for n, group in enumerate(groups, 1):
+            names = ", ".join(s.name for s in group)
+            details = tuple(line for s in group for line in plans[s.name].lines())
+            steps.append(Step(f"{action} {version} on {names}" + (f" (batch {n}/{len(groups)})" if len(groups) > 1
+                                                                  else ""),
+                              lambda group=group: self._run_batch(group, version, rollback, registration, outcomes),
+                              details=details))
+        steps.append(Step("release the deploy lock", lock.release))
+        plan = Plan(f"{action} {version} to {self.env.name} ({len(sessions)} host{'s' if len(sessions) > 1 else ''})",
+                    tuple(steps))
+        try:
+            if not dry_run:
+                self.say(plan.render(self.project.mask))
+            execute(plan, dry_run=dry_run, mask=self.project.mask)
+        except BaseException:
+            self._report(sessions, outcomes)
+            raise
+        finally:
+            try:
+                lock.release()
+            finally:
+                self.close()
+        if not dry_run:
+            self._report(sessions, outcomes)
+            self.say(f"{self.env.name} now runs {version}")
+
+    def _run_batch(self, group: Sequence[HostSession], version: str, rollback: bool, registration: Registration,
+                   outcomes: dict[str, str]) -> None:
+        from ..clients.ssh import run_on_hosts
+
+        by_host = {id(s.host): s for s in group}
+
+        def work(host):
+            session = by_host[id(host)]
+            # Planned again under the lock: the state read before it may be stale after --lock-wait.
+            plan = plan_host(self.target, session, session.state(), version, rollback=rollback)
+            deployer = HostDeployer(self.target, session, say=self.say, sleep=self.sleep)
+            return deployer.deploy(plan, registration)
+
+        results = run_on_hosts([s.host for s in group], work)
+        failures = []
+        for session, result in zip(group, results):
+            if result.ok:
+                outcomes[session.name] = f"ok: {result.value}"
+            else:
+                outcomes[session.name] = f"FAILED: {describe_error(result.error)}"
+                failures.append(result.error)
+        if failures:
+            raise failures[0]
+
+    def _report(self, sessions: Sequence[HostSession], outcomes: dict[str, str]) -> None:
+        if len(sessions) < 2 and all(o.startswith("ok") for o in outcomes.values()):
+            return
+        for session in sessions:
+            self.say(f"  {session.name}: {outcomes.get(session.name, 'not started')}")
+
+    def default_rollback(self, sessions: Sequence[HostSession], states: dict) -> str:
+        first = sessions[0]
+        text = first.host.run(cmd.read_file(first.layout.audit_log)).stdout
+        retained = set.intersection(*({c.version for c in states[s.name].apps()} for s in sessions))
+        live = states[first.name].live
+        version = previous_version(parse_audit(text), live, retained)
+        if version is None:
+            raise Refused(f"no previous version to roll back to on {first.name} (live: {live or 'none'}, retained: "
+                          f"{', '.join(sorted(retained)) or 'none'}); name one: `inv {self.env.name}.rollback VERSION`")
+        return version
+
+    # --- setup and the rest -------------------------------------------------------------------------------------
+
+    def setup(self, *, dry_run: bool = False) -> None:
+        env_values = {a.name: dict(a.env) for a in self.target.accessories}
+        for values in env_values.values():
+            self.project.mask.add(*values.values())
+        if dry_run:
+            for spec in self.target.hosts:
+                self.say(f"{spec.name}: check docker, create the network {spec.prefix}, start the proxy on port "
+                         f"{spec.proxy_port} ({self.target.proxy_image}), accessories: "
+                         f"{', '.join(a.name for a in self.target.accessories) or 'none'}")
+            self.say("(dry run: nothing was changed)")
+            return
+        try:
+            for session in self.sessions(check=False):
+                for line in setup_host(self.target, session, env_values, self.say):
+                    self.say(f"{session.name}: {line}")
+        finally:
+            self.close()
+
+    def accessories(self, action: str, names: Sequence[str]) -> None:
+        try:
+            for session in self.sessions():
+                state = session.state()
+                if action == "start":
+                    env_values = {a.name: dict(a.env) for a in self.target.accessories}
+                    for line in start_accessories(self.target, session, state, env_values, names=names or None):
+                        self.say(f"{session.name}: {line}")
+                    continue
+                for name in names or [a.name for a in self.target.accessories]:
+                    if self.target.accessory(name) is None:
+                        raise Refused(f"no accessory named {name!r}")
+                    container = session.layout.accessory_container(name)
+                    if action == "stop":
+                        session.host.run(cmd.stop(session.layout, [container], self.target.stop_timeout), check=False)
+                        self.say(f"{session.name}: {name} stopped")
+                    else:
+                        session.host.run(cmd.logs(session.layout, container, tail=100), stream=True, check=False)
+        finally:
+            self.close()
+
+    def status(self) -> None:
+        try:
+            sessions = self.sessions(check=False)
+            holder = DeployLock(sessions[0]).details()
+            self.say(f"lock: {holder or 'free'}")
+            for session in sessions:
+                state = session.state()
+                running = [c for c in state.apps() if c.running]
+                health = "n/a"
+                if state.live:
+                    deployer = HostDeployer(self.target, session, say=self.say)
+                    _, ip = deployer.address(session.layout.app_container(state.live))
+                    if ip:
+                        probe, _ = session.host.http_get(ip, self.target.app_port, self.target.health_path)
+                        health = probe.detail
+                proxy = state.proxy()
+                self.say(f"{session.name}: live {state.live or 'none'} (health {health}); proxy "
+                         f"{proxy.state if proxy else 'missing'}; running {', '.join(c.version for c in running) or 'none'};"
+                         f" retained {', '.join(c.version for c in state.apps() if not c.running) or 'none'}")
+                tail = session.host.run(cmd.tail_file(session.layout.audit_log, 3)).stdout.strip()
+                for line in tail.splitlines():
+                    self.say(f"    {line}")
+        finally:
+            self.close()
+
+    def audit(self, lines: int) -> None:
+        try:
+            for session in self.sessions(check=False):
+                self.say(f"== {session.name}")
+                text = session.host.run(cmd.tail_file(session.layout.audit_log, lines)).stdout.rstrip()
+                self.say(text or "(no deploys yet)")
+        finally:
+            self.close()
+
+    def unlock(self) -> None:
+        try:
+            session = self.sessions(check=False)[0]
+            lock = DeployLock(session)
+            holder = lock.details()
+            if holder is None:
+                self.say(f"no lock on {session.name}")
+                return
+            lock.held = True
+            lock.release()
+            self.say(f"removed the lock on {session.name} ({holder})")
+        finally:
+            self.close()
+
+    def container_of(self, session: HostSession, service: str) -> str:
+        if service in ("", "app"):
+            state = session.state()
+            if not state.live:
+                raise Refused(f"{session.name}: no version is live; deploy one first")
+            return session.layout.app_container(state.live)
+        if service == "proxy":
+            return session.layout.proxy
+        if self.target.accessory(service) is None:
+            known = ", ".join(["app", "proxy", *(a.name for a in self.target.accessories)])
+            raise Refused(f"no service {service!r} (known: {known})")
+        return session.layout.accessory_container(service)
+
+    def logs(self, *, follow: bool, service: str, tail: int) -> None:
+        try:
+            sessions = self.sessions(check=False)
+            if follow and len(sessions) > 1:
+                sessions = sessions[:1]
+                self.warn(f"following the first host only ({sessions[0].name})")
+            for session in sessions:
+                container = self.container_of(session, service)
+                self.say(f"== {session.name}: {container}")
+                session.host.run(cmd.logs(session.layout, container, tail=None if tail < 0 else tail, follow=follow),
+                                 stream=True, check=False, pty=follow)
+        finally:
+            self.close()
+
+    def exec(self, command: str, *, all_hosts: bool, service: str) -> int:
+        try:
+            sessions = self.sessions(check=False)
+            code = 0
+            for session in sessions if all_hosts else sessions[:1]:
+                container = self.container_of(session, service)
+                if all_hosts:
+                    self.say(f"== {session.name}")
+                result = session.host.run(cmd.exec_in(session.layout, container, command), stream=True, check=False)
+                code = code or result.returncode
+            return code
+        finally:
+            self.close()
+
+
+SECRET_KEY_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "DSN", "URL")
+
+
+def secret_values(values: dict[str, str]) -> list[str]:
+    """Values worth masking in output: those of secret-looking keys, and any long value.
+
+    Masking every value would also hide ordinary words (``APP_ENV=staging`` would mask every container name).
+    """
+    return [v for k, v in values.items() if any(w in k.upper() for w in SECRET_KEY_WORDS) or len(v) >= 16]

@@ -1,0 +1,127 @@
+"""Deploys over SSH to plain Docker hosts: a health-gated, zero-downtime swap behind a proxy, with lock and audit."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from invoke import Collection, task
+
+from . import environment_collection
+from .common import Project, edge
+
+
+def _service(env_name: str):
+    def open_service(c: Any):
+        from ..staging.service import StagingService
+
+        return StagingService(Project(c), env_name)
+
+    return open_service
+
+
+def ssh_tasks(env_name: str) -> tuple[list, Collection]:
+    """The SSH tasks of one environment, plus its ``accessories`` collection."""
+    open_service = _service(env_name)
+
+    @task(name="ssh-deploy", help={
+        "version": "image tag to deploy (default: from CIRCLE_SHA1/GITHUB_SHA/git HEAD via ssh.version_format)",
+        "dry_run": "print the plan and change nothing",
+        "lock_wait": "seconds to wait when another deploy holds the lock (default: ssh.lock_wait)",
+        "limit": "hosts deployed at once (default: ssh.batch_size)"})
+    @edge
+    def ssh_deploy(c, version="", dry_run=False, lock_wait=-1, limit=0):
+        """Deploy VERSION to every host: pull, start beside the old one, health gate, switch the proxy, stop the old."""
+        open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
+                               limit=limit)
+
+    @task(help={"version": "version to go back to (default: the previous one, from the audit log)",
+                "dry_run": "print the plan and change nothing",
+                "lock_wait": "seconds to wait when another deploy holds the lock",
+                "limit": "hosts rolled back at once (default: ssh.batch_size)"})
+    @edge
+    def rollback(c, version="", dry_run=False, lock_wait=-1, limit=0):
+        """Bring back a retained version (no pull) through the same health gate and proxy switch."""
+        open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
+                               limit=limit, rollback=True)
+
+    @task(help={"dry_run": "say what would be done and change nothing"})
+    @edge
+    def setup(c, dry_run=False):
+        """Prepare every host (idempotent): check Docker, app network, front proxy, accessories, state directory."""
+        open_service(c).setup(dry_run=dry_run)
+
+    @task
+    @edge
+    def status(c):
+        """Per host: live version and its health, proxy, retained versions, lock holder, last deploys."""
+        open_service(c).status()
+
+    @task(help={"follow": "keep streaming (first host only)",
+                "service": "app (default), proxy, or an accessory's name",
+                "tail": "lines from the end (default 100; -1: all)"})
+    @edge
+    def logs(c, follow=False, service="", tail=100):
+        """Show the logs of the live app container (or --service) on every host."""
+        open_service(c).logs(follow=follow, service=service, tail=tail)
+
+    @task(name="exec", help={"cmd": "command to run, quoted as one argument (run with sh -c)",
+                             "all_hosts": "run it on every host (default: the first host only)",
+                             "service": "app (default), proxy, or an accessory's name"})
+    @edge
+    def exec_(c, cmd, all_hosts=False, service=""):
+        """Run CMD in the running app container (first host, or --all-hosts)."""
+        code = open_service(c).exec(cmd, all_hosts=all_hosts, service=service)
+        if code:
+            from invoke.exceptions import Exit
+
+            raise Exit(code=code)
+
+    @task
+    @edge
+    def unlock(c):
+        """Remove a stale deploy lock (say whose it was)."""
+        open_service(c).unlock()
+
+    @task(help={"lines": "lines to show per host (default 20)"})
+    @edge
+    def audit(c, lines=20):
+        """Show the audit log of every host: who deployed or rolled back what, when, and how it ended."""
+        open_service(c).audit(lines)
+
+    @task(name="start", help={"name": "one accessory (default: all)"})
+    @edge
+    def accessories_start(c, name=""):
+        """Start the accessories (created with their volumes if missing)."""
+        open_service(c).accessories("start", [name] if name else [])
+
+    @task(name="stop", help={"name": "one accessory (default: all)"})
+    @edge
+    def accessories_stop(c, name=""):
+        """Stop the accessories (their containers and data are kept)."""
+        open_service(c).accessories("stop", [name] if name else [])
+
+    @task(name="logs", help={"name": "one accessory (default: all)"})
+    @edge
+    def accessories_logs(c, name=""):
+        """Show the accessories' last log lines."""
+        open_service(c).accessories("logs", [name] if name else [])
+
+    accessories = Collection("accessories", accessories_start, accessories_stop, accessories_logs)
+    return [ssh_deploy, rollback, setup, status, logs, exec_, unlock, audit], accessories
+
+
+def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add the SSH tasks to every environment whose entry says ``target: ssh``.
+
+    When the environment also has a local compose stack, ``<env>.logs`` means the remote hosts' logs (the
+    environment *is* those hosts); the stack's own ``logs`` task stays reachable as ``<env>.local-logs``.
+    """
+    for name, entry in environments.items():
+        if entry.get("target") != "ssh":
+            continue
+        collection = environment_collection(ns, name)
+        tasks, accessories = ssh_tasks(name)
+        for t in tasks:
+            if t.name in collection.tasks:
+                collection.add_task(collection.tasks.pop(t.name), name=f"local-{t.name}")
+            collection.add_task(t)
+        collection.add_collection(accessories)

@@ -1,0 +1,221 @@
+"""Pure parts of staging over SSH: settings, remote command builders, proxy config, planner, audit; bad inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import deep_merge
+from dockyard.config import defaults, parse_settings
+from dockyard.errors import ConfigError, Refused
+from dockyard.staging import commands as cmd
+from dockyard.staging.deploy import (Container, HostSession, HostState, batches, parse_audit, parse_containers,
+                                     plan_host, previous_version)
+from dockyard.staging.model import Layout, valid_version
+from dockyard.staging.proxy import live_version, render_proxy_conf, render_upstream
+
+
+def settings_with(ssh: dict, staging: dict | None = None, tmp: Path = Path("/tmp")):
+    data = deep_merge(defaults(), {"app": "shop", "image": {"repository": "reg.example:5000/shop"},
+                                   "ssh": ssh, "environments": {"staging": {"target": "ssh", **(staging or {})}}})
+    return parse_settings(data, root=tmp)
+
+
+def target_of(ssh: dict, staging: dict | None = None):
+    return settings_with(ssh, staging).feature("ssh").target("staging")
+
+
+# --- settings ------------------------------------------------------------------------------------------------------
+
+
+def test_settings_defaults_and_host_forms():
+    target = target_of({"hosts": ["deploy@10.0.0.5", {"address": "root@10.0.0.6:2222", "prefix": "b",
+                                                      "proxy_port": 8081}]})
+    first, second = target.hosts
+    assert (first.address.user, first.address.host, first.address.port) == ("deploy", "10.0.0.5", 22)
+    assert first.prefix == "shop-staging" and first.proxy_port == 80
+    assert (second.address.port, second.prefix, second.proxy_port) == (2222, "b", 8081)
+    assert target.health_path == "/health/" and target.keep == 3 and target.batch_size == 1
+    assert target.proxy_image == "nginx:1.27"
+    assert target.image("v2") == "reg.example:5000/shop:v2"
+    assert target.default_version("0123456789abcdef") == "staging-0123456"
+
+
+def test_environment_overrides_win_over_the_section():
+    target = target_of({"hosts": ["a@h"], "keep": 5}, {"ssh": {"keep": 1, "health_path": "/up"}})
+    assert target.keep == 1 and target.health_path == "/up"
+
+
+@pytest.mark.parametrize("ssh, needle", [
+    ({"hosts": ["user@@host"]}, "dockyard.ssh.hosts: entry 1"),
+    ({"hosts": ["a@h:99999"]}, "out of range"),
+    ({"keep": "many"}, "dockyard.ssh.keep"),
+    ({"proxy_port": 70000}, "dockyard.ssh.proxy_port"),
+    ({"version_format": "{branch}-{sha7}"}, "unknown placeholder"),
+    ({"accessories": {"db": {"port": 3306}}}, "accessories.db.image"),
+])
+def test_bad_settings_name_the_key(ssh, needle):
+    with pytest.raises(ConfigError) as caught:
+        settings_with(ssh)
+    assert needle in caught.value.message
+
+
+def test_environments_without_ssh_target_have_no_ssh_settings():
+    settings = settings_with({})
+    with pytest.raises(ConfigError, match="target: ssh"):
+        settings.feature("ssh").target("prod")
+
+
+def test_versions_are_docker_tags():
+    assert valid_version("staging-abc1234") and valid_version("v1.2.3")
+    assert not valid_version("") and not valid_version("a b") and not valid_version("x;rm -rf /")
+
+
+# --- commands --------------------------------------------------------------------------------------------------------
+
+
+LAYOUT = Layout("shop-staging", "/home/deploy/.dockyard/shop-staging")
+
+
+def test_login_password_only_on_stdin():
+    command = cmd.login(LAYOUT, "reg.example:5000", "bot", "hunter2-secret")
+    assert "hunter2-secret" not in " ".join(command.argv)
+    assert command.stdin == "hunter2-secret\n"
+    assert command.argv[:3] == ("docker", "--config", "/home/deploy/.dockyard/shop-staging/docker")
+    assert "--password-stdin" in command.argv
+
+
+def test_app_container_gets_env_file_never_values():
+    target = target_of({"hosts": ["a@h"]})
+    command = cmd.run_app(target, LAYOUT, "v2", env_file=True)
+    argv = command.argv
+    assert argv[argv.index("--env-file") + 1] == "/home/deploy/.dockyard/shop-staging/app.env"
+    assert argv[argv.index("--name") + 1] == "shop-staging-app-v2"
+    assert argv[argv.index("--network") + 1] == "shop-staging"
+    assert argv[-1] == "reg.example:5000/shop:v2"
+    assert [a for a in argv if a.startswith("DOCKYARD_")] == ["DOCKYARD_VERSION=v2"]
+
+
+def test_shell_commands_pass_values_as_parameters():
+    command = cmd.append_line("/x/audit.log", "deploy version=v1; rm -rf /")
+    assert command.argv[:2] == ("sh", "-c") and "rm -rf" not in command.argv[2]
+    assert command.argv[-2:] == ("deploy version=v1; rm -rf /", "/x/audit.log")
+
+
+def test_accessory_named_volumes_get_the_prefix():
+    assert cmd.accessory_volume(LAYOUT, "data:/var/lib/mysql") == "shop-staging-data:/var/lib/mysql"
+    assert cmd.accessory_volume(LAYOUT, "/srv/db:/var/lib/mysql") == "/srv/db:/var/lib/mysql"
+
+
+def test_env_file_text_refuses_multiline_values():
+    assert cmd.env_file_text({"A": "1", "B": "x y"}) == "A=1\nB=x y\n"
+    with pytest.raises(ValueError):
+        cmd.env_file_text({"A": "line1\nline2"})
+
+
+# --- proxy -------------------------------------------------------------------------------------------------------------
+
+
+def test_upstream_names_the_live_version():
+    text = render_upstream("shop-staging-app-v2", 8000, "v2")
+    assert "server shop-staging-app-v2:8000" in text and live_version(text) == "v2"
+    assert live_version(render_upstream(None, 8000, None)) is None
+    assert live_version(None) is None
+    conf = render_proxy_conf()
+    assert "include /etc/dockyard-proxy/upstream.conf;" in conf and "worker_shutdown_timeout" in conf
+
+
+# --- planner -------------------------------------------------------------------------------------------------------------
+
+
+def app(version: str, state: str, created: str) -> Container:
+    return Container(f"shop-staging-app-{version}", state, version, "app", created, f"reg/shop:{version}")
+
+
+def session_for() -> HostSession:
+    from dockyard.staging.model import HostSpec, SshAddress
+
+    spec = HostSpec(SshAddress("deploy", "h", 22), "shop-staging", 80, ".dockyard")
+    return HostSession(host=None, spec=spec, layout=LAYOUT)
+
+
+def test_plan_stops_the_running_one_and_prunes_beyond_keep():
+    target = target_of({"hosts": ["a@h"], "keep": 2})
+    state = HostState((app("v4", "running", "4"), app("v3", "exited", "3"), app("v2", "exited", "2"),
+                       app("v1", "exited", "1")), live="v4", upstream_text="x")
+    plan = plan_host(target, session_for(), state, "v5")
+    assert plan.previous == "v4" and plan.stop == ("shop-staging-app-v4",)
+    assert plan.prune == ("shop-staging-app-v2", "shop-staging-app-v1")
+    assert plan.prune_images == ("reg/shop:v1", "reg/shop:v2")
+    assert any("v4 -> v5" in line for line in plan.lines())
+
+
+def test_plan_same_live_version_is_a_noop_and_rollback_needs_a_retained_container():
+    target = target_of({"hosts": ["a@h"]})
+    state = HostState((app("v2", "running", "2"),), live="v2", upstream_text="x")
+    assert plan_host(target, session_for(), state, "v2").noop
+    with pytest.raises(Refused, match="no retained container of v1"):
+        plan_host(target, session_for(), state, "v1", rollback=True)
+
+
+def test_previous_version_comes_from_the_audit_log():
+    log = ("2026-01-01T00:00:00Z deploy version=v1 previous=- by=a outcome=ok\n"
+           "2026-01-02T00:00:00Z deploy version=v2 previous=v1 by=a outcome=ok\n"
+           "2026-01-03T00:00:00Z deploy version=bad previous=v2 by=a outcome=health-failed\n")
+    entries = parse_audit(log)
+    assert [e.version for e in entries] == ["v1", "v2", "bad"]
+    assert previous_version(entries, "v2", {"v1", "v2"}) == "v1"
+    assert previous_version(entries, "v2", {"v2"}) is None
+
+
+def test_parse_containers_and_batches():
+    line = "shop-staging-app-v1\trunning\tv1\tapp\t2026-01-01 00:00:00 +0000 UTC\treg/shop:v1"
+    assert parse_containers(line + "\n\n")[0].running
+    assert batches([1, 2, 3], 2) == [[1, 2], [3]]
+
+
+# --- bad inputs through the real `inv` -----------------------------------------------------------------------------------
+
+
+def assert_one_line_failure(result, code: int) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dockyard: "), result.stderr
+
+
+def test_deploy_without_hosts_is_a_config_error(sample_project):
+    assert_one_line_failure(sample_project.inv("staging.ssh-deploy", "--version", "v1"), 2)
+
+
+def test_bad_host_address_names_the_key(sample_project):
+    sample_project.configure({"dockyard": {"ssh": {"hosts": ["root@@nowhere"]}}})
+    result = sample_project.inv("staging.status")
+    assert_one_line_failure(result, 2)
+    assert "dockyard.ssh.hosts: entry 1" in result.stderr and "invoke.yaml" in result.stderr
+
+
+def test_bad_version_is_refused_before_connecting(sample_project):
+    sample_project.configure({"dockyard": {"ssh": {"hosts": ["root@127.0.0.1:1"]}}})
+    result = sample_project.inv("staging.ssh-deploy", "--version", "no good")
+    assert_one_line_failure(result, 2)
+    assert "not a valid image tag" in result.stderr
+
+
+def test_unreachable_host_exit_code(sample_project):
+    from conftest import free_port
+
+    sample_project.configure({"dockyard": {"ssh": {"hosts": [f"root@127.0.0.1:{free_port()}"], "use_agent": False},
+                                           "registry": {"username": ""}}})
+    result = sample_project.inv("staging.status")
+    assert_one_line_failure(result, 7)
+    assert "unreachable" in result.stderr
+
+
+def test_ssh_tasks_are_listed_and_logs_clash_is_resolved(sample_project):
+    sample_project.configure({"dockyard": {"environments": {"staging": {"compose": "docker/prod/compose.yml"}}}})
+    listing = sample_project.inv("--list", check=True).stdout
+    for name in ("staging.ssh-deploy", "staging.setup", "staging.rollback", "staging.status", "staging.logs",
+                 "staging.exec", "staging.unlock", "staging.audit", "staging.accessories.start",
+                 "staging.local-logs", "staging.start"):
+        assert name in listing, name

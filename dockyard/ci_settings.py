@@ -1,16 +1,164 @@
-"""Settings of the ``dockyard.ci`` section (owned by the ci feature).
+"""Settings of the ``dockyard.ci`` section: the testing image, its service containers, caches, CI providers.
 
-``DEFAULTS`` declares every key with its default; ``parse`` validates the section once, at load.
+``DEFAULTS`` declares every key with its default; ``parse`` validates the section once, at load, and returns a
+:class:`CiSettings`. Services are a mapping (name -> image, environment, readiness probe); Invoke merges
+mappings, so a project adds services by naming them and switches a default one off with ``enabled: false``.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
 
 SECTION = "ci"
 
-DEFAULTS: dict[str, Any] = {}
+PROVIDERS = ("circleci", "github")
+
+DEFAULTS: dict[str, Any] = {
+    "dockerfile": "docker/app/Dockerfile",  # relative to the project root
+    "context": ".",
+    "build_args": {"APP_ENV": "testing"},  # added to dockyard.image.build_args for the testing image
+    "tag_suffix": "testing",  # the testing image is <repository>:<short-sha>-<suffix>; never pushed
+    "cache_from": ["latest"],  # registry tags whose layers seed the build ("{branch}": the current branch)
+    "test_command": "",  # default: dockyard.environments.dev.test_command
+    "setup_command": "",  # schema / fixtures, run in the testing image before the tests ("" = none)
+    "env": {  # the test container's environment (service names resolve on the private network)
+        "DJANGO_SECRET_KEY": "insecure-ci-only-key",
+        "REDIS_URL": "redis://redis:6379/0",
+        "DATABASE_URL": "mysql://test:testing@mariadb:3306/test",
+    },
+    "reports_dir": "reports/ci",  # host directory mounted at /reports (DOCKYARD_REPORTS_DIR in the container)
+    "ready_timeout": 120,  # seconds each service gets to pass its readiness probe
+    "cache_dir": ".ci-cache/images",  # where ci.cache.save writes service images (persist it in CI)
+    "cache_images": [],  # more images to cache besides the services' (e.g. the build's base image)
+    "services": {
+        "redis": {
+            "enabled": True,
+            "image": "dockyard-base/redis:bookworm",  # in CI: redis:7.0.15 (pin a version, never latest)
+            "env": {},
+            "ready": ["redis-cli", "-h", "127.0.0.1", "ping"],
+            "ready_output": "PONG",
+        },
+        "mariadb": {
+            "enabled": True,
+            "image": "dockyard-base/mariadb:bookworm",  # in CI: mariadb:10.11.8
+            "env": {"MYSQL_ROOT_PASSWORD": "testing-root", "MYSQL_DATABASE": "test", "MYSQL_USER": "test",
+                    "MYSQL_PASSWORD": "testing"},
+            # a real query over TCP as the app's user: the entrypoint's init-time server does not listen on TCP
+            "ready": ["sh", "-c", 'MYSQL_PWD="$MYSQL_PASSWORD" mariadb --protocol=tcp -h 127.0.0.1 -u"$MYSQL_USER" '
+                                  '"$MYSQL_DATABASE" -e "SELECT 1"'],
+            "ready_output": "",
+        },
+    },
+    "provider": "github",  # ci.config default: circleci | github
+    "staging_branch": "staging",  # pushes here publish and run staging.ssh-deploy
+    "release_tag_pattern": "v*",  # tags like this deploy
+    # inv invocations CI runs after the tests; "{version}" is the release tag without its "v"
+    "staging_tasks": ["publish", "staging.ssh-deploy"],  # on pushes to staging_branch
+    "release_tasks": ["publish {version}", "deploy {version}"],  # on release tags
+    "python_version": "3.11",
+    "install_command": "pip install -r requirements.txt",  # how CI installs dockyard and the project's tasks
+    "secrets": ["DOCKYARD_REGISTRY_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "SSH_PRIVATE_KEY"],  # names in the provider's secret store; values are never written
+}
 
 
-def parse(settings: Any) -> dict[str, Any]:
-    """Validate ``dockyard.ci`` (types only: what a task needs is checked when it runs)."""
-    return dict(settings.section.section(SECTION).data)
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service container the tests need (redis, a database...)."""
+
+    name: str
+    image: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready: tuple[str, ...] = ()  # argv run inside the container; exit 0 (and ready_output, if set) = ready
+    ready_output: str = ""
+
+
+@dataclass(frozen=True)
+class CiSettings:
+    dockerfile: Path
+    context: Path
+    build_args: Mapping[str, str]
+    tag_suffix: str
+    cache_from: tuple[str, ...]
+    test_command: str
+    setup_command: str
+    env: Mapping[str, str]
+    reports_dir: Path
+    ready_timeout: int
+    cache_dir: Path
+    cache_images: tuple[str, ...]
+    services: tuple[ServiceSpec, ...]
+    provider: str
+    staging_branch: str
+    release_tag_pattern: str
+    staging_tasks: tuple[str, ...]
+    release_tasks: tuple[str, ...]
+    python_version: str
+    install_command: str
+    secrets: tuple[str, ...]
+
+
+def parse(settings: Any) -> CiSettings:
+    """Validate ``dockyard.ci`` (every key, with the key and its file named on error)."""
+    from .config import Section
+
+    ci: Section = settings.section.section(SECTION)
+    root: Path = settings.root
+    tag_suffix = ci.str("tag_suffix", DEFAULTS["tag_suffix"], required=True)
+    if not tag_suffix.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ci.fail("tag_suffix", f"expected letters, digits, '-', '_' or '.', got {tag_suffix!r}")
+    test_command = ci.str("test_command")
+    if not test_command and "dev" in settings.environments:
+        test_command = settings.environments["dev"].test_command
+    return CiSettings(
+        dockerfile=root / ci.str("dockerfile", DEFAULTS["dockerfile"], required=True),
+        context=root / ci.str("context", ".", required=True),
+        build_args=ci.mapping("build_args"),
+        tag_suffix=tag_suffix,
+        cache_from=ci.strings("cache_from"),
+        test_command=test_command or "python manage.py test",
+        setup_command=ci.str("setup_command"),
+        env=ci.mapping("env"),
+        reports_dir=root / ci.str("reports_dir", DEFAULTS["reports_dir"], required=True),
+        ready_timeout=ci.int("ready_timeout", 120, minimum=1),
+        cache_dir=root / ci.str("cache_dir", DEFAULTS["cache_dir"], required=True),
+        cache_images=ci.strings("cache_images"),
+        services=_services(ci),
+        provider=ci.str("provider", "github", choices=PROVIDERS),
+        staging_branch=ci.str("staging_branch", "staging", required=True),
+        release_tag_pattern=ci.str("release_tag_pattern", "v*", required=True),
+        staging_tasks=ci.strings("staging_tasks"),
+        release_tasks=ci.strings("release_tasks"),
+        python_version=ci.str("python_version", "3.11", required=True),
+        install_command=ci.str("install_command", DEFAULTS["install_command"], required=True),
+        secrets=ci.strings("secrets"),
+    )
+
+
+def _services(ci: Any) -> tuple[ServiceSpec, ...]:
+    raw = ci.raw("services") or {}
+    if not isinstance(raw, Mapping):
+        raise ci.fail("services", "expected a mapping of service name -> {image, env, ready}")
+    services = []
+    for name, entry in raw.items():
+        name = str(name)
+        if isinstance(entry, Mapping) and entry.get("enabled", True) in (False, "false", "no", "0"):
+            continue  # Invoke cannot merge null over a default mapping, so a default is switched off this way
+        if not name.replace("-", "").replace("_", "").isalnum() or not name[0].isalnum():
+            raise ci.fail(f"services.{name}", "service names are letters, digits, '-' and '_'")
+        svc = ci.section("services").section(name)
+        ready = svc.raw("ready", [])
+        if isinstance(ready, str):
+            ready = ["sh", "-c", ready]
+        if not isinstance(ready, (list, tuple)) or not all(isinstance(a, (str, int)) for a in ready):
+            raise svc.fail("ready", "expected a command: a list of arguments or one shell line")
+        svc.bool("enabled", True)
+        services.append(ServiceSpec(
+            name=name,
+            image=svc.str("image", required=True),
+            env=svc.mapping("env"),
+            ready=tuple(str(a) for a in ready),
+            ready_output=svc.str("ready_output"),
+        ))
+    return tuple(services)

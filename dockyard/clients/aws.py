@@ -31,8 +31,11 @@ def aws_session(settings: Any) -> Any:
         raise AwsError(f"dockyard.aws.profile: AWS profile {settings.aws_profile!r} not found in ~/.aws/config") from None
 
 
-def aws_client(settings: Any, service: str, session: Any | None = None) -> Any:
-    """A boto3 client honouring ``dockyard.aws.endpoint_url`` (moto, LocalStack, a VPC endpoint)."""
+def aws_client(settings: Any, service: str, session: Any | None = None, *, endpoint_url: str = "") -> Any:
+    """A boto3 client honouring ``dockyard.aws.endpoint_url`` (moto, LocalStack, a VPC endpoint).
+
+    ``endpoint_url`` overrides it for this one service (e.g. ``dockyard.eb.endpoint_url``).
+    """
     session = session or aws_session(settings)
     if session.get_credentials() is None:
         raise NoCredentials(
@@ -41,7 +44,7 @@ def aws_client(settings: Any, service: str, session: Any | None = None) -> Any:
         )
     if not session.region_name:
         raise AwsError("no AWS region: set dockyard.aws.region or AWS_DEFAULT_REGION")
-    return session.client(service, endpoint_url=settings.aws_endpoint_url or None)
+    return session.client(service, endpoint_url=endpoint_url or settings.aws_endpoint_url or None)
 
 
 def error_code(exc: Exception) -> str:

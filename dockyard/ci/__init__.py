@@ -1,0 +1,1 @@
+"""Continuous integration: the testing image and its service containers, image caches, provider configs."""

@@ -1,0 +1,67 @@
+"""Service images cached as ``docker save`` archives in a directory a CI provider persists between builds.
+
+``save`` writes ``<dir>/<image-as-file-name>.tar`` plus ``.id`` (the image ID it holds), and skips an image whose
+archive already holds that ID; ``load`` skips an image the engine already has. Both plan first (pure), then act.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..plan import Plan, Step
+from . import commands
+
+
+def archive_name(image: str) -> str:
+    """A file name for an image reference: ``dockyard-base/redis:bookworm`` -> ``dockyard-base_redis_bookworm``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", image).strip("_")
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    image: str
+    archive: Path
+
+    @property
+    def id_file(self) -> Path:
+        return self.archive.with_suffix(".id")
+
+    def archived_id(self) -> str:
+        return self.id_file.read_text().strip() if self.id_file.is_file() and self.archive.is_file() else ""
+
+
+def cached_images(images: Iterable[str], directory: Path) -> list[CachedImage]:
+    return [CachedImage(image, directory / f"{archive_name(image)}.tar") for image in dict.fromkeys(images)]
+
+
+def plan_save(entries: list[CachedImage], local_ids: dict[str, str], save: Callable[[CachedImage], None],
+              directory: Path) -> tuple[Plan, list[str]]:
+    """Steps that archive each local image whose archive is missing or stale; and notes on the rest."""
+    steps, notes = [], []
+    for entry in entries:
+        image_id = local_ids.get(entry.image, "")
+        if not image_id:
+            notes.append(f"{entry.image}: not on this engine; nothing to save")
+        elif entry.archived_id() == image_id:
+            notes.append(f"{entry.image}: {entry.archive.name} is up to date")
+        else:
+            steps.append(Step(f"Save {entry.image} to {entry.archive}", lambda e=entry: save(e),
+                              command=commands.save_image(entry.image, entry.archive)))
+    return Plan(f"ci.cache.save -> {directory}", tuple(steps)), notes
+
+
+def plan_load(entries: list[CachedImage], local_ids: dict[str, str], load: Callable[[CachedImage], None],
+              directory: Path) -> tuple[Plan, list[str]]:
+    """Steps that load each archived image the engine lacks (an image already present is skipped)."""
+    steps, notes = [], []
+    for entry in entries:
+        if local_ids.get(entry.image):
+            notes.append(f"{entry.image}: already on this engine; skipped")
+        elif not entry.archive.is_file():
+            notes.append(f"{entry.image}: not cached in {directory}; it will be pulled")
+        else:
+            steps.append(Step(f"Load {entry.image} from {entry.archive}", lambda e=entry: load(e),
+                              command=commands.load_image(entry.archive)))
+    return Plan(f"ci.cache.load <- {directory}", tuple(steps)), notes

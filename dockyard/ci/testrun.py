@@ -1,0 +1,221 @@
+"""``ci.test``: build the testing image, start the services on a private network, wait, run the tests, clean up.
+
+:func:`plan_test_run` turns settings + the current commit into a :class:`TestRun` (names, commands) and a
+:class:`~dockyard.plan.Plan`; ``--dry-run`` prints that plan, a real run executes it and always removes what it
+started (unless ``keep``).
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..clients.docker import DockerClient, build_command
+from ..errors import DockyardError
+from ..plan import Plan, Step
+from ..runner import Command, Runner
+from . import commands
+from .readiness import ProbeOutcome, Readiness
+
+PULL_TIMEOUT = 120
+
+
+class TestsFailed(DockyardError):
+    """The test command exited non-zero; the exit code is the tests' own."""
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """Everything one ``ci.test`` run creates, named up front so cleanup can find it."""
+
+    run_id: str
+    app: str
+    image: str  # <repository>:<short-sha>-testing
+    network: str
+    services: tuple[Any, ...]  # ServiceSpec
+    build: Command
+    cache_candidates: tuple[str, ...]
+    test_command: str
+    setup_command: str
+    env: dict[str, str] = field(repr=False)
+    reports: Path
+
+    def container(self, service: str) -> str:
+        return f"{self.run_id}-{service}"
+
+    def service_command(self, svc: Any) -> Command:
+        return commands.service_run(name=self.container(svc.name), alias=svc.name, image=svc.image,
+                                    network=self.network, env=svc.env, run_id=self.run_id, app=self.app)
+
+    def tests_command(self) -> Command:
+        return commands.test_run(name=f"{self.run_id}-tests", image=self.image, network=self.network,
+                                 command=self.test_command, env=self.env, run_id=self.run_id, app=self.app,
+                                 reports=self.reports)
+
+    def setup(self) -> Command:
+        return commands.test_run(name=f"{self.run_id}-setup", image=self.image, network=self.network,
+                                 command=self.setup_command, env=self.env, run_id=self.run_id, app=self.app)
+
+
+def testing_tag(repository: str, revision_label: str, suffix: str) -> str:
+    return f"{repository}:{revision_label}-{suffix}"
+
+
+def cache_refs(repository: str, tags: tuple[str, ...], branch: str) -> tuple[str, ...]:
+    """Registry images whose layers may seed the build (``{branch}`` is the current branch, made tag-safe)."""
+    safe_branch = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in branch)[:128]
+    refs = []
+    for tag in tags:
+        if "{branch}" in tag:
+            if not safe_branch:
+                continue
+            tag = tag.replace("{branch}", safe_branch)
+        refs.append(f"{repository}:{tag}")
+    return tuple(dict.fromkeys(refs))
+
+
+def new_test_run(settings: Any, ci: Any, revision: Any, branch: str, *, no_cache: bool = False,
+                 run_id: str | None = None) -> TestRun:
+    run_id = run_id or f"{settings.app}-ci-{revision.short}-{uuid.uuid4().hex[:4]}".replace(".", "-")
+    image = testing_tag(settings.repository, revision.label, ci.tag_suffix)
+    build_args = {**settings.build_args, **ci.build_args}
+    labels = {commands.APP_LABEL: settings.app, "org.opencontainers.image.revision": revision.sha,
+              "dev.dockyard.environment": ci.tag_suffix}
+    build = build_command(context=ci.context, dockerfile=ci.dockerfile, tags=(image,), labels=labels,
+                          build_args=build_args, no_cache=no_cache)
+    return TestRun(
+        run_id=run_id, app=settings.app, image=image, network=f"{run_id}-net", services=ci.services, build=build,
+        cache_candidates=() if no_cache else cache_refs(settings.repository, ci.cache_from, branch),
+        test_command=ci.test_command, setup_command=ci.setup_command, env=dict(ci.env), reports=ci.reports_dir,
+    )
+
+
+class TestRunner:
+    """Executes a :class:`TestRun` on the local engine."""
+
+    def __init__(self, run: TestRun, runner: Runner, docker: DockerClient, *, ready_timeout: float = 120,
+                 say: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.run = run
+        self.runner = runner
+        self.docker = docker
+        self.ready_timeout = ready_timeout
+        self.say = say
+        self.sleep = sleep
+        self.cache_from: list[str] = []
+
+    # --- the plan ------------------------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        run = self.run
+        steps: list[Step] = []
+        if run.cache_candidates:
+            steps.append(Step("Find layer-cache images (local, else pulled from the registry)",
+                              self.find_cache_images, details=run.cache_candidates))
+        steps.append(Step(f"Build the testing image {run.image} (never pushed)", self.build_image,
+                          command=run.build,
+                          details=("plus --cache-from for each cache image found",) if run.cache_candidates else ()))
+        steps.append(Step(f"Create the private network {run.network}", lambda: self.runner.run(
+            commands.network_create(run.network, run.run_id, run.app)),
+            command=commands.network_create(run.network, run.run_id, run.app)))
+        for svc in run.services:
+            steps.append(Step(f"Start {svc.name} ({svc.image})", self._starter(svc),
+                              command=run.service_command(svc)))
+        for svc in run.services:
+            if svc.ready:
+                steps.append(Step(f"Wait until {svc.name} is ready", self._waiter(svc),
+                                  command=commands.probe(run.container(svc.name), svc.ready)))
+        if run.setup_command:
+            steps.append(Step("Load the schema and fixtures", self.run_setup, command=run.setup()))
+        steps.append(Step("Run the tests", self.run_tests, command=run.tests_command(),
+                          details=(f"reports: {run.reports}",)))
+        return Plan(f"ci.test {run.run_id}: afterwards the containers and network are removed", tuple(steps))
+
+    # --- actions ---------------------------------------------------------------------------------------------
+    def find_cache_images(self) -> list[str]:
+        for ref in self.run.cache_candidates:
+            if self.docker.inspect_image(ref) is not None:
+                self.cache_from.append(ref)
+                continue
+            pulled = self.runner.run([commands.DOCKER, "pull", "--quiet", ref], check=False, timeout=PULL_TIMEOUT)
+            if pulled.ok:
+                self.cache_from.append(ref)
+        self.say("      cache images: " + (", ".join(self.cache_from) or "none found (cold build)"))
+        return self.cache_from
+
+    def build_image(self) -> None:
+        argv = list(self.run.build.argv)
+        for ref in self.cache_from:
+            argv[-1:-1] = ["--cache-from", ref]
+        if self.cache_from and self.docker.inspect_image(self.run.image) is not None:
+            # The legacy builder uses only --cache-from images once any is given: keep our own last build too.
+            argv[-1:-1] = ["--cache-from", self.run.image]
+        build = Command(tuple(argv), env=self.run.build.env, cwd=self.run.build.cwd)
+        self.docker.build(build)
+
+    def _starter(self, svc: Any) -> Callable[[], Any]:
+        def start() -> None:
+            if self.docker.inspect_image(svc.image) is None:
+                pulled = self.runner.run([commands.DOCKER, "pull", svc.image], check=False, timeout=PULL_TIMEOUT)
+                if not pulled.ok:
+                    raise DockyardError(
+                        f"service image {svc.image} is not on this engine and could not be pulled: "
+                        f"run `inv ci.cache.load`, or fix dockyard.ci.services.{svc.name}.image"
+                    )
+            self.runner.run(self.run.service_command(svc))
+        return start
+
+    def _waiter(self, svc: Any) -> Callable[[], int]:
+        container = self.run.container(svc.name)
+
+        def probe() -> ProbeOutcome:
+            result = self.runner.run(commands.probe(container, svc.ready), check=False, timeout=30)
+            return ProbeOutcome(result.ok, result.stdout + result.stderr)
+
+        def running() -> bool:
+            state = self.runner.run([commands.DOCKER, "inspect", "--format", "{{.State.Running}}", container],
+                                    check=False)
+            if state.stdout.strip() == "true":
+                return True
+            self.say(f"--- last log lines of {container} ---\n{self.docker.logs(container, tail=30)}")
+            return False
+
+        def wait() -> int:
+            return Readiness(svc.name, probe, running, expected_output=svc.ready_output,
+                             timeout=self.ready_timeout, sleep=self.sleep).wait()
+        return wait
+
+    def run_setup(self) -> None:
+        result = self.runner.run(self.run.setup(), capture=False, check=False)
+        if not result.ok:
+            raise DockyardError(f"the setup command failed (exit {result.returncode}): "
+                                "fix dockyard.ci.setup_command or the fixtures it loads")
+
+    def run_tests(self) -> int:
+        reports = self.run.reports
+        reports.mkdir(parents=True, exist_ok=True)
+        os.chmod(reports, 0o777)  # the image's user (not root) writes its reports here
+        result = self.runner.run(self.run.tests_command(), capture=False, check=False)
+        if result.returncode != 0:
+            raise TestsFailed(f"tests failed (exit {result.returncode}); reports in {reports}",
+                              exit_code=result.returncode)
+        self.say(f"tests passed; reports in {reports}")
+        return 0
+
+    # --- cleanup ---------------------------------------------------------------------------------------------
+    def leftovers(self) -> list[str]:
+        return self.runner.run(commands.containers_of_run(self.run.run_id), check=False).stdout.split()
+
+    def cleanup(self) -> None:
+        """Remove every container and the network of this run (idempotent, never raises for what is gone)."""
+        ids = self.leftovers()
+        if ids:
+            self.runner.run(commands.remove_containers(ids), check=False)
+        self.runner.run(commands.network_remove(self.run.network), check=False)
+
+    def kept(self) -> str:
+        names = ", ".join(self.run.container(s.name) for s in self.run.services)
+        return (f"kept (--keep): {names or 'no services'} on network {self.run.network}; remove them with "
+                f"`docker rm -f $(docker ps -aq --filter label={commands.RUN_LABEL}={self.run.run_id})` and "
+                f"`docker network rm {self.run.network}`")

@@ -1,0 +1,186 @@
+"""Source bundles: what goes in the zip, rendered from the project's files, and the zip itself, byte for byte
+deterministic (sorted entries, fixed timestamps and modes), so an unchanged bundle has an unchanged digest and is
+never uploaded twice. The working tree is never written to.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from .dockerrun import (
+    DockercfgLocation,
+    compose_yaml,
+    container_definitions,
+    dockerrun_v1,
+    dockerrun_v2,
+    dockerrun_v3,
+    dumps,
+    pinned_compose,
+)
+
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+HOOK_DIRS = (".platform/hooks/prebuild", ".platform/confighooks/prebuild")
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    path: str  # POSIX path inside the zip
+    data: bytes = field(repr=False)
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class Bundle:
+    files: tuple[BundleFile, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
+
+    def zip_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for item in self.files:
+                info = zipfile.ZipInfo(item.path, date_time=FIXED_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.create_system = 3  # unix, so the mode below is honoured by unzip
+                info.external_attr = (0o100755 if item.executable else 0o100644) << 16
+                archive.writestr(info, item.data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+        return buffer.getvalue()
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.zip_bytes()).hexdigest()
+
+    def file(self, path: str) -> BundleFile | None:
+        return next((f for f in self.files if f.path == path), None)
+
+    def text(self, path: str) -> str:
+        found = self.file(path)
+        return found.data.decode() if found else ""
+
+    def listing(self) -> list[str]:
+        return [f"{f.path}{' (executable)' if f.executable else ''}  {len(f.data)} bytes" for f in self.files]
+
+    def write_tree(self, directory: Path) -> None:
+        """Unpack into ``directory`` (``eb.local``), keeping the executable bits."""
+        for item in self.files:
+            target = directory / item.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(item.data)
+            target.chmod(0o755 if item.executable else 0o644)
+
+
+@dataclass(frozen=True)
+class BundleInputs:
+    """Everything a bundle is made from (no I/O happens building this)."""
+
+    project_root: Path
+    env: Any  # dockyard.config.Environment
+    eb_environment: str
+    platform: str  # v1 | v2 | compose
+    image: str  # the app image, pinned (repository:X.Y.Z)
+    app_service: str
+    auth: str  # none | ecr | dockercfg | ssm
+    registry: str
+    dockercfg: DockercfgLocation | None
+    ssm_username: str = ""
+    ssm_password: str = ""
+    container_port: int = 8000
+    default_memory: int = 256
+    compose_variables: Mapping[str, str] = field(default_factory=dict)
+
+
+def build_bundle(inputs: BundleInputs) -> Bundle:
+    """Render the bundle for ``inputs.platform``."""
+    files: list[BundleFile] = []
+    auth = inputs.dockercfg if inputs.auth == "dockercfg" else None
+    if inputs.platform == "v1":
+        files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v1(
+            inputs.image, container_port=inputs.container_port, auth=auth)).encode()))
+    else:
+        model = _compose_model(inputs)
+        compose_dir = inputs.env.compose.parent
+        images = {inputs.app_service: inputs.image}
+        if inputs.platform == "v2":
+            definitions = container_definitions(model, images=images, project_root=inputs.project_root,
+                                                compose_dir=compose_dir, default_memory=inputs.default_memory)
+            files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v2(definitions, auth=auth)).encode()))
+            shipped = definitions.shipped
+        else:
+            pinned, shipped = pinned_compose(model, images=images, project_root=inputs.project_root,
+                                             compose_dir=compose_dir)
+            files.append(BundleFile("docker-compose.yml", compose_yaml(pinned).encode()))
+            if auth is not None:
+                files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v3(auth)).encode()))
+        for inside, source in sorted(shipped.items()):
+            files.append(BundleFile(inside, source.read_bytes()))
+    files += _rendered_extensions(inputs)
+    return Bundle(tuple(files))
+
+
+def _compose_model(inputs: BundleInputs) -> dict[str, Any]:
+    from ..containers import read_compose_file
+
+    if inputs.env.compose is None:
+        raise ConfigError(f"dockyard.environments.{inputs.env.name}.compose: the {inputs.platform} platform "
+                          "builds its containers from the compose file; set it (or use eb.platform: v1)")
+    model = read_compose_file(inputs.env.compose, {**inputs.compose_variables, "DOCKYARD_IMAGE": inputs.image,
+                                                  "DOCKYARD_PORT": "80"})
+    if inputs.app_service not in model["services"]:
+        raise ConfigError(f"dockyard.environments.{inputs.env.name}.app_service: {inputs.app_service!r} is not a "
+                          f"service of {inputs.env.compose}")
+    return model
+
+
+def template_environment(project_root: Path) -> Any:
+    """jinja2 with StrictUndefined; the project's ``templates/`` wins over dockyard's own."""
+    import jinja2
+
+    loader = jinja2.FileSystemLoader([str(project_root / "templates"), str(TEMPLATES)])
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              autoescape=False)
+
+
+def _rendered_extensions(inputs: BundleInputs) -> list[BundleFile]:
+    import jinja2
+
+    env = template_environment(inputs.project_root)
+    context = {"env": inputs.env, "eb_environment": inputs.eb_environment, "platform": inputs.platform,
+               "image": inputs.image, "auth": inputs.auth, "registry": inputs.registry,
+               "ssm_username": inputs.ssm_username, "ssm_password": inputs.ssm_password}
+    names = sorted({n for n in env.list_templates() if n.startswith("eb/ebextensions/") and n.endswith(".config.j2")})
+    files = []
+    try:
+        for name in names:
+            text = env.get_template(name).render(**context)
+            files.append(BundleFile(f".ebextensions/{Path(name).name[:-3]}", text.encode()))
+        if inputs.auth == "ssm":
+            hook = env.get_template("eb/platform/01login.sh.j2").render(**context).encode()
+            files += [BundleFile(f"{d}/01login.sh", hook, executable=True) for d in HOOK_DIRS]
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"template {getattr(exc, 'name', '') or 'eb/*'}: {exc}") from None
+    return files
+
+
+def describe(bundle: Bundle) -> str:
+    """The bundle as people read it in a dry run: file list and the Dockerrun document."""
+    lines = ["files:"] + [f"  {line}" for line in bundle.listing()]
+    dockerrun = bundle.text("Dockerrun.aws.json")
+    if dockerrun:
+        lines += ["Dockerrun.aws.json:"] + [f"  {line}" for line in dockerrun.splitlines()]
+    compose = bundle.text("docker-compose.yml")
+    if compose:
+        lines += ["docker-compose.yml:"] + [f"  {line}" for line in compose.splitlines()]
+    return "\n".join(lines)
+
+
+def dockerrun_document(bundle: Bundle) -> dict[str, Any]:
+    text = bundle.text("Dockerrun.aws.json")
+    return json.loads(text) if text else {}

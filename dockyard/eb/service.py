@@ -1,0 +1,443 @@
+"""What the ``deploy`` and ``eb.*`` tasks call: reads state through the clients, builds plans, says what it does."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any, Callable
+
+from ..errors import ConfigError, Refused
+from ..plan import Plan, Step, execute
+from .bundle import Bundle, BundleInputs, build_bundle
+from .client import ENV_NAMESPACE, EbClient, EnvironmentState, make_client
+from .deploy import (
+    DeployFailed,
+    Deployment,
+    Release,
+    WaitPolicy,
+    bundle_dockerrun_diff,
+    check_label,
+    deploy_plan,
+    dry_run_report,
+    resolve_release,
+    wait_for_update,
+)
+from .dockerrun import DockercfgLocation, dockercfg
+from .locks import AuditLog, AuditRecord, DeployLock, now_utc, who
+
+
+class EbService:
+    def __init__(self, project: Any, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.project = project
+        self.settings = project.settings
+        self.eb = self.settings.feature("eb")
+        self.env = self.settings.environment(env_name)
+        self.target = self.eb.environment(env_name)
+        self.sleep = sleep
+
+    def say(self, text: str = "") -> None:
+        self.project.say(text)
+
+    @property
+    def application(self) -> str:
+        return self.eb.application
+
+    @cached_property
+    def client(self) -> EbClient:
+        return make_client(self.settings, self.eb, sleep=self.sleep)
+
+    def policy(self, timeout: float = 0) -> WaitPolicy:
+        return WaitPolicy(healthy_states=self.eb.healthy_states, health_window=self.eb.health_window,
+                          timeout=timeout or self.eb.timeout, poll_interval=self.eb.poll_interval)
+
+    # --- inputs ----------------------------------------------------------------------------------------------------
+    def release(self, version: str = "") -> Release:
+        return resolve_release(self.project.git, version)
+
+    def image(self, release: Release) -> str:
+        return f"{self.settings.repository}:{release.version}"
+
+    def credentials(self) -> Any:
+        from ..registry import resolve_credentials
+
+        env_file = self.project.env_file(self.env, required=False)
+        values = dict(env_file.values) if env_file else {}
+        return resolve_credentials(self.settings, env_values=values)
+
+    def require_image(self, release: Release) -> None:
+        from ..registry import remote_digest
+
+        if self.eb.auth == "none" and not self.settings.registry.username:
+            return
+        if remote_digest(self.credentials(), self.settings.repository, release.version) is None:
+            raise Refused(f"release {release.version} is not published: {self.image(release)} is not in the "
+                          "registry (run `inv release`, or push the image)")
+
+    def dockercfg_location(self) -> DockercfgLocation | None:
+        if self.eb.auth != "dockercfg":
+            return None
+        if not self.eb.bucket:
+            raise ConfigError("dockyard.eb.bucket: not set; the dockercfg and the bundles live in this S3 bucket")
+        return DockercfgLocation(self.eb.bucket, self.eb.dockercfg_key)
+
+    def bundle(self, release: Release, platform: str = "") -> Bundle:
+        from ..images import compose_variables
+
+        return build_bundle(BundleInputs(
+            project_root=self.settings.root, env=self.env, eb_environment=self.target.name,
+            platform=platform or self.target.platform, image=self.image(release), app_service=self.env.app_service,
+            auth=self.eb.auth, registry=self.settings.registry.url, dockercfg=self.dockercfg_location(),
+            ssm_username=self.eb.ssm_username, ssm_password=self.eb.ssm_password,
+            container_port=self.eb.container_port, default_memory=self.eb.memory,
+            compose_variables=compose_variables(self.settings, self.env)))
+
+    def lock(self) -> DeployLock:
+        return DeployLock(self.client.s3, self.eb.bucket, self.eb.key("locks", f"{self.env.name}.json"),
+                          environment=self.env.name)
+
+    def audit(self) -> AuditLog:
+        return AuditLog(self.client.s3, self.eb.bucket, self.eb.key())
+
+    def ready_state(self, name: str) -> EnvironmentState:
+        self.client.require_application(self.application)
+        state = self.client.require_environment(self.application, name)
+        if state.status != "Ready":
+            raise Refused(f"environment {name} is {state.status}, not Ready: dockyard does not queue behind another "
+                          "update; wait until it is Ready (`inv eb.status`), then deploy again")
+        return state
+
+    # --- deploy ------------------------------------------------------------------------------------------------------
+    def deploy(self, version: str = "", *, dry_run: bool = False, no_wait: bool = False, timeout: float = 0,
+               no_rollback: bool = False, force_unlock: bool = False, environment: str = "",
+               action: str = "deploy") -> Deployment:
+        """Lock, read state, plan, execute. State is read under the lock, so two deploys never plan together."""
+        name = environment or self.target.name
+        release = self.release(version)
+        self.client.require_bucket(self.eb.bucket)
+        lock = self.lock()
+        if dry_run:
+            lock_step = Step(f"take the deploy lock of {self.env.name} (s3://{lock.bucket}/{lock.key})"
+                             + (", clearing any stale one first" if force_unlock else ""))
+            deployment, plan, state = self._prepare(release, name, lock_step, timeout=timeout, no_wait=no_wait,
+                                                    no_rollback=no_rollback)
+            execute(plan, dry_run=True, mask=self.project.mask)
+            self.say(dry_run_report(deployment.bundle, self._diff_against_live(state, deployment.bundle)))
+            return deployment
+        self._take_lock(lock, release, force_unlock)
+        deployment = None
+        started = now_utc()
+        try:
+            held = Step(f"hold the deploy lock of {self.env.name} (s3://{lock.bucket}/{lock.key})")
+            deployment, plan, _ = self._prepare(release, name, held, timeout=timeout, no_wait=no_wait,
+                                                no_rollback=no_rollback)
+            execute(plan, mask=self.project.mask)
+            if no_wait:
+                deployment.result = "started"
+                self.say(f"{name} is updating to {release.label}; follow it with `inv eb.events --follow`")
+            else:
+                self.say(f"{name} runs {release.label} ({deployment.outcome.detail if deployment.outcome else ''})")
+        except Exception as exc:
+            if deployment is not None:
+                deployment.result = deployment.result or "failed"
+                deployment.notes.append(getattr(exc, "message", str(exc)))
+            raise
+        finally:
+            if deployment is not None:  # refused before anything started: no audit record, nothing written
+                self._finish(lock, deployment, started, action)
+            else:
+                lock.release()
+        return deployment
+
+    def _prepare(self, release: Release, name: str, lock_step: Step, *, timeout: float, no_wait: bool,
+                 no_rollback: bool) -> tuple[Deployment, Plan, EnvironmentState]:
+        state = self.ready_state(name)
+        self.require_image(release)
+        location = self.dockercfg_location()
+        if location is not None and self.client.object_metadata(location.bucket, location.key) is None:
+            raise Refused(f"no dockercfg at s3://{location.bucket}/{location.key}: run `inv eb.dockercfg` first")
+        bundle = self.bundle(release)
+        key = self.eb.bundle_key(release.label)
+        reuse_object, reuse_version = check_label(
+            self.client.version(self.application, release.label),
+            self.client.object_metadata(self.eb.bucket, key), self.eb.bucket, key, bundle.digest)
+        deployment = Deployment(
+            client=self.client, application=self.application, environment=name, release=release, bundle=bundle,
+            bucket=self.eb.bucket, key=key, policy=self.policy(timeout), previous_label=state.version_label,
+            reuse_object=reuse_object, reuse_version=reuse_version, say=self.say, sleep=self.sleep,
+            no_rollback=no_rollback)
+        plan = deploy_plan(deployment, lock_step=lock_step, state=state)
+        if no_wait:
+            plan = Plan(plan.title, plan.steps[:-1])
+        return deployment, plan, state
+
+    def _take_lock(self, lock: DeployLock, release: Release, force: bool) -> None:
+        if force:
+            stale = lock.force_unlock()
+            if stale is not None:
+                self.say(f"  cleared the lock of {stale.describe()}")
+        lock.acquire(release.version)
+
+    def _finish(self, lock: DeployLock, deployment: Deployment, started: datetime, action: str) -> None:
+        try:
+            self.audit().write(AuditRecord(
+                action=action, environment=self.env.name, target=deployment.environment,
+                version=deployment.release.version, label=deployment.label, who=lock.holder,
+                started=started.isoformat(timespec="seconds"), finished=now_utc().isoformat(timespec="seconds"),
+                result=deployment.result, previous_label=deployment.previous_label,
+                detail="; ".join(deployment.notes)[:500]))
+        finally:
+            lock.release()
+
+    def _diff_against_live(self, state: EnvironmentState, bundle: Bundle) -> str:
+        live = None
+        if state.version_label:
+            version = self.client.version(self.application, state.version_label)
+            if version is not None:
+                text = self.client.s3.get_object(Bucket=version.bucket, Key=version.key)["Body"].read() \
+                    if self.client.object_metadata(version.bucket, version.key) is not None else None
+                live = text
+        return bundle_dockerrun_diff(live, bundle, state.version_label)
+
+    # --- rollback ------------------------------------------------------------------------------------------------
+    def previous_good_label(self, current: str) -> str:
+        for record in self.audit().records(self.env.name):
+            if record.action in ("deploy", "rollback") and record.result == "succeeded" and record.label \
+                    and record.label != current:
+                return record.label
+        raise Refused(f"no earlier successful deploy of {self.env.name} in the audit records: name a LABEL "
+                      "(see `inv eb.versions`)")
+
+    def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> None:
+        name = self.target.name
+        state = self.ready_state(name)
+        label = label or self.previous_good_label(state.version_label)
+        if self.client.version(self.application, label) is None:
+            raise Refused(f"application version {label!r} does not exist (see `inv eb.versions`)")
+        lock = self.lock()
+        policy = self.policy(timeout)
+        started = now_utc()
+        result = {"value": "failed"}
+
+        def update_and_wait() -> None:
+            request = self.client.update_environment(self.application, name, label=label)
+            outcome = wait_for_update(self.client, self.application, name, label, request, policy, say=self.say,
+                                      sleep=self.sleep)
+            if not outcome.ok:
+                raise DeployFailed(f"rollback of {name} to {label} failed: {outcome.detail}")
+            result["value"] = "succeeded"
+
+        plan = Plan(f"roll back {name} from {state.version_label} to {label}", (
+            Step(f"take the deploy lock of {self.env.name}", action=lambda: lock.acquire(label)),
+            Step(f"update {name} to {label} and wait for Ready and health", action=update_and_wait,
+                 details=(f"elasticbeanstalk:UpdateEnvironment EnvironmentName={name} VersionLabel={label}",)),
+        ))
+        if dry_run:
+            execute(plan, dry_run=True)
+            return
+        try:
+            execute(plan)
+            self.say(f"{name} runs {label} again")
+        finally:
+            if lock.held:
+                try:
+                    self.audit().write(AuditRecord(
+                        action="rollback", environment=self.env.name, target=name, version=label.split("-")[0],
+                        label=label, who=who(), started=started.isoformat(timespec="seconds"),
+                        finished=now_utc().isoformat(timespec="seconds"), result=result["value"],
+                        previous_label=state.version_label))
+                finally:
+                    lock.release()
+
+    # --- dockercfg -------------------------------------------------------------------------------------------------
+    def write_dockercfg(self, *, fmt: str = "", dry_run: bool = False) -> str:
+        location = DockercfgLocation(self.eb.bucket, self.eb.dockercfg_key)
+        if not location.bucket:
+            raise ConfigError("dockyard.eb.bucket: not set; name the bucket the dockercfg goes to")
+        fmt = fmt or self.eb.format_for(self.target.platform)
+        creds = self.credentials()
+        self.project.mask.add(creds.password)
+        text = dockercfg(creds.registry, creds.username, creds.password, fmt=fmt)
+        if dry_run:
+            self.say(f"would upload a {fmt} dockercfg for {creds.username}@{creds.registry} to "
+                     f"s3://{location.bucket}/{location.key} (private, SSE)")
+            return location.key
+        self.client.require_bucket(location.bucket)
+        self.client.upload(location.bucket, location.key, text.encode(), sha256="", content_type="application/json",
+                           progress=False)
+        self.say(f"uploaded a {fmt} dockercfg for {creds.username}@{creds.registry} to "
+                 f"s3://{location.bucket}/{location.key} (private, SSE)")
+        return location.key
+
+    # --- setenv ---------------------------------------------------------------------------------------------------
+    def setenv_changes(self, values: dict[str, str]) -> tuple[list[dict[str, str]], list[dict[str, str]], list[str]]:
+        """(option settings to set, options to remove, diff lines with values masked)."""
+        current = self.client.environment_variables(self.application, self.target.name)
+        desired = {}
+        prefix = self.eb.ssm_secret_prefix or f"/{self.application}/{self.env.name}/"
+        for key, value in values.items():
+            desired[key] = f"{{{{resolve:ssm:{prefix}{key}}}}}" if key in self.eb.secret_keys else value
+        lines, settings, remove = [], [], []
+        for key in sorted(set(current) | set(desired)):
+            if key not in desired:
+                if key.startswith("DOCKYARD_REGISTRY_"):
+                    continue  # set by the ssm login hook's ebextension
+                lines.append(f"- {key}")
+                remove.append({"Namespace": ENV_NAMESPACE, "OptionName": key})
+            elif key not in current:
+                lines.append(f"+ {key}={_masked(desired[key])}")
+                settings.append({"Namespace": ENV_NAMESPACE, "OptionName": key, "Value": desired[key]})
+            elif current[key] != desired[key]:
+                lines.append(f"~ {key}={_masked(desired[key])} (was {_masked(current[key])})")
+                settings.append({"Namespace": ENV_NAMESPACE, "OptionName": key, "Value": desired[key]})
+        return settings, remove, lines
+
+    def setenv(self, *, dry_run: bool = False, timeout: float = 0) -> list[str]:
+        from ..envfile import load_env_file
+
+        # Loaded without registering the values with the masker (short ones like "prod" would blank out names);
+        # the diff masks every value itself.
+        values = dict(load_env_file(self.env.env_file, self.env.env_example, root=self.settings.root).values)
+        name = self.target.name
+        state = self.ready_state(name)
+        settings, remove, lines = self.setenv_changes(values)
+        self.say(f"environment properties of {name}:")
+        for line in lines or ["(no change)"]:
+            self.say(f"  {line}")
+        if dry_run or not lines:
+            if dry_run:
+                self.say("(dry run: nothing was changed)")
+            return lines
+        secrets = [k for k in self.eb.secret_keys if k in values]
+        if secrets:
+            from ..clients.aws import aws_client
+
+            ssm = aws_client(self.settings, "ssm", self.client.session)
+            prefix = self.eb.ssm_secret_prefix or f"/{self.application}/{self.env.name}/"
+            for key in secrets:
+                ssm.put_parameter(Name=f"{prefix}{key}", Value=values[key], Type="SecureString", Overwrite=True)
+        request = self.client.update_environment(self.application, name, option_settings=settings,
+                                                 options_to_remove=remove)
+        policy = self.policy(timeout)
+        if not state.version_label:  # nothing runs yet, so there is no health to wait for: Ready is enough
+            policy = WaitPolicy(("Green", "Yellow", "Grey"), 0, policy.timeout, policy.poll_interval)
+        outcome = wait_for_update(self.client, self.application, name, state.version_label, request, policy,
+                                  say=self.say, sleep=self.sleep)
+        if not outcome.ok:
+            raise DeployFailed(f"updating the environment properties of {name} failed: {outcome.detail}")
+        self.say(f"applied {len(lines)} change(s) to {name}")
+        return lines
+
+    # --- blue/green -----------------------------------------------------------------------------------------------
+    def twins(self) -> tuple[EnvironmentState, EnvironmentState]:
+        """(live, idle): the live twin holds the primary environment's CNAME prefix."""
+        if not self.target.twin:
+            raise ConfigError(f"dockyard.environments.{self.env.name}.eb.twin: not set; blue/green needs a twin "
+                              "environment")
+        self.client.require_application(self.application)
+        first = self.client.require_environment(self.application, self.target.name)
+        second = self.client.require_environment(self.application, self.target.twin)
+        primary_prefix = self.target.name + "."
+        if second.cname.startswith(primary_prefix):
+            return second, first
+        return first, second
+
+    def swap(self, version: str = "", *, timeout: float = 0, dry_run: bool = False,
+             smoke: Callable[[str], bool] | None = None) -> None:
+        live, idle = self.twins()
+        path = self.eb.smoke_path or self.env.health_path
+        smoke_url = f"http://{idle.endpoint_url}{path}"
+        if dry_run:
+            self.say(f"would deploy to {idle.name} (idle), wait for health, smoke-test {smoke_url}, then swap CNAMEs "
+                     f"with {live.name} (live, {live.cname})")
+            self.deploy(version, dry_run=True, timeout=timeout, environment=idle.name, no_rollback=True)
+            return
+        self.deploy(version, timeout=timeout, environment=idle.name, no_rollback=True, action="deploy-idle")
+        self.say(f"smoke test {smoke_url}")
+        check = smoke or _smoke
+        if not check(smoke_url):
+            raise DeployFailed(f"smoke test of {idle.name} failed ({smoke_url}); CNAMEs not swapped, {live.name} "
+                               "still serves")
+        self.say(f"swap CNAMEs of {idle.name} and {live.name}")
+        self.client.swap_cnames(idle.name, live.name)
+        deadline = time.monotonic() + (timeout or self.eb.timeout)
+        while True:
+            now_live, _ = self.twins()
+            if now_live.name == idle.name and now_live.status == "Ready":
+                break
+            if time.monotonic() > deadline:
+                raise DeployFailed(f"swapped CNAMEs but {idle.name} does not hold {live.cname} yet")
+            self.sleep(self.eb.poll_interval)
+        self.say(f"{idle.name} now serves {now_live.cname}; {live.name} is idle")
+
+
+def _masked(value: str) -> str:
+    if value.startswith("{{resolve:"):
+        return value
+    return "********" if value else "''"
+
+
+def _smoke(url: str, attempts: int = 5) -> bool:
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the twin's own URL
+                if 200 <= response.status < 300:
+                    return True
+        except OSError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def policies(settings: Any, eb: Any, *, account: str = "*", region: str = "*") -> dict[str, Any]:
+    """Least-privilege IAM policies: one for the CI user that deploys, one for the instance profile."""
+    app = eb.application
+    envs = sorted({t.name for t in eb.environments.values()} | {t.twin for t in eb.environments.values() if t.twin})
+    bucket_arn = f"arn:aws:s3:::{eb.bucket or 'BUCKET'}"
+    prefix = eb.key()
+    eb_arn = f"arn:aws:elasticbeanstalk:{region}:{account}"
+    ci = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Bundles", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+         "Resource": [f"{bucket_arn}/{prefix}/*"]},
+        {"Sid": "Bucket", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+         "Resource": [bucket_arn]},
+        {"Sid": "Versions", "Effect": "Allow", "Action": ["elasticbeanstalk:CreateApplicationVersion"],
+         "Resource": [f"{eb_arn}:applicationversion/{app}/*"]},
+        {"Sid": "Deploy", "Effect": "Allow", "Action": ["elasticbeanstalk:UpdateEnvironment",
+                                                          "elasticbeanstalk:SwapEnvironmentCNAMEs"],
+         "Resource": [f"{eb_arn}:environment/{app}/{name}" for name in envs]},
+        {"Sid": "Read", "Effect": "Allow", "Action": [
+            "elasticbeanstalk:DescribeApplications", "elasticbeanstalk:DescribeApplicationVersions",
+            "elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeEvents",
+            "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:DescribeEnvironmentHealth"],
+         "Resource": ["*"]},
+    ]}
+    instance_statements: list[dict[str, Any]] = []
+    if eb.auth == "dockercfg":
+        instance_statements.append({"Sid": "Dockercfg", "Effect": "Allow", "Action": ["s3:GetObject"],
+                                    "Resource": [f"{bucket_arn}/{eb.dockercfg_key}"]})
+    if eb.auth == "ecr":
+        instance_statements += [
+            {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
+            {"Sid": "EcrPull", "Effect": "Allow", "Action": [
+                "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+             "Resource": [f"arn:aws:ecr:{region}:{account}:repository/{settings.repository.split('/', 1)[-1]}"]}]
+    if eb.auth == "ssm":
+        instance_statements.append({"Sid": "RegistryLogin", "Effect": "Allow", "Action": ["ssm:GetParameters"],
+                                    "Resource": [f"arn:aws:ssm:{region}:{account}:parameter{eb.ssm_username}",
+                                                 f"arn:aws:ssm:{region}:{account}:parameter{eb.ssm_password}"]})
+    if eb.secret_keys:
+        instance_statements.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["ssm:GetParameters"],
+                                    "Resource": [f"arn:aws:ssm:{region}:{account}:parameter/{app}/*"]})
+    instance = {"Version": "2012-10-17", "Statement": instance_statements}
+    return {"ci_user": ci, "instance_profile": instance,
+            "notes": "attach instance_profile to the EB instance profile role (aws-elasticbeanstalk-ec2-role)"}
+
+
+def policies_json(settings: Any, eb: Any) -> str:
+    return json.dumps(policies(settings, eb), indent=2)
+
+
+def events_since(minutes: int) -> datetime:
+    return datetime.fromtimestamp(time.time() - minutes * 60, tz=timezone.utc)

@@ -1,0 +1,290 @@
+"""``ecs.*`` orchestration: read state, plan, show, and execute deploys and rollbacks with lock, wait and audit."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
+
+from ..errors import ConfigError, Refused
+from ..plan import Plan, Step, execute
+from .client import EcsClient, ServiceState, short_arn
+from .planner import DeployIntent, env_file_split, plan_task_definition, previous_revision, revisions_to_deregister
+from .taskdef import TaskDefinition
+from .waiter import DeploymentFailed, wait_for_deployment
+
+
+@dataclass
+class Outcome:
+    """What happened, for the audit record."""
+
+    result: str = "failed"
+    detail: str = ""
+    label: str = ""
+
+
+class EcsService:
+    def __init__(self, project: Any, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.project = project
+        self.settings = project.settings
+        self.env = self.settings.environment(env_name)
+        self.target = self.settings.feature("ecs")[self.env.name]
+        self.sleep = sleep
+        if not self.target.cluster:
+            raise ConfigError(f"dockyard.ecs.cluster: not set for environment {self.env.name}; name the ECS cluster "
+                              f"in invoke.yaml (dockyard.ecs.cluster or dockyard.environments.{self.env.name}.ecs)")
+
+    def say(self, text: str = "") -> None:
+        self.project.say(text)
+
+    @cached_property
+    def client(self) -> EcsClient:
+        from ..clients.aws import aws_client, aws_session
+
+        session = aws_session(self.settings)
+        aws_client(self.settings, "sts", session)  # raises a one-line error when credentials/region are missing
+        return EcsClient(session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)
+
+    def state(self) -> ServiceState:
+        return self.client.service(self.target.cluster, self.target.service)
+
+    # --- inputs ----------------------------------------------------------------------------------------------------
+    def image_for(self, version: str) -> tuple[str, str]:
+        from ..eb.deploy import resolve_release
+
+        release = resolve_release(self.project.git, version)
+        return release.version, f"{self.settings.repository}:{release.version}"
+
+    def require_published(self, version: str, image: str) -> None:
+        if not self.target.check_image:
+            return
+        registry = self.settings.registry
+        if registry.kind == "ecr":
+            name = self.settings.repository.split("/", 1)[1]
+            published = self.client.ecr_has_image(name, version)
+        else:
+            from ..registry import remote_digest, resolve_credentials
+
+            env_file = self.project.env_file(self.env, required=False)
+            credentials = resolve_credentials(self.settings, env_values=dict(env_file.values) if env_file else {})
+            try:
+                published = remote_digest(credentials, self.settings.repository, version) is not None
+            except OSError as exc:
+                raise Refused(f"cannot reach the registry to check {image} ({exc}); set dockyard.ecs.check_image: "
+                              "false to skip the check") from None
+        if not published:
+            raise Refused(f"image {image} is not published (tag {version} is not in the registry): run "
+                          f"`inv publish {version}` first")
+
+    def intent(self, state: ServiceState, image: str) -> DeployIntent:
+        current = self.client.task_definition(state.task_definition)
+        environment: dict[str, str] = {}
+        secrets: dict[str, str] = {}
+        if self.target.env_file:
+            loaded = self.project.env_file(self.env)
+            environment, secrets = env_file_split(loaded.values, self.target.secret_keys, self.target.ssm_prefix)
+        return plan_task_definition(current, image=image, containers=self.target.containers,
+                                    environment=environment, secrets=secrets)
+
+    # --- lock and audit ----------------------------------------------------------------------------------------------
+    def _s3(self) -> Any:
+        from ..clients.aws import aws_client
+
+        return aws_client(self.settings, "s3", self.client.session)
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.target.prefix, self.settings.app, *parts) if p.strip("/"))
+
+    def lock(self) -> Any:
+        from ..eb.locks import DeployLock
+
+        if not self.target.bucket:
+            return None
+        return DeployLock(self._s3(), self.target.bucket, self._key("locks", f"{self.env.name}.json"),
+                          environment=self.env.name)
+
+    def audit(self, action: str, version: str, outcome: Outcome, started: str, previous: str) -> None:
+        from ..eb.locks import AuditLog, AuditRecord, now_utc, who
+
+        if not self.target.bucket:
+            return
+        record = AuditRecord(action=action, environment=self.env.name, target=f"ecs:{self.target.where}",
+                             version=version, label=outcome.label, who=who(), started=started,
+                             finished=now_utc().isoformat(timespec="seconds"), result=outcome.result,
+                             previous_label=previous, detail=outcome.detail)
+        key = AuditLog(self._s3(), self.target.bucket, self._key()).write(record)
+        self.say(f"audit: s3://{self.target.bucket}/{key}")
+
+    # --- deploy ------------------------------------------------------------------------------------------------------
+    def diff(self, version: str = "") -> DeployIntent:
+        version, image = self.image_for(version)
+        state = self.state()
+        intent = self.intent(state, image)
+        self.show(intent)
+        return intent
+
+    def show(self, intent: DeployIntent) -> None:
+        self.say(f"{self.target.where}: {intent.current.label} -> new revision of {intent.desired.family}")
+        for line in intent.changes or ["(no changes: the service already runs this)"]:
+            self.say(f"  {line}")
+
+    def deploy(self, version: str = "", *, dry_run: bool = False, timeout: float = 0, no_wait: bool = False,
+               no_rollback: bool = False, force_unlock: bool = False) -> None:
+        from ..eb.locks import now_utc
+
+        version, image = self.image_for(version)
+        state = self.state()
+        intent = self.intent(state, image)
+        self.require_published(version, image)
+        self.show(intent)
+        live = state.task_definition
+        outcome = Outcome()
+        registered: dict[str, TaskDefinition] = {}
+        started_at = now_utc()
+        lock = self.lock()
+
+        def take_lock() -> None:
+            if lock is None:
+                self.project.warn("dockyard: no deploy lock (set dockyard.ecs.bucket to lock and audit deploys)")
+                return
+            if force_unlock:
+                lock.force_unlock()
+            lock.acquire(version)
+
+        def register() -> None:
+            registered["new"] = self.client.register(intent.desired)
+            outcome.label = registered["new"].label
+            self.say(f"      registered {registered['new'].label}")
+
+        def update() -> None:
+            self.client.update_service(self.target.cluster, self.target.service, registered["new"].arn)
+
+        def wait() -> None:
+            if no_wait:
+                outcome.result, outcome.detail = "started", "not waited for (--no-wait)"
+                return
+            try:
+                self._wait(registered["new"].arn, timeout or self.target.timeout, since=started_at)
+            except DeploymentFailed as exc:
+                outcome.detail = exc.message
+                if no_rollback:
+                    outcome.result = "failed"
+                    raise DeploymentFailed(f"deploy of {version} failed: {exc.message}; left in place "
+                                           "(--no-rollback)") from None
+                self._roll_back_after(exc, live, outcome)
+            else:
+                outcome.result = "succeeded"
+
+        def prune() -> None:
+            self.prune(protected={live, registered["new"].arn})
+
+        steps = (
+            Step(f"Take the deploy lock of {self.env.name}", take_lock,
+                 details=(f"s3://{self.target.bucket}/{self._key('locks', self.env.name + '.json')}",)
+                 if self.target.bucket else ("no lock: dockyard.ecs.bucket is not set",)),
+            Step(f"Register a new revision of {intent.desired.family} with {image}", register),
+            Step(f"Update service {self.target.where} to it", update),
+            Step("Wait until the PRIMARY deployment runs it with runningCount == desiredCount"
+                 + ("" if no_wait else f" (at most {timeout or self.target.timeout:g}s; on failure roll back to "
+                    f"{short_arn(live)})"), wait),
+            Step(f"Deregister ACTIVE revisions beyond the newest {self.target.keep} (never {short_arn(live)})",
+                 prune),
+        )
+        plan = Plan(f"ecs.deploy {version} to {self.target.where} ({self.env.name})", steps)
+        if dry_run:
+            execute(plan, dry_run=True, mask=self.project.mask)
+            return
+        started = started_at.isoformat(timespec="seconds")
+        try:
+            execute(plan, mask=self.project.mask)
+        except BaseException as exc:
+            if not outcome.detail:
+                outcome.detail = getattr(exc, "message", "") or type(exc).__name__
+            if lock is not None and lock.held:
+                self.audit("deploy", version, outcome, started, short_arn(live))
+                lock.release()
+            raise
+        if lock is not None:
+            self.audit("deploy", version, outcome, started, short_arn(live))
+            lock.release()
+        self.say(f"deployed {version} to {self.target.where} as {outcome.label}"
+                 + (" (not waited for)" if no_wait else ""))
+
+    def _wait(self, arn: str, timeout: float, *, since: Any = None) -> None:
+        wait_for_deployment(self.state, arn, timeout=timeout, interval=self.target.poll_interval, since=since,
+                            sleep=self.sleep, report=lambda line: self.say(f"      {line}"))
+
+    def _roll_back_after(self, failure: DeploymentFailed, live: str, outcome: Outcome) -> None:
+        from ..eb.locks import now_utc
+
+        self.project.warn(f"dockyard: deploy failed: {failure.message}; rolling back to {short_arn(live)}")
+        self.client.update_service(self.target.cluster, self.target.service, live)
+        try:
+            self._wait(live, self.target.rollback_timeout, since=now_utc())
+        except DeploymentFailed as exc:
+            outcome.result = "failed"
+            raise DeploymentFailed(f"deploy failed ({failure.message}) and the rollback to {short_arn(live)} did "
+                                   f"not finish either ({exc.message}): check `inv ecs.status`") from None
+        outcome.result = "rolled back"
+        raise DeploymentFailed(f"deploy failed ({failure.message}); rolled back to {short_arn(live)}")
+
+    def prune(self, *, protected: set[str]) -> list[str]:
+        family = short_arn(next(iter(protected))).rsplit(":", 1)[0]
+        active = self.client.active_revisions(family)
+        doomed = revisions_to_deregister(active, self.target.keep, protected)
+        for arn in doomed:
+            self.client.deregister(arn)
+        if doomed:
+            self.say("      deregistered " + ", ".join(short_arn(a) for a in doomed))
+        return doomed
+
+    # --- rollback ----------------------------------------------------------------------------------------------------
+    def rollback(self, revision: str = "", *, dry_run: bool = False, timeout: float = 0) -> None:
+        from ..eb.locks import now_utc
+
+        state = self.state()
+        live = state.task_definition
+        family = short_arn(live).rsplit(":", 1)[0]
+        if revision:
+            ref = revision if ":" in revision else f"{family}:{revision}"
+            target = self.client.task_definition(ref)
+        else:
+            previous = previous_revision(self.client.active_revisions(family), live)
+            if not previous:
+                raise Refused(f"no ACTIVE revision of {family} older than {short_arn(live)} to roll back to; name "
+                              "one: `inv ecs.rollback REVISION`")
+            target = self.client.task_definition(previous)
+        if target.arn == live:
+            raise Refused(f"{self.target.where} already runs {target.label}; nothing to roll back")
+        current = self.client.task_definition(live)
+        from .taskdef import diff
+
+        self.say(f"{self.target.where}: {short_arn(live)} -> {target.label}")
+        for line in diff(current, target):
+            self.say(f"  {line}")
+        outcome = Outcome(label=target.label)
+        lock = self.lock()
+        started = now_utc()
+
+        def update() -> None:
+            self.client.update_service(self.target.cluster, self.target.service, target.arn)
+
+        def wait() -> None:
+            self._wait(target.arn, timeout or self.target.rollback_timeout, since=started)
+            outcome.result = "succeeded"
+
+        plan = Plan(f"ecs.rollback {self.target.where} to {target.label}", (
+            Step(f"Take the deploy lock of {self.env.name}", lambda: lock.acquire(target.label) if lock else None),
+            Step(f"Update service {self.target.where} to {target.label}", update),
+            Step("Wait until the PRIMARY deployment runs it", wait),
+        ))
+        if dry_run:
+            execute(plan, dry_run=True, mask=self.project.mask)
+            return
+        try:
+            execute(plan, mask=self.project.mask)
+        finally:
+            if lock is not None and lock.held:
+                self.audit("rollback", target.label, outcome, started.isoformat(timespec="seconds"), short_arn(live))
+                lock.release()
+        self.say(f"rolled back {self.target.where} to {target.label}")

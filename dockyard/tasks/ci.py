@@ -1,0 +1,157 @@
+"""Continuous integration: run the test suite in a testing image with its services, cache images, write CI configs."""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from invoke import Collection, task
+
+from .common import Project, edge
+
+BRANCH_VARIABLES = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CIRCLE_BRANCH")
+
+
+def _ci(project: Project):
+    return project.settings.feature("ci")
+
+
+def _branch(project: Project) -> str:
+    for name in BRANCH_VARIABLES:  # CI checkouts are often a detached HEAD
+        if os.environ.get(name):
+            return os.environ[name]
+    result = project.git.git("rev-parse", "--abbrev-ref", "HEAD", check=False)
+    branch = result.stdout.strip() if result.ok else ""
+    return "" if branch == "HEAD" else branch
+
+
+@task(help={"keep": "leave the service containers and network running afterwards (for debugging)",
+            "no_cache": "build the testing image without any layer cache",
+            "dry_run": "print the plan (images, containers, commands) and change nothing"})
+@edge
+def test(c, keep=False, no_cache=False, dry_run=False):
+    """Run the tests in the <sha>-testing image, with the configured services on a private network."""
+    from ..ci.testrun import TestRunner, new_test_run
+    from ..plan import execute
+
+    project = Project(c)
+    ci = _ci(project)
+    if not dry_run:
+        project.docker.server_version()
+    if not ci.dockerfile.is_file():
+        from ..errors import ConfigError
+
+        raise ConfigError(f"dockyard.ci.dockerfile: {ci.dockerfile} does not exist; point it at the app's Dockerfile")
+    revision = project.git.revision()
+    run = new_test_run(project.settings, ci, revision, _branch(project), no_cache=no_cache)
+    runner = TestRunner(run, project.runner, project.docker, ready_timeout=ci.ready_timeout, say=project.say)
+    plan = runner.plan()
+    if dry_run:
+        execute(plan, dry_run=True, mask=project.mask)
+        return
+    try:
+        execute(plan, mask=project.mask)
+    finally:
+        if keep:
+            project.say(runner.kept())
+        else:
+            runner.cleanup()
+
+
+def _cache_entries(project: Project, directory: str):
+    from pathlib import Path
+
+    from ..ci.cache import cached_images
+
+    ci = _ci(project)
+    where = Path(directory) if directory else ci.cache_dir
+    images = [s.image for s in ci.services] + list(ci.cache_images)
+    return where, cached_images(images, where)
+
+
+def _local_ids(project: Project, images: list[str]) -> dict[str, str]:
+    ids = {}
+    for image in images:
+        found = project.docker.inspect_image(image)
+        if found is not None:
+            ids[image] = found.id
+    return ids
+
+
+@task(help={"dir": "cache directory (default: dockyard.ci.cache_dir)", "dry_run": "only show what would be saved"})
+@edge
+def save(c, dir="", dry_run=False):  # noqa: A002 - the option users type is --dir
+    """Save the service images (docker save) to the cache directory, skipping archives that are up to date."""
+    from ..ci.cache import plan_save
+    from ..ci.commands import save_image
+    from ..plan import execute
+
+    project = Project(c)
+    project.docker.server_version()
+    where, entries = _cache_entries(project, dir)
+
+    def save_one(entry) -> None:
+        where.mkdir(parents=True, exist_ok=True)
+        partial = entry.archive.with_suffix(".tar.partial")
+        project.runner.run(save_image(entry.image, partial))
+        partial.replace(entry.archive)
+        entry.id_file.write_text(local[entry.image] + "\n")
+
+    local = _local_ids(project, [e.image for e in entries])
+    plan, notes = plan_save(entries, local, save_one, where)
+    for note in notes:
+        project.say(note)
+    if plan.steps:
+        execute(plan, dry_run=dry_run, mask=project.mask)
+
+
+@task(help={"dir": "cache directory (default: dockyard.ci.cache_dir)", "dry_run": "only show what would be loaded"})
+@edge
+def load(c, dir="", dry_run=False):  # noqa: A002
+    """Load cached service images (docker load), skipping any the engine already has."""
+    from ..ci.cache import plan_load
+    from ..ci.commands import load_image
+    from ..plan import execute
+
+    project = Project(c)
+    project.docker.server_version()
+    where, entries = _cache_entries(project, dir)
+    local = _local_ids(project, [e.image for e in entries])
+    plan, notes = plan_load(entries, local, lambda e: project.runner.run(load_image(e.archive)), where)
+    for note in notes:
+        project.say(note)
+    if plan.steps:
+        execute(plan, dry_run=dry_run, mask=project.mask)
+
+
+@task(help={"provider": "circleci or github (default: dockyard.ci.provider)",
+            "output": "file to write (default: .circleci/config.yml or .github/workflows/dockyard.yml)",
+            "stdout": "print the configuration instead of writing it"})
+@edge
+def config(c, provider="", output="", stdout=False):
+    """Write a CircleCI 2.1 config or a GitHub Actions workflow that runs the inv tasks."""
+    from pathlib import Path
+
+    from ..ci.providers import default_output, render_config
+    from ..errors import ConfigError
+
+    project = Project(c)
+    ci = _ci(project)
+    provider = provider or ci.provider
+    if provider not in ("circleci", "github"):
+        raise ConfigError(f"--provider: expected circleci or github, got {provider!r}")
+    text = render_config(project.settings, ci, provider)
+    if stdout:
+        print(text, end="")
+        return
+    target = Path(output) if output else project.settings.root / default_output(provider)
+    if not target.is_absolute():
+        target = project.settings.root / target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    project.say(f"wrote {target} ({provider})")
+
+
+def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
+    ci = Collection("ci", test, config)
+    ci.add_collection(Collection("cache", save, load))
+    ns.add_collection(ci)

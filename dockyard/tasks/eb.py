@@ -1,0 +1,173 @@
+"""Elastic Beanstalk: bundles, versions, deploys with a wait that never lies, rollback and blue/green."""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+from invoke import Collection, task
+
+from .common import Project, edge, table
+
+ENV_HELP = "environment to act on (its target must be eb; default prod)"
+
+
+def _service(c: Any, env: str):
+    from ..eb.service import EbService
+
+    return EbService(Project(c), env)
+
+
+@task(help={"version": "release to deploy (X.Y.Z; default: the latest vX.Y.Z tag)", "env": ENV_HELP,
+            "dry_run": "show the bundle, the Dockerrun diff and the API calls; change nothing",
+            "no_wait": "return once the update has started",
+            "timeout": "seconds to wait for Ready and health (default: eb.timeout)",
+            "no_rollback": "leave a failed version in place instead of rolling back",
+            "force_unlock": "clear a stale deploy lock first"})
+@edge
+def deploy(c, version="", env="prod", dry_run=False, no_wait=False, timeout=0, no_rollback=False,
+           force_unlock=False):
+    """Deploy a release to Elastic Beanstalk (bundle, S3, version, update, wait, roll back on failure)."""
+    _service(c, env).deploy(version, dry_run=dry_run, no_wait=no_wait, timeout=float(timeout),
+                            no_rollback=no_rollback, force_unlock=force_unlock)
+
+
+@task(help={"env": ENV_HELP})
+@edge
+def status(c, env="prod"):
+    """Show the EB environment: status, version, health and recent warnings."""
+    service = _service(c, env)
+    client = service.client
+    state = client.require_environment(service.application, service.target.name)
+    service.say(table([("ENVIRONMENT", "STATUS", "HEALTH", "VERSION", "CNAME"),
+                       (state.name, state.status, f"{state.health} {state.health_status}".strip(),
+                        state.version_label or "-", state.cname or "-")]))
+    causes = [e for e in client.events(service.application, state.name, max_records=20)
+              if e.severity in ("WARN", "ERROR", "FATAL")][-5:]
+    if causes:
+        service.say("recent causes:")
+        for event in causes:
+            service.say(f"  {event.line()}")
+
+
+@task(help={"env": ENV_HELP, "follow": "keep printing new events (Ctrl-C to stop)",
+            "count": "how many recent events to show"})
+@edge
+def events(c, env="prod", follow=False, count=20):
+    """Show the EB environment's recent events (--follow to stream them)."""
+    service = _service(c, env)
+    client = service.client
+    shown = client.events(service.application, service.target.name, max_records=int(count))
+    for event in shown[-int(count):]:
+        service.say(event.line())
+    seen = {(e.date, e.message) for e in shown}
+    since = shown[-1].date if shown else None
+    while follow:
+        time.sleep(service.eb.poll_interval)
+        for event in client.events(service.application, service.target.name, since=since):
+            if (event.date, event.message) not in seen:
+                seen.add((event.date, event.message))
+                service.say(event.line())
+                since = event.date
+
+
+@task(help={"env": ENV_HELP})
+@edge
+def versions(c, env="prod"):
+    """List application versions: label, date, which is live, which failed."""
+    service = _service(c, env)
+    client = service.client
+    client.require_application(service.application)
+    live = {}
+    for name in filter(None, (service.target.name, service.target.twin)):
+        state = client.environment(service.application, name)
+        if state is not None:
+            live.setdefault(state.version_label, []).append(name)
+    outcomes: dict[str, str] = {}
+    if service.eb.bucket:
+        for record in reversed(service.audit().records(env)):
+            outcomes[record.label] = record.result
+    rows = [("LABEL", "CREATED", "LIVE", "LAST RESULT", "DESCRIPTION")]
+    for version in sorted(client.versions(service.application), key=lambda v: str(v.created), reverse=True):
+        rows.append((version.label, str(version.created)[:19], ",".join(live.get(version.label, [])) or "-",
+                     outcomes.get(version.label, "-"), version.description[:50]))
+    service.say(table(rows))
+
+
+@task(help={"label": "version label to return to (default: the previous good one from the audit records)",
+            "env": ENV_HELP, "timeout": "seconds to wait (default: eb.timeout)",
+            "dry_run": "show what would happen"})
+@edge
+def rollback(c, label="", env="prod", timeout=0, dry_run=False):
+    """Put an earlier version back on the environment and wait for it to be healthy."""
+    _service(c, env).rollback(label, timeout=float(timeout), dry_run=dry_run)
+
+
+@task(help={"env": ENV_HELP, "dry_run": "only show the diff (values masked)",
+            "timeout": "seconds to wait for the update (default: eb.timeout)"})
+@edge
+def setenv(c, env="prod", dry_run=False, timeout=0):
+    """Set the EB environment properties from environments/<env>/.env (diff shown, values masked)."""
+    _service(c, env).setenv(dry_run=dry_run, timeout=float(timeout))
+
+
+@task(help={"version": "release to deploy to the idle twin (default: the latest)", "env": ENV_HELP,
+            "timeout": "seconds to wait (default: eb.timeout)", "dry_run": "show what would happen"})
+@edge
+def swap(c, version="", env="prod", timeout=0, dry_run=False):
+    """Blue/green: deploy to the idle twin, wait for health, smoke-test, then swap CNAMEs."""
+    _service(c, env).swap(version, timeout=float(timeout), dry_run=dry_run)
+
+
+@task(help={"version": "release to bundle (default: the latest)", "env": ENV_HELP,
+            "output": "zip file to write (default: <label>.zip here)",
+            "platform": "v1, v2 or compose (default: the environment's)"})
+@edge
+def bundle(c, version="", env="prod", output="", platform=""):
+    """Write the deploy bundle to a zip file for inspection."""
+    from pathlib import Path
+
+    from ..eb.bundle import describe
+
+    service = _service(c, env)
+    release = service.release(version)
+    made = service.bundle(release, platform)
+    path = Path(output or f"{release.label}.zip")
+    path.write_bytes(made.zip_bytes())
+    service.say(describe(made))
+    service.say(f"wrote {path} ({path.stat().st_size} bytes, sha256 {made.digest[:12]})")
+
+
+@task(help={"env": ENV_HELP, "format": "legacy ({host: {auth}}) or auths ({auths: ...}); default: by platform",
+            "dry_run": "say what would be uploaded"})
+@edge
+def dockercfg(c, env="prod", format="", dry_run=False):  # noqa: A002 - the option's name
+    """Write the registry's dockercfg and upload it to the bucket, private and encrypted."""
+    _service(c, env).write_dockercfg(fmt=format, dry_run=dry_run)
+
+
+@task(help={"env": ENV_HELP})
+@edge
+def policies(c, env="prod"):
+    """Print least-privilege IAM policies for the CI user and the instance profile."""
+    from ..eb.service import policies_json
+
+    service = _service(c, env)
+    service.say(policies_json(service.settings, service.eb))
+
+
+@task(help={"version": "release to run (default: the latest)", "env": ENV_HELP,
+            "port": "loopback port to publish port 80 on (default: the environment's port)",
+            "down": "stop and remove what a previous eb.local started"})
+@edge
+def local(c, version="", env="prod", port=0, down=False):
+    """Run the v2 or compose bundle on the local Docker engine, to prove it before it ships."""
+    from ..eb.local import run_local
+
+    service = _service(c, env)
+    run_local(service, version, port=int(port) or service.env.port, down=down)
+
+
+def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
+    ns.add_task(deploy)
+    ns.add_collection(Collection("eb", status, events, versions, rollback, setenv, swap, bundle, dockercfg,
+                                 policies, local))

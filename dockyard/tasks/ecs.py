@@ -1,0 +1,111 @@
+"""Amazon ECS: deploy a release to a service (diff, register, update, wait, roll back), status, rollback, render."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from invoke import Collection, task
+
+from .common import Project, edge, table
+
+ENV_HELP = "environment to act on (its ECS cluster/service come from dockyard.ecs; default prod)"
+
+
+def _service(c: Any, env: str):
+    from ..ecs.service import EcsService
+
+    return EcsService(Project(c), env)
+
+
+@task(help={"version": "release to deploy (X.Y.Z; default: the latest vX.Y.Z tag)", "env": ENV_HELP,
+            "dry_run": "print the task-definition diff and the plan; register and change nothing",
+            "timeout": "seconds to wait for the deployment (default: ecs.timeout)",
+            "no_wait": "return once the service is updated (no wait, no rollback)",
+            "no_rollback": "leave a failed deployment in place instead of rolling back",
+            "force_unlock": "clear a stale deploy lock first"})
+@edge
+def deploy(c, version="", env="prod", dry_run=False, timeout=0, no_wait=False, no_rollback=False,
+           force_unlock=False):
+    """Deploy a release to the ECS service: new task-definition revision, update, wait, roll back on failure."""
+    _service(c, env).deploy(version or "", dry_run=dry_run, timeout=float(timeout), no_wait=no_wait,
+                            no_rollback=no_rollback, force_unlock=force_unlock)
+
+
+@task(help={"version": "release to compare with (default: the latest vX.Y.Z tag)", "env": ENV_HELP})
+@edge
+def diff(c, version="", env="prod"):
+    """Show how deploying VERSION would change the service's task definition."""
+    _service(c, env).diff(version or "")
+
+
+@task(help={"env": ENV_HELP, "events": "how many recent service events to show"})
+@edge
+def status(c, env="prod", events=5):
+    """Show the ECS service: counts, task definition and images, deployments, recent events."""
+    from ..ecs.client import short_arn
+
+    service = _service(c, env)
+    state = service.state()
+    definition = service.client.task_definition(state.task_definition)
+    service.say(f"{service.target.where}: {state.status}, {state.running}/{state.desired} running, "
+                f"{state.pending} pending, task definition {short_arn(state.task_definition)}")
+    for name, image in sorted(definition.images().items()):
+        service.say(f"  container {name}: {image}")
+    rows = [("DEPLOYMENT", "STATUS", "TASK DEFINITION", "RUNNING", "DESIRED", "ROLLOUT")]
+    rows += [(d.id, d.status, short_arn(d.task_definition), str(d.running), str(d.desired), d.rollout_state or "-")
+             for d in state.deployments]
+    service.say(table(rows))
+    for event in state.events[: int(events)]:
+        service.say(f"  {event.created:%Y-%m-%d %H:%M:%S} {event.message}" if event.created else f"  {event.message}")
+
+
+@task(help={"revision": "revision number or family:revision (default: the ACTIVE revision before the live one)",
+            "env": ENV_HELP, "dry_run": "show the diff and the plan only",
+            "timeout": "seconds to wait (default: ecs.rollback_timeout)"})
+@edge
+def rollback(c, revision="", env="prod", dry_run=False, timeout=0):
+    """Point the ECS service back at an earlier task-definition revision and wait for it."""
+    _service(c, env).rollback(str(revision or ""), dry_run=dry_run, timeout=float(timeout))
+
+
+@task(help={"version": "release whose image the app containers get (default: the latest vX.Y.Z tag)",
+            "env": "environment whose compose file is converted (default prod)",
+            "output": "write the JSON here instead of printing it"})
+@edge
+def render(c, version="", env="prod", output=""):
+    """Print a task definition (JSON) generated from ENV's compose file, for creating a new ECS service."""
+    import json
+    from pathlib import Path
+
+    from ..containers import container_definitions, read_compose_file
+    from ..ecs.planner import render_task_definition
+    from ..eb.deploy import resolve_release
+    from ..errors import ConfigError
+    from ..images import compose_variables
+
+    project = Project(c)
+    settings = project.settings
+    environment = project.environment(env)
+    if environment.compose is None:
+        raise ConfigError(f"dockyard.environments.{env}.compose: not set; ecs.render converts that compose file")
+    release = resolve_release(project.git, version)
+    target = settings.feature("ecs")[env]
+    model = read_compose_file(environment.compose, compose_variables(settings, environment))
+    converted = container_definitions(model, images={environment.app_service: f"{settings.repository}:{release.version}"},
+                                      project_root=settings.root, compose_dir=environment.compose.parent,
+                                      default_memory=target.default_memory)
+    text = json.dumps(render_task_definition(target.family, converted), indent=2) + "\n"
+    for service, files in sorted(converted.env_files.items()):
+        project.warn(f"note: {service} reads {', '.join(files)}: not copied into the task definition (secrets); "
+                     "set dockyard.ecs.env_file: true to send it at deploy time")
+    if converted.shipped:
+        project.warn("note: host paths " + ", ".join(sorted(converted.shipped)) + " must exist on the container "
+                     "instances (or bake those files into an image)")
+    if output:
+        Path(output).write_text(text)
+        project.say(f"wrote {output}")
+    else:
+        print(text, end="")
+
+
+def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
+    ns.add_collection(Collection("ecs", deploy, diff, status, rollback, render))

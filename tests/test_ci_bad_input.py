@@ -1,0 +1,29 @@
+"""Bad `dockyard.ci` settings and arguments: one line on stderr, exit != 0, no traceback, nothing changed."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+
+PYTHONPATH = {"PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.parametrize("settings, args, expected", [
+    ({"ready_timeout": "soon"}, ("ci.test", "--dry-run"), "dockyard.ci.ready_timeout: expected an integer"),
+    ({"services": {"redis": {"image": ""}}}, ("ci.test", "--dry-run"), "dockyard.ci.services.redis.image: is required"),
+    ({"services": {"cache": "redis:7"}}, ("ci.test", "--dry-run"), "dockyard.ci.services.cache: expected a mapping"),
+    ({"services": {"redis": {"ready": 5}}}, ("ci.test", "--dry-run"), "dockyard.ci.services.redis.ready"),
+    ({"provider": "travis"}, ("ci.config",), "dockyard.ci.provider: expected one of"),
+    ({"dockerfile": "nope/Dockerfile"}, ("ci.test", "--dry-run"), "dockyard.ci.dockerfile:"),
+    ({}, ("ci.config", "--provider", "jenkins"), "--provider: expected circleci or github"),
+])
+def test_bad_ci_input_is_one_line(sample_project, settings, args, expected):
+    sample_project.configure({"dockyard": {"ci": settings}})
+    before = sorted(p.name for p in sample_project.root.iterdir())
+    result = sample_project.inv(*args, env=PYTHONPATH)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("dockyard: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in sample_project.root.iterdir()) == before

@@ -1,0 +1,63 @@
+"""The deploy lock and audit log against moto's S3, and the client's throttling retry."""
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from dockyard.clients.aws import AwsError
+from dockyard.eb.client import EbClient
+from dockyard.eb.locks import AuditLog, AuditRecord, DeployLock, LockHeld
+
+
+@pytest.fixture
+def s3(aws):
+    client = aws.client("s3")
+    client.create_bucket(Bucket="locks-bucket")
+    return client
+
+
+def test_only_one_holder_and_release(s3):
+    first = DeployLock(s3, "locks-bucket", "app/locks/prod.json", environment="prod", holder="alice@laptop")
+    second = DeployLock(s3, "locks-bucket", "app/locks/prod.json", environment="prod", holder="ci@runner")
+    first.acquire("1.0.0")
+    with pytest.raises(LockHeld) as held:
+        second.acquire("1.0.1")
+    assert "locked by alice@laptop (deploying 1.0.0 since" in held.value.message
+    first.release()
+    second.acquire("1.0.1")
+    assert second.current().holder == "ci@runner"
+    assert DeployLock(s3, "locks-bucket", "app/locks/prod.json", environment="prod").force_unlock().version == "1.0.1"
+    assert second.current() is None
+
+
+def test_audit_records_newest_first(s3):
+    log = AuditLog(s3, "locks-bucket", "dockyard/app")
+    for n, result in enumerate(["succeeded", "rolled back"]):
+        log.write(AuditRecord(action="deploy", environment="prod", target="app-prod", version=f"1.0.{n}",
+                              label=f"1.0.{n}-abc", who="me@here", started=f"2026-01-0{n + 1}T00:00:00+00:00",
+                              result=result))
+    records = log.records("prod")
+    assert [r.label for r in records] == ["1.0.1-abc", "1.0.0-abc"]
+    assert log.records("staging") == []
+
+
+class Throttled:
+    """A boto3-like client that throttles ``fails`` times, then answers."""
+
+    def __init__(self, fails: int):
+        self.fails = fails
+
+    def describe_applications(self, **kwargs):
+        if self.fails:
+            self.fails -= 1
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeApplications")
+        return {"Applications": [{"ApplicationName": "app"}]}
+
+
+def test_throttling_is_retried_with_jittered_backoff():
+    slept: list[float] = []
+    client = EbClient(Throttled(3), None, sleep=slept.append)
+    client.require_application("app")
+    assert len(slept) == 3 and slept[0] < slept[2] and client.calls["describe_applications"] == 4
+    with pytest.raises(AwsError, match="still throttled|Throttling"):
+        EbClient(Throttled(10), None, sleep=slept.append, attempts=3).require_application("app")

@@ -1,0 +1,144 @@
+"""The other eb tasks against the stand-in: dockercfg, setenv, swap, status/events/versions, rollback, bundle, local,
+policies."""
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+import zipfile
+
+from conftest import free_port
+from fixtures.eb import tag_release
+
+
+def test_dockercfg_then_deploy_status_events_versions(eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1")
+    made = sample_project.inv("eb.dockercfg")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert eb.registry.password not in made.stdout + made.stderr
+    head = eb.s3().head_object(Bucket=eb.bucket, Key="dockyard/ebsample/dockercfg.json")
+    assert head["ServerSideEncryption"] == "AES256"
+    legacy = json.loads(eb.s3().get_object(Bucket=eb.bucket, Key="dockyard/ebsample/dockercfg.json")["Body"].read())
+    assert list(legacy) == [eb.registry.host] and "auth" in legacy[eb.registry.host]  # v1 reads the legacy format
+    tag_release(sample_project, "1.0.0")
+    assert sample_project.inv("deploy", timeout=600).returncode == 0
+    status = sample_project.inv("eb.status")
+    assert status.returncode == 0 and "Ready" in status.stdout and "Green" in status.stdout
+    events = sample_project.inv("eb.events")
+    assert "Environment update completed successfully." in events.stdout
+    versions = sample_project.inv("eb.versions")
+    assert "ebsample-prod" in versions.stdout and "succeeded" in versions.stdout
+    refused = sample_project.inv("eb.rollback")
+    assert refused.returncode == 5 and "no earlier successful deploy" in refused.stderr
+    label = eb.state("ebsample-prod")["VersionLabel"]
+    again = sample_project.inv("eb.rollback", "--label", label, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"ebsample-prod runs {label} again" in again.stdout
+    assert eb.calls().count("UpdateEnvironment") == 2
+
+
+def test_setenv_shows_a_masked_diff_then_applies_it(eb, sample_project):
+    eb.configure(sample_project, platform="v1", secret_keys=["DJANGO_SECRET_KEY"])
+    (sample_project.root / "environments/prod/.env").write_text(
+        "DJANGO_SECRET_KEY=brand-new-secret-value\nDJANGO_DEBUG=0\nDJANGO_ALLOWED_HOSTS=example.org\nAPP_ENV=prod\n")
+    shown = sample_project.inv("eb.setenv", "--dry-run")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "~ DJANGO_ALLOWED_HOSTS=******** (was ********)" in shown.stdout
+    assert "~ DJANGO_SECRET_KEY={{resolve:ssm:/ebsample/prod/DJANGO_SECRET_KEY}}" in shown.stdout
+    assert "example.org" not in shown.stdout and "brand-new-secret-value" not in shown.stdout
+    assert eb.mutating_calls() == ["CreateApplication", "CreateEnvironment"]
+    applied = sample_project.inv("eb.setenv")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    options = eb.standin.snapshot()["environments"]["ebsample-prod"]["options"]
+    ns = "aws:elasticbeanstalk:application:environment:"
+    assert options[ns + "DJANGO_ALLOWED_HOSTS"] == "example.org"
+    assert options[ns + "DJANGO_SECRET_KEY"] == "{{resolve:ssm:/ebsample/prod/DJANGO_SECRET_KEY}}"
+    parameter = eb.moto.client("ssm").get_parameter(Name="/ebsample/prod/DJANGO_SECRET_KEY", WithDecryption=True)
+    assert parameter["Parameter"]["Value"] == "brand-new-secret-value"
+    again = sample_project.inv("eb.setenv", "--dry-run")
+    assert "(no change)" in again.stdout
+
+
+def test_swap_deploys_the_idle_twin_and_swaps_only_after_health(eb, eb_release_images, sample_project):
+    eb.create_environment("ebsample-green")
+    eb.configure(sample_project, platform="v1")
+    sample_project.configure({"dockyard": {"environments": {"prod": {"eb": {"twin": "ebsample-green"}}}}})
+    sample_project.commit("twin")
+    eb.upload_dockercfg(sample_project, fmt="legacy")
+    tag_release(sample_project, "1.0.1", "failing release")
+    failed = sample_project.inv("eb.swap", timeout=600)
+    assert failed.returncode == 10, failed.stdout + failed.stderr
+    assert "SwapEnvironmentCNAMEs" not in eb.calls()
+    assert eb.state("ebsample-prod")["CNAME"].startswith("ebsample-prod.")
+    tag_release(sample_project, "1.0.2", "good again")
+    subprocess.run(["docker", "tag", eb_release_images["1.0.0"], eb_release_images["1.0.0"][:-5] + "1.0.2"], check=True)
+    # push 1.0.2 with the fixture's credentials (a private docker config)
+    import tempfile
+    with tempfile.TemporaryDirectory() as config:
+        subprocess.run(["docker", "--config", config, "login", "-u", eb.registry.username, "--password-stdin",
+                        eb.registry.host], input=eb.registry.password, text=True, check=True, capture_output=True)
+        subprocess.run(["docker", "--config", config, "push", "--quiet", eb_release_images["1.0.0"][:-5] + "1.0.2"],
+                       check=True, capture_output=True)
+    subprocess.run(["docker", "image", "rm", eb_release_images["1.0.0"][:-5] + "1.0.2"], capture_output=True)
+    swapped = sample_project.inv("eb.swap", timeout=600)
+    assert swapped.returncode == 0, swapped.stdout + swapped.stderr
+    snapshot = eb.standin.snapshot()
+    swap_at = [t for t, action in snapshot["calls"] if action == "SwapEnvironmentCNAMEs"]
+    assert len(swap_at) == 1 and 0 < snapshot["environments"]["ebsample-green"]["green_at"] < swap_at[0]
+    assert eb.state("ebsample-green")["CNAME"].startswith("ebsample-prod.")
+    assert eb.state("ebsample-prod")["CNAME"].startswith("ebsample-green.")
+    assert "smoke test" in swapped.stdout
+
+
+def test_bundle_and_policies(eb, sample_project, tmp_path):
+    eb.configure(sample_project, platform="compose", auth="ssm")
+    tag_release(sample_project, "1.0.0")
+    out = tmp_path / "b.zip"
+    made = sample_project.inv("eb.bundle", "--output", str(out))
+    assert made.returncode == 0, made.stdout + made.stderr
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in archive.infolist()}
+        config = archive.read(".ebextensions/01-dockyard.config").decode()
+    assert "docker-compose.yml" in names and "docker/nginx/default.conf" in names
+    assert "Dockerrun.aws.json" not in names  # ssm: the platform hook logs in, no Authentication
+    for hook in (".platform/hooks/prebuild/01login.sh", ".platform/confighooks/prebuild/01login.sh"):
+        assert modes[hook] == 0o755
+    assert "{{resolve:ssm:/ebsample/registry/password}}" in config and "/health/" in config
+    again = sample_project.inv("eb.bundle", "--output", str(tmp_path / "c.zip"))
+    assert again.returncode == 0 and out.read_bytes() == (tmp_path / "c.zip").read_bytes()
+    policies = sample_project.inv("eb.policies")
+    doc = json.loads(policies.stdout)
+    actions = {a for s in doc["ci_user"]["Statement"] for a in s["Action"]}
+    assert {"s3:PutObject", "elasticbeanstalk:CreateApplicationVersion",
+            "elasticbeanstalk:UpdateEnvironment"} <= actions
+    assert doc["instance_profile"]["Statement"][0]["Action"] == ["ssm:GetParameters"]
+
+
+def test_project_template_overrides_ebextensions(eb, sample_project, tmp_path):
+    eb.configure(sample_project, platform="v1")
+    override = sample_project.root / "templates/eb/ebextensions/01-dockyard.config.j2"
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text("option_settings:\n  aws:elasticbeanstalk:application:\n    Application Healthcheck URL: "
+                        "\"{{ env.health_path }}?from=project\"\n")
+    (override.parent / "02-extra.config.j2").write_text("# {{ undefined_name }}\n")
+    tag_release(sample_project, "1.0.0")
+    broken = sample_project.inv("eb.bundle", "--output", str(tmp_path / "x.zip"))
+    assert broken.returncode == 2 and "undefined_name" in broken.stderr and not (tmp_path / "x.zip").exists()
+    (override.parent / "02-extra.config.j2").unlink()
+    made = sample_project.inv("eb.bundle", "--output", str(tmp_path / "y.zip"))
+    with zipfile.ZipFile(tmp_path / "y.zip") as archive:
+        assert "?from=project" in archive.read(".ebextensions/01-dockyard.config").decode()
+
+
+def test_local_runs_the_v2_bundle(eb, eb_release_images, sample_project):
+    port = free_port()
+    eb.configure(sample_project, platform="v2")
+    tag_release(sample_project, "1.0.0")
+    try:
+        ran = sample_project.inv("eb.local", "--port", str(port), timeout=600)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/sample/site.css", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        sample_project.inv("eb.local", "--down", timeout=300)

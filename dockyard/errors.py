@@ -64,3 +64,30 @@ class Unreachable(DockyardError):
     """A remote host or service could not be reached."""
 
     exit_code = 7
+
+
+# --- deploy outcomes, the same codes for every target (Elastic Beanstalk, ECS, staging over SSH) ----------------
+
+
+class LockHeld(Refused):
+    """Another deploy holds the environment's lock."""
+
+    exit_code = 9
+
+
+class DeployFailed(DockyardError):
+    """The platform reported the update failed and nothing was rolled back."""
+
+    exit_code = 10
+
+
+class RolledBack(DockyardError):
+    """The update failed and the previous version is live again."""
+
+    exit_code = 11
+
+
+class DeployTimedOut(DockyardError):
+    """The update did not finish before the deadline."""
+
+    exit_code = 12

@@ -116,7 +116,7 @@ def test_deploy_registers_a_revision_with_only_the_image_changed_and_updates_the
 
 def test_failed_deployment_rolls_back_to_the_live_revision_and_exits_non_zero(ecs):
     result = ecs.inv("ecs.deploy", "--version", "1.2.4")
-    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.returncode == 11, result.stdout + result.stderr  # rolled back
     last = result.stderr.strip().splitlines()[-1]
     assert "PRIMARY deployment runs" in last and f"rolled back to {ecs.project.app}:1" in last
     assert "Traceback" not in result.stderr

@@ -241,7 +241,7 @@ def test_staging_deploy_switch_rollback_and_lock(staging):
     lock.mkdir()
     (lock / "details").write_text("holder: someone@ci\naction: deploy\nversion: v9\n")
     refused = staging.inv("staging.ssh-deploy", "--version", "v2")
-    assert_clean_failure(refused, 5)
+    assert_clean_failure(refused, 9)  # lock held
     assert "someone@ci" in refused.stderr
     assert staging.live_version() == "v1"
     assert "someone@ci" in staging.inv("staging.unlock", check=True).stdout

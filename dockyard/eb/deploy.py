@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import DockyardError, Refused
+from ..errors import DeployFailed, DeployTimedOut, DockyardError, Refused, RolledBack  # noqa: F401 - re-exported
 from ..plan import Plan, Step
 from .bundle import Bundle, describe
 from .client import AppVersion, EbClient, EnvironmentState, Event
@@ -26,24 +26,6 @@ FAILURE_MESSAGES = ("failed to deploy application", "reverted to the previous", 
                     "instance deployment failed", "deployment failed", "command failed on")
 AUTH_MESSAGES = ("unauthorized", "authentication required", "no basic auth credentials", "denied",
                  "incorrect username or password")
-
-
-class DeployFailed(DockyardError):
-    """The platform reported the update failed and nothing was rolled back."""
-
-    exit_code = 10
-
-
-class RolledBack(DockyardError):
-    """The update failed and the previous version is live again."""
-
-    exit_code = 11
-
-
-class DeployTimedOut(DockyardError):
-    """The update did not finish before the deadline."""
-
-    exit_code = 12
 
 
 class LabelConflict(Refused):

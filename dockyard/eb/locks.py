@@ -17,13 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from ..errors import Refused
-
-
-class LockHeld(Refused):
-    """Another deploy holds the environment's lock."""
-
-    exit_code = 9
+from ..errors import LockHeld  # noqa: F401 - re-exported
 
 
 def now_utc() -> datetime:

@@ -11,6 +11,7 @@ from ..plan import Plan, Step, execute
 from .client import EcsClient, ServiceState, short_arn
 from .planner import DeployIntent, env_file_split, plan_task_definition, previous_revision, revisions_to_deregister
 from .taskdef import TaskDefinition
+from ..errors import RolledBack
 from .waiter import DeploymentFailed, wait_for_deployment
 
 
@@ -169,8 +170,8 @@ class EcsService:
                 outcome.detail = exc.message
                 if no_rollback:
                     outcome.result = "failed"
-                    raise DeploymentFailed(f"deploy of {version} failed: {exc.message}; left in place "
-                                           "(--no-rollback)") from None
+                    raise type(exc)(f"deploy of {version} failed: {exc.message}; left in place "
+                                    "(--no-rollback)") from None
                 self._roll_back_after(exc, live, outcome)
             else:
                 outcome.result = "succeeded"
@@ -226,7 +227,7 @@ class EcsService:
             raise DeploymentFailed(f"deploy failed ({failure.message}) and the rollback to {short_arn(live)} did "
                                    f"not finish either ({exc.message}): check `inv ecs.status`") from None
         outcome.result = "rolled back"
-        raise DeploymentFailed(f"deploy failed ({failure.message}); rolled back to {short_arn(live)}")
+        raise RolledBack(f"deploy failed ({failure.message}); rolled back to {short_arn(live)}")
 
     def prune(self, *, protected: set[str]) -> list[str]:
         family = short_arn(next(iter(protected))).rsplit(":", 1)[0]

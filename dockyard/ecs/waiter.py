@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from ..errors import DockyardError
+from ..errors import DeployFailed, DeployTimedOut
 from .client import ServiceState, short_arn
 
 
-class DeploymentFailed(DockyardError):
+class DeploymentFailed(DeployFailed):
     """The deployment did not become steady (the message says why)."""
 
-    exit_code = 10
+
+class DeploymentTimedOut(DeploymentFailed):
+    """The deadline passed before the deployment became steady."""
+
+    exit_code = DeployTimedOut.exit_code
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,6 @@ def wait_for_deployment(
         if verdict.done:
             return verdict
         if clock() >= deadline:
-            raise DeploymentFailed(f"not steady after {timeout:g}s ({verdict.progress}); raise --timeout or "
+            raise DeploymentTimedOut(f"not steady after {timeout:g}s ({verdict.progress}); raise --timeout or "
                                    "dockyard.ecs.timeout if deploys are just slow")
         sleep(interval)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused
+from ..errors import CommandFailed, DockyardError, HealthCheckFailed, LockHeld, Refused
 from ..health import Probe
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
@@ -149,7 +149,7 @@ class DeployLock:
                 said = (result.stderr or result.stdout).strip()
                 raise CommandFailed(f"{self.session.name}: cannot create the lock {self.session.layout.lock_dir}: {said}")
             if clock() >= deadline:
-                raise Refused(f"another deploy holds the lock on {self.session.name} ({holder}); wait for it, "
+                raise LockHeld(f"another deploy holds the lock on {self.session.name} ({holder}); wait for it, "
                               f"use --lock-wait SECONDS, or clear a stale lock with `inv {self.env_name}.unlock`")
             if say and not told:
                 say(f"waiting up to {wait:g}s for the lock ({holder})")

@@ -37,6 +37,8 @@ def test_doctor_reports_a_table(engine, sample_project):
     assert "OK" in engine_row and engine in engine_row
     assert any(line.startswith("Docker Compose") and " OK " in line for line in lines)
     assert any(line.startswith("env file (dev)") and "values hidden" in line for line in lines)
+    # APP_ENV=prod is in prod's .env, yet "prod" is public (an environment name), so it is not masked everywhere
+    assert any(line.startswith("env file (prod)") for line in lines)
 
 
 def test_doctor_fails_with_the_fix_when_the_engine_is_missing(sample_project, tmp_path):

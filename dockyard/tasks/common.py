@@ -54,8 +54,14 @@ class Project:
         if not required and not env.env_file.exists():
             return None
         loaded = load_env_file(env.env_file, env.env_example, root=self.settings.root)
-        self.mask.add(*loaded.values.values())
+        self.mask.add(*(v for v in loaded.values.values() if v not in self.public_words))
         return loaded
+
+    @cached_property
+    def public_words(self) -> frozenset[str]:
+        """Values the settings already show (environment names, the app): masking them would garble output."""
+        s = self.settings
+        return frozenset({*s.environments, s.app, s.repository, s.registry.url})
 
     @cached_property
     def docker(self):  # -> DockerClient

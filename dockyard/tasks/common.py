@@ -31,6 +31,12 @@ def edge(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def exit_like(result: Any, message: str = "") -> None:
+    """Leave with the exit code of a command whose output already reached the user (tests, one-off runs)."""
+    if not result.ok:
+        raise Exit(message or None, code=result.returncode)
+
+
 class Project:
     """Settings plus the clients a task needs, created on first use (no I/O in the constructor)."""
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from invoke import Collection, task
 
 from . import environment_collection
-from .common import Project, edge
+from .common import Project, edge, exit_like
 
 
 def _service(name: str):
@@ -38,8 +38,8 @@ def stack_tasks(env_name: str) -> list:
     @edge
     def stop(c):
         """Stop the stack's containers (they are kept; `down` removes them)."""
-        stack = open_stack(c)
-        stack.compose().run(stack.compose().project.stop(), capture=False)
+        compose = open_stack(c).compose()
+        compose.run(compose.project.stop(), capture=False)
 
     @task
     @edge
@@ -88,11 +88,7 @@ def stack_tasks(env_name: str) -> list:
         # Without a terminal (piped commands, CI) compose must not allocate a TTY.
         tty = sys.stdin.isatty()
         command = compose.project.exec(service, [stack.env.shell], tty=tty)
-        result = compose.run(command, capture=False, interactive=True, check=False)
-        if not result.ok:
-            from invoke.exceptions import Exit
-
-            raise Exit(code=result.returncode)
+        exit_like(compose.run(command, capture=False, interactive=True, check=False))
 
     @task(help={"cmd": "the command to run, quoted as one argument", "service": "service (default: the app)"})
     @edge
@@ -102,11 +98,7 @@ def stack_tasks(env_name: str) -> list:
         compose = stack.prepare()
         service = service or stack.env.app_service
         argv = shlex.split(cmd)
-        result = compose.run(compose.project.run(service, argv, tty=False), capture=False, check=False)
-        if not result.ok:
-            from invoke.exceptions import Exit
-
-            raise Exit(code=result.returncode)
+        exit_like(compose.run(compose.project.run(service, argv, tty=False), capture=False, check=False))
 
     @task(help={"cmd": "test command (default: the environment's test_command)"})
     @edge
@@ -120,10 +112,7 @@ def stack_tasks(env_name: str) -> list:
         else:
             command = compose.project.run(stack.env.app_service, argv, tty=False)
         result = compose.run(command, capture=False, check=False)
-        if not result.ok:
-            from invoke.exceptions import Exit
-
-            raise Exit(f"dockyard: tests failed (exit {result.returncode})", code=result.returncode)
+        exit_like(result, f"dockyard: tests failed (exit {result.returncode})")
 
     @task(help={"no_cache": "build without the layer cache", "pull": "pull newer base images first"})
     @edge

@@ -179,6 +179,32 @@ def test_compose_key_without_v2_equivalent(eb, eb_release_images, ready):
     assert_nothing_changed(eb, before)
 
 
+def foreign_s3(eb, account: str):
+    """An S3 client acting as another AWS account (moto takes the account from this header)."""
+    client = eb.s3()
+    client.meta.events.register("before-sign.s3.*",
+                                lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+    return client
+
+
+def test_bucket_of_another_account_is_refused(eb, eb_release_images, ready):
+    foreign = foreign_s3(eb, "111122223333")
+    foreign.create_bucket(Bucket="someone-elses-bundles")
+    assert eb.s3().head_bucket(Bucket="someone-elses-bundles")  # reachable: only its owner tells it apart
+    ready.configure({"dockyard": {"eb": {"bucket": "someone-elses-bundles"}}})
+    ready.commit("a bucket that is not ours")
+    before = objects(eb)
+    result = ready.inv("deploy")
+    assert result.returncode == 5, result.stdout + result.stderr
+    one_line_error(result, "bucket 'someone-elses-bundles' is not ours", "another account than 123456789012")
+    assert foreign.list_objects_v2(Bucket="someone-elses-bundles").get("KeyCount") == 0
+    assert_nothing_changed(eb, before)
+    dockercfg = ready.inv("eb.dockercfg")
+    assert dockercfg.returncode == 5
+    one_line_error(dockercfg, "is not ours")
+    assert foreign.list_objects_v2(Bucket="someone-elses-bundles").get("KeyCount") == 0
+
+
 def test_label_conflict(eb, eb_release_images, ready):
     sha = ready.git("rev-parse", "v1.0.0^{commit}").stdout.strip()
     label = f"1.0.0-{sha[:7]}"

@@ -142,3 +142,69 @@ def test_local_runs_the_v2_bundle(eb, eb_release_images, sample_project):
             assert response.status == 200
     finally:
         sample_project.inv("eb.local", "--down", timeout=300)
+
+
+def test_local_runs_the_compose_bundle(eb, eb_release_images, sample_project):
+    port = free_port()
+    eb.configure(sample_project, platform="compose")
+    tag_release(sample_project, "1.0.0")
+    try:
+        ran = sample_project.inv("eb.local", "--port", str(port), timeout=600)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "(compose bundle)" in ran.stdout
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/sample/site.css", timeout=10) as response:
+            assert response.status == 200  # served by the bundle's nginx, with the config shipped in the bundle
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=10) as response:
+            assert response.status == 200  # proxied to the app at the pinned release image
+    finally:
+        down = sample_project.inv("eb.local", "--down", timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3)
+        answered = True
+    except OSError:
+        answered = False
+    assert not answered, "eb.local --down left the bundle running"
+
+
+def test_events_follow_stops_when_ready(eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project, fmt="legacy")
+    tag_release(sample_project, "1.0.0")
+    started = sample_project.inv("deploy", "--no-wait", timeout=600)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert eb.state("ebsample-prod")["Status"] == "Updating"
+    followed = sample_project.inv("eb.events", "--follow", "--until-ready", "--timeout", "300", timeout=400)
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    lines = followed.stdout.splitlines()
+    assert any("Environment update completed successfully." in line for line in lines), followed.stdout
+    assert lines[-1] == "ebsample-prod is Ready"
+    assert eb.state("ebsample-prod")["Status"] == "Ready"
+
+
+def test_events_follow_ends_at_its_timeout(eb, sample_project):
+    import time
+
+    eb.configure(sample_project, platform="v1")
+    began = time.monotonic()
+    followed = sample_project.inv("eb.events", "--follow", "--timeout", "2", timeout=60)
+    took = time.monotonic() - began
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert "createEnvironment is starting." in followed.stdout
+    assert followed.stdout.splitlines()[-1] == "(stopped following after 2s)"
+    assert 2 <= took < 30
+
+
+def test_status_shows_the_causes_of_bad_health(eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project, fmt="legacy")
+    tag_release(sample_project, "1.0.1", "a release whose health check fails")
+    failed = sample_project.inv("deploy", "--no-rollback", timeout=600)
+    assert failed.returncode == 10, failed.stdout + failed.stderr
+    status = sample_project.inv("eb.status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    lines = status.stdout.splitlines()
+    assert "Red" in lines[1] and lines[1].split()[0] == "ebsample-prod"
+    assert lines[2] == "causes:"
+    assert "Health checks of http://" in lines[3] and "/health/ are failing" in lines[3]
+    assert "DescribeEnvironmentHealth" in eb.calls()

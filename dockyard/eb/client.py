@@ -150,6 +150,18 @@ class EbClient:
                           "create it, or set dockyard.environments.<env>.eb.name")
         return state
 
+    def health_causes(self, name: str) -> list[str] | None:
+        """The causes of the environment's health (DescribeEnvironmentHealth); None without enhanced health."""
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self._call(self.eb, "describe_environment_health", f"DescribeEnvironmentHealth of {name}",
+                                quiet=("InvalidRequestException", "ElasticBeanstalkServiceException"),
+                                EnvironmentName=name, AttributeNames=["Causes", "Color", "HealthStatus"])
+        except ClientError:
+            return None
+        return [str(cause) for cause in answer.get("Causes") or []]
+
     def update_environment(self, application: str, name: str, *, label: str = "",
                            option_settings: list[dict[str, str]] | None = None,
                            options_to_remove: list[dict[str, str]] | None = None) -> str:
@@ -216,19 +228,45 @@ class EbClient:
         return [Event.from_api(e) for e in reversed(found)]
 
     # --- S3 -----------------------------------------------------------------------------------------------------
+    def account(self) -> str:
+        """The caller's AWS account id ("" when there is no session to ask, e.g. in unit tests)."""
+        if self.session is None or self.settings is None:
+            return ""
+        sts = aws_client(self.settings, "sts", self.session)
+        return str(self._call(sts, "get_caller_identity", "GetCallerIdentity")["Account"])
+
     def require_bucket(self, bucket: str) -> None:
+        """The bucket exists and belongs to the caller's account: bundles and the dockercfg never go elsewhere."""
         if not bucket:
             raise Refused("dockyard.eb.bucket is not set: name the S3 bucket that holds the bundles")
         from botocore.exceptions import ClientError
 
+        account = self.account()
+        owner = {"ExpectedBucketOwner": account} if account else {}
         try:
             self._call(self.s3, "head_bucket", f"HeadBucket {bucket}", quiet=("404", "403", "NoSuchBucket"),
-                       Bucket=bucket)
+                       Bucket=bucket, **owner)
         except ClientError as exc:
             code = error_code(exc)
             if code in ("404", "NoSuchBucket"):
                 raise Refused(f"S3 bucket {bucket!r} does not exist: create it or fix dockyard.eb.bucket") from None
-            raise Refused(f"S3 bucket {bucket!r} is not ours (access denied): fix dockyard.eb.bucket") from None
+            raise Refused(f"S3 bucket {bucket!r} is not ours (access denied"
+                          + (f", or not owned by account {account}" if account else "")
+                          + "): fix dockyard.eb.bucket") from None
+        if account and not self._lists_bucket(bucket):
+            raise Refused(f"S3 bucket {bucket!r} is not ours: it belongs to another account than {account}; "
+                          "use a bucket of this account in dockyard.eb.bucket")
+
+    def _lists_bucket(self, bucket: str) -> bool:
+        """ListBuckets names only the caller's own buckets. Without s3:ListAllMyBuckets the ExpectedBucketOwner of
+        the HeadBucket above is the whole check (S3 enforces it; some S3 doubles ignore it, hence this one)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            found = self._call(self.s3, "list_buckets", "ListBuckets", quiet=("AccessDenied", "403"), Prefix=bucket)
+        except ClientError:
+            return True
+        return bucket in {b.get("Name") for b in found.get("Buckets") or []}
 
     def object_metadata(self, bucket: str, key: str) -> dict[str, str] | None:
         from botocore.exceptions import ClientError

@@ -80,6 +80,7 @@ class WaitPolicy:
     health_window: float = 30.0
     timeout: float = 900.0
     poll_interval: float = 5.0
+    auth_hint: str = "check the dockercfg: `inv eb.dockercfg`"  # what to do when the registry refuses the pull
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,13 @@ def failure_in(event: Event) -> bool:
     return event.severity in ("ERROR", "FATAL") or any(m in text for m in FAILURE_MESSAGES)
 
 
-def explain_failure(events: list[Event], fallback: str) -> str:
-    """The most useful line: an authentication failure is named as such."""
+def explain_failure(events: list[Event], fallback: str,
+                    hint: str = "check the dockercfg: `inv eb.dockercfg`") -> str:
+    """The most useful line: an authentication failure is named as such, with what to check."""
     messages = [e.message for e in events if failure_in(e)] or [fallback]
     for message in messages:
         if any(m in message.lower() for m in AUTH_MESSAGES):
-            return f"registry authentication failed: {message} (check the dockercfg: `inv eb.dockercfg`)"
+            return f"registry authentication failed: {message} ({hint})"
     return messages[0]
 
 
@@ -137,7 +139,8 @@ def wait_for_update(
             say(f"  {event.line()}")
             failed = failed or (event if failure_in(event) else None)
         if failed is not None:
-            return WaitOutcome("failed", explain_failure(mine, failed.message), state, tuple(mine))
+            return WaitOutcome("failed", explain_failure(mine, failed.message, policy.auth_hint), state,
+                               tuple(mine))
         state = client.environment(application, environment)
         if state is None:
             return WaitOutcome("failed", f"environment {environment} disappeared", None, tuple(mine))
@@ -149,7 +152,8 @@ def wait_for_update(
                 mine.append(event)
                 say(f"  {event.line()}")
             return WaitOutcome("failed", explain_failure(mine, f"{environment} is Ready but runs "
-                                         f"{state.version_label or 'nothing'}, not {label}"), state, tuple(mine))
+                                                         f"{state.version_label or 'nothing'}, not {label}",
+                                                         policy.auth_hint), state, tuple(mine))
         if state.status == "Ready":
             if state.health != last_health:
                 say(f"  health {state.health}" + (f" ({state.health_status})" if state.health_status else ""))

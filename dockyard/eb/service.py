@@ -27,6 +27,14 @@ from .deploy import (
 from .dockerrun import DockercfgLocation, dockercfg
 from .locks import AuditLog, AuditRecord, DeployLock, now_utc, who
 
+AUTH_HINTS = {
+    "dockercfg": "check the dockercfg: `inv eb.dockercfg`",
+    "ssm": "check the SSM parameters {eb.ssm_username} and {eb.ssm_password}, and that the instance profile may "
+           "read them (`inv eb.policies`)",
+    "ecr": "check that the instance profile may pull from ECR (`inv eb.policies`)",
+    "none": "the registry wants credentials: set dockyard.eb.auth",
+}
+
 
 class EbService:
     def __init__(self, project: Any, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -50,7 +58,8 @@ class EbService:
 
     def policy(self, timeout: float = 0) -> WaitPolicy:
         return WaitPolicy(healthy_states=self.eb.healthy_states, health_window=self.eb.health_window,
-                          timeout=timeout or self.eb.timeout, poll_interval=self.eb.poll_interval)
+                          timeout=timeout or self.eb.timeout, poll_interval=self.eb.poll_interval,
+                          auth_hint=AUTH_HINTS.get(self.eb.auth, AUTH_HINTS["dockercfg"]).format(eb=self.eb))
 
     # --- inputs ----------------------------------------------------------------------------------------------------
     def release(self, version: str = "") -> Release:
@@ -200,6 +209,47 @@ class EbService:
                 live = text
         return bundle_dockerrun_diff(live, bundle, state.version_label)
 
+    # --- status and events -----------------------------------------------------------------------------------------
+    def status(self) -> tuple[EnvironmentState, str, list[str]]:
+        """The environment's state, and the causes EB gives for its health (titled, possibly none)."""
+        state = self.client.require_environment(self.application, self.target.name)
+        causes = self.client.health_causes(state.name)
+        if causes is not None:
+            return state, "causes:", causes
+        # basic health reporting has no causes: the recent warnings say the most
+        warnings = [e.line() for e in self.client.events(self.application, state.name, max_records=20)
+                    if e.severity in ("WARN", "ERROR", "FATAL")][-5:]
+        return state, "recent warnings:", warnings
+
+    def follow_events(self, *, count: int = 20, follow: bool = False, timeout: float = 0, until_ready: bool = False,
+                      clock: Callable[[], float] = time.monotonic) -> None:
+        """Print recent events; with ``follow``, new ones as they arrive until ``timeout`` seconds have passed (0:
+        no limit) or, with ``until_ready``, the environment is Ready with no update in progress."""
+        client, name = self.client, self.target.name
+        shown = client.events(self.application, name, max_records=count)
+        for event in shown[-count:]:
+            self.say(event.line())
+        seen = {(e.date, e.message) for e in shown}
+        since = shown[-1].date if shown else None
+        deadline = clock() + timeout if timeout else None
+        while follow:
+            if until_ready and client.require_environment(self.application, name).status == "Ready":
+                # one last look, so the events that came with Ready are not cut off
+                follow = False
+            elif deadline is not None and clock() >= deadline:
+                self.say(f"(stopped following after {timeout:g}s)")
+                return
+            else:
+                self.sleep(self.eb.poll_interval if deadline is None else
+                           max(0.0, min(self.eb.poll_interval, deadline - clock())))
+            for event in client.events(self.application, name, since=since):
+                if (event.date, event.message) not in seen:
+                    seen.add((event.date, event.message))
+                    self.say(event.line())
+                    since = event.date
+        if until_ready:
+            self.say(f"{name} is Ready")
+
     # --- rollback ------------------------------------------------------------------------------------------------
     def previous_good_label(self, current: str) -> str:
         for record in self.audit().records(self.env.name):
@@ -321,7 +371,8 @@ class EbService:
                                                  options_to_remove=remove)
         policy = self.policy(timeout)
         if not state.version_label:  # nothing runs yet, so there is no health to wait for: Ready is enough
-            policy = WaitPolicy(("Green", "Yellow", "Grey"), 0, policy.timeout, policy.poll_interval)
+            policy = WaitPolicy(("Green", "Yellow", "Grey"), 0, policy.timeout, policy.poll_interval,
+                                policy.auth_hint)
         outcome = wait_for_update(self.client, self.application, name, state.version_label, request, policy,
                                   say=self.say, sleep=self.sleep)
         if not outcome.ok:
@@ -402,6 +453,7 @@ def policies(settings: Any, eb: Any, *, account: str = "*", region: str = "*") -
          "Resource": [f"{bucket_arn}/{prefix}/*"]},
         {"Sid": "Bucket", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
          "Resource": [bucket_arn]},
+        {"Sid": "BucketOwner", "Effect": "Allow", "Action": ["s3:ListAllMyBuckets"], "Resource": ["*"]},
         {"Sid": "Versions", "Effect": "Allow", "Action": ["elasticbeanstalk:CreateApplicationVersion"],
          "Resource": [f"{eb_arn}:applicationversion/{app}/*"]},
         {"Sid": "Deploy", "Effect": "Allow", "Action": ["elasticbeanstalk:UpdateEnvironment",

@@ -1,7 +1,6 @@
 """Elastic Beanstalk: bundles, versions, deploys with a wait that never lies, rollback and blue/green."""
 from __future__ import annotations
 
-import time
 from typing import Any, Mapping
 
 from invoke import Collection, task
@@ -34,40 +33,26 @@ def deploy(c, version="", env="prod", dry_run=False, no_wait=False, timeout=0, n
 @task(help={"env": ENV_HELP})
 @edge
 def status(c, env="prod"):
-    """Show the EB environment: status, version, health and recent warnings."""
+    """Show the EB environment: status, version, health and its causes."""
     service = _service(c, env)
-    client = service.client
-    state = client.require_environment(service.application, service.target.name)
+    state, title, causes = service.status()
     service.say(table([("ENVIRONMENT", "STATUS", "HEALTH", "VERSION", "CNAME"),
                        (state.name, state.status, f"{state.health} {state.health_status}".strip(),
                         state.version_label or "-", state.cname or "-")]))
-    causes = [e for e in client.events(service.application, state.name, max_records=20)
-              if e.severity in ("WARN", "ERROR", "FATAL")][-5:]
     if causes:
-        service.say("recent causes:")
-        for event in causes:
-            service.say(f"  {event.line()}")
+        service.say(title)
+        for cause in causes:
+            service.say(f"  {cause}")
 
 
-@task(help={"env": ENV_HELP, "follow": "keep printing new events (Ctrl-C to stop)",
-            "count": "how many recent events to show"})
+@task(help={"env": ENV_HELP, "follow": "keep printing new events (until --timeout, --until-ready or Ctrl-C)",
+            "count": "how many recent events to show",
+            "timeout": "with --follow: stop after this many seconds (default 0: no limit)",
+            "until_ready": "with --follow: stop once the environment is Ready (e.g. after `deploy --no-wait`)"})
 @edge
-def events(c, env="prod", follow=False, count=20):
+def events(c, env="prod", follow=False, count=20, timeout=0, until_ready=False):
     """Show the EB environment's recent events (--follow to stream them)."""
-    service = _service(c, env)
-    client = service.client
-    shown = client.events(service.application, service.target.name, max_records=int(count))
-    for event in shown[-int(count):]:
-        service.say(event.line())
-    seen = {(e.date, e.message) for e in shown}
-    since = shown[-1].date if shown else None
-    while follow:
-        time.sleep(service.eb.poll_interval)
-        for event in client.events(service.application, service.target.name, since=since):
-            if (event.date, event.message) not in seen:
-                seen.add((event.date, event.message))
-                service.say(event.line())
-                since = event.date
+    _service(c, env).follow_events(count=int(count), follow=follow, timeout=float(timeout), until_ready=until_ready)
 
 
 @task(help={"env": ENV_HELP})

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -204,6 +205,7 @@ class StandIn:
         self.calls: list[tuple[float, str, dict]] = []
         self.workers: list[threading.Thread] = []
         self.pulled: set[str] = set()
+        self.hook_runs: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self.monitor = threading.Thread(target=self._monitor, daemon=True)
         self.monitor.start()
@@ -374,7 +376,16 @@ class StandIn:
     def api_DescribeEnvironmentHealth(self, p: dict) -> dict:
         env = self._env(p["EnvironmentName"])
         return {"EnvironmentName": env.name, "HealthStatus": env.health_status, "Status": env.status,
-                "Color": env.health, "Causes": [] if env.health == "Green" else [f"health check {env.health_url()}"]}
+                "Color": env.health, "Causes": self._causes(env)}
+
+    def _causes(self, env: Environment) -> list[str]:
+        """What enhanced health reporting says about a colour other than Green (nothing while Grey: no data)."""
+        with self.lock:
+            if env.health in ("Green", "Grey"):
+                return []
+            if env.failures >= 99:
+                return ["Application deployment failed on all instances."]
+            return [f"Health checks of {env.health_url()} are failing ({env.failures} in a row)."]
 
     # --- the platform -------------------------------------------------------------------------------------------------
     def _start_update(self, env: Environment, label: str, request_id: str, redeploy: bool = True) -> None:
@@ -396,8 +407,9 @@ class StandIn:
                 say("INFO", "Deploying new version to instance(s).")
                 self._deploy(env, directory, say)
             elif directory is not None:
-                # a configuration change: restart the containers with the new environment properties
-                self._deploy(env, directory, say)
+                # a configuration change: restart the containers with the new environment properties; the
+                # platform runs .platform/confighooks instead of .platform/hooks then
+                self._deploy(env, directory, say, hooks="confighooks")
         except DeployError as exc:
             say("ERROR", str(exc))
             say("ERROR", "Failed to deploy application.")
@@ -440,7 +452,7 @@ class StandIn:
                     os.chmod(target / info.filename, mode)
         return target
 
-    def _deploy(self, env: Environment, directory: Path, say) -> None:
+    def _deploy(self, env: Environment, directory: Path, say, hooks: str = "hooks") -> None:
         env.bundle_options = read_ebextensions(directory)
         dockerrun = directory / "Dockerrun.aws.json"
         compose = directory / "docker-compose.yml"
@@ -466,6 +478,7 @@ class StandIn:
         config_dir = self._docker_config(env, auth)
         environment = {name: self._resolve(value) for (ns, name), value in
                        {**env.bundle_options, **env.options}.items() if ns == ENV_NS}
+        self._prebuild_hooks(env, directory, hooks, config_dir, environment)
         self._stop(env)
         if kind == "v1":
             self._run_v1(env, document, config_dir, environment, say)
@@ -474,6 +487,53 @@ class StandIn:
         else:
             self._run_compose(env, directory, config_dir, environment, say)
         self._await_start(env, say)
+
+    def _prebuild_hooks(self, env: Environment, directory: Path, kind: str, config_dir: Path,
+                        environment: dict[str, str]) -> None:
+        """Run ``.platform/<kind>/prebuild/*`` in name order before the images are pulled, as the platform does.
+
+        What the platform gives a hook, doubled here without touching /opt on the host: ``get-config`` (the
+        platform's /opt/elasticbeanstalk/bin/get-config) is a shim on the hook's PATH that answers from this
+        environment's resolved properties, and ``docker`` logs in to the same private DOCKER_CONFIG the pull uses.
+        """
+        folder = directory / ".platform" / kind / "prebuild"
+        if not folder.is_dir():
+            return
+        bin_dir = self.workdir / env.id / f"platform-bin-{uuid.uuid4().hex[:6]}"
+        bin_dir.mkdir(parents=True)
+        properties = bin_dir / "environment.json"
+        properties.write_text(json.dumps(environment))
+        properties.chmod(0o600)
+        shim = bin_dir / "get-config"
+        shim.write_text(GET_CONFIG_SHIM.format(python=sys.executable, properties=str(properties)))
+        shim.chmod(0o755)
+        # docker itself, wrapped so the stand-in can show which command lines a hook ran (a secret must not be one)
+        argv_log = bin_dir / "docker-argv.jsonl"
+        wrapper = bin_dir / "docker"
+        wrapper.write_text(DOCKER_WRAPPER.format(python=sys.executable, log=str(argv_log),
+                                                 docker=shutil.which("docker") or "/usr/bin/docker"))
+        wrapper.chmod(0o755)
+        hook_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "DOCKER_CONFIG": str(config_dir),
+                    "HOME": str(bin_dir), "LANG": "C.UTF-8"}
+        try:
+            for hook in sorted(p for p in folder.iterdir() if p.is_file()):
+                name = hook.relative_to(directory).as_posix()
+                if not os.access(hook, os.X_OK):
+                    raise DeployError(f"Command {name} failed: permission denied (hooks must be executable).")
+                result = subprocess.run([str(hook)], cwd=directory, env=hook_env, capture_output=True, text=True,
+                                        timeout=300, stdin=subprocess.DEVNULL, check=False)
+                commands = [json.loads(line) for line in argv_log.read_text().splitlines()] \
+                    if argv_log.exists() else []
+                argv_log.unlink(missing_ok=True)
+                with self.lock:
+                    self.hook_runs.append({"environment": env.name, "hook": name, "exit": result.returncode,
+                                           "stdout": result.stdout, "stderr": result.stderr, "docker": commands})
+                if result.returncode != 0:
+                    tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
+                    raise DeployError(f"Command {name} failed with error exit status {result.returncode}. "
+                                      f"Stderr:{tail[0]}")
+        finally:
+            shutil.rmtree(bin_dir, ignore_errors=True)
 
     def _resolve(self, value: str) -> str:
         """``{{resolve:ssm:NAME}}`` / ``{{resolve:ssm:NAME:VERSION}}`` dynamic references, from (moto) SSM."""
@@ -745,6 +805,7 @@ class StandIn:
             self.environments.clear()
             self.events.clear()
             self.calls.clear()
+            self.hook_runs.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -756,6 +817,31 @@ class StandIn:
 
 class DeployError(Exception):
     pass
+
+
+# The platform's get-config, doubled: `get-config environment` prints the environment properties as JSON,
+# `get-config environment -k NAME` prints one value (dynamic references already resolved, as on an instance).
+GET_CONFIG_SHIM = """#!{python}
+import json, sys
+args = sys.argv[1:]
+if not args or args[0] != "environment":
+    sys.exit("get-config (stand-in): only the environment category is doubled")
+with open({properties!r}) as handle:
+    values = json.load(handle)
+if "-k" in args:
+    key = args[args.index("-k") + 1]
+    if key not in values:
+        sys.exit(f"get-config: no environment property {{key}}")
+    sys.stdout.write(values[key])
+else:
+    json.dump(values, sys.stdout)
+"""
+DOCKER_WRAPPER = """#!{python}
+import json, os, sys
+with open({log!r}, "a") as handle:
+    handle.write(json.dumps(sys.argv[1:]) + "\\n")
+os.execv({docker!r}, [{docker!r}, *sys.argv[1:]])
+"""
 
 
 def order_containers(containers: list[dict]) -> list[dict]:

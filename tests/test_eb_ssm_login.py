@@ -1,0 +1,62 @@
+"""Private registry through SSM Parameter Store and the platform's prebuild hook, end to end.
+
+The stand-in runs the bundle's ``.platform/hooks/prebuild`` scripts before it pulls, as the platform does, with the
+platform's ``get-config`` (doubled on the hook's PATH) answering from the environment properties, whose
+``{{resolve:ssm:...}}`` references it resolves from moto SSM. The hook's ``docker login`` is the only login the
+pull gets.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+
+from fixtures.eb import tag_release
+from test_eb_failures import one_line_error
+
+HOOK = ".platform/hooks/prebuild/01login.sh"
+
+
+def put_registry_parameters(eb, password: str) -> None:
+    ssm = eb.moto.client("ssm")
+    ssm.put_parameter(Name="/ebsample/registry/username", Value=eb.registry.username, Type="String", Overwrite=True)
+    ssm.put_parameter(Name="/ebsample/registry/password", Value=password, Type="SecureString", Overwrite=True)
+
+
+def deployed_hook(eb) -> str:
+    bundles = [o["Key"] for o in eb.s3().list_objects_v2(Bucket=eb.bucket)["Contents"] if o["Key"].endswith(".zip")]
+    assert len(bundles) == 1, bundles
+    body = eb.s3().get_object(Bucket=eb.bucket, Key=bundles[0])["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        return archive.read(HOOK).decode()
+
+
+def test_ssm_credentials_log_in_through_the_prebuild_hook(eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1", auth="ssm")
+    put_registry_parameters(eb, eb.registry.password)
+    tag_release(sample_project, "1.0.0")
+    result = sample_project.inv("deploy", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert eb.get("ebsample-prod", "/health/")[0] == 200
+    runs = eb.standin.hook_runs
+    assert [(r["hook"], r["exit"]) for r in runs] == [(HOOK, 0)], runs
+    assert "Login Succeeded" in runs[0]["stdout"]
+    logins = [argv for argv in runs[0]["docker"] if "login" in argv]
+    assert logins == [["login", "--username", eb.registry.username, "--password-stdin", eb.registry.host]]
+    # the password reaches docker on stdin only: no command line, no output, no file in the bundle carries it
+    password = eb.registry.password
+    assert not any(password in " ".join(argv) for argv in runs[0]["docker"])
+    assert password not in result.stdout + result.stderr + runs[0]["stdout"] + runs[0]["stderr"]
+    hook = deployed_hook(eb)
+    assert "--password-stdin" in hook and password not in hook
+
+
+def test_wrong_password_in_ssm_fails_with_authentication_failed(eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1", auth="ssm")
+    put_registry_parameters(eb, "not-the-password")
+    tag_release(sample_project, "1.0.0")
+    result = sample_project.inv("deploy", timeout=600)
+    assert result.returncode == 10, result.stdout + result.stderr
+    line = one_line_error(result, "registry authentication failed", "01login.sh", "/ebsample/registry/password")
+    assert "not-the-password" not in result.stdout + result.stderr, line
+    assert [(r["hook"], r["exit"]) for r in eb.standin.hook_runs] == [(HOOK, 1)]
+    assert "VersionLabel" not in eb.state("ebsample-prod")

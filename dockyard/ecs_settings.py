@@ -24,8 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "env_file": False,  # also set the containers' environment from the environment's .env file
     "secret_keys": [],  # keys of the .env file that go as `secrets` (valueFrom SSM), never as plain values
     "ssm_prefix": "",  # SSM parameter path of those secrets; default /<app>/<env>/
-    "bucket": "",  # S3 bucket of the deploy lock and audit records; default dockyard.eb.bucket ("" = no lock)
-    "prefix": "dockyard",  # key prefix in that bucket
+    "bucket": "",  # S3 bucket of the deploy lock and audit records; default dockyard.eb.bucket ("" = SSM parameters)
+    "prefix": "dockyard",  # key prefix in that bucket (or SSM path: /<prefix>/<app>/locks|audit/...)
     "default_memory": 256,  # ecs.render: MiB for containers without mem_limit
 }
 

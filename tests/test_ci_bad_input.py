@@ -16,6 +16,10 @@ PYTHONPATH = {"PYTHONPATH": str(REPO)}
     ({"provider": "travis"}, ("ci.config",), "dockyard.ci.provider: expected one of"),
     ({"dockerfile": "nope/Dockerfile"}, ("ci.test", "--dry-run"), "dockyard.ci.dockerfile:"),
     ({}, ("ci.config", "--provider", "jenkins"), "--provider: expected circleci or github"),
+    ({"staging_tasks": ["publish", "stagng.ssh-deploy"]}, ("ci.config", "--provider", "github"),
+     "dockyard.ci.staging_tasks: no task 'stagng.ssh-deploy' in this project"),
+    ({"release_tasks": ["publish {version}", "deploi {version} --env prod"]}, ("ci.config", "--stdout"),
+     "dockyard.ci.release_tasks: no task 'deploi' in this project"),
 ])
 def test_bad_ci_input_is_one_line(sample_project, settings, args, expected):
     sample_project.configure({"dockyard": {"ci": settings}})

@@ -59,3 +59,14 @@ def test_project_template_overrides_the_builtin(sample_project):
     result = sample_project.inv("ci.config", "--stdout", "--provider", "github", env=PYTHONPATH)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"# custom for {sample_project.app}")
+
+
+def test_tasks_the_project_adds_itself_may_be_called_from_ci(sample_project):
+    tasks_py = sample_project.root / "tasks.py"
+    tasks_py.write_text(tasks_py.read_text() + (
+        "\nfrom invoke import task\n\n\n@task\ndef notify_team(c):\n    \"\"\"Tell the team.\"\"\"\n\n\n"
+        "ns.add_task(notify_team)\n"))
+    sample_project.configure({"dockyard": {"ci": {"release_tasks": ["deploy {version}", "notify-team"]}}})
+    result = sample_project.inv("ci.config", "--provider", "github", "--stdout", env=PYTHONPATH)
+    assert result.returncode == 0, result.stderr
+    assert "inv notify-team" in result.stdout

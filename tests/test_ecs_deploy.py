@@ -133,12 +133,24 @@ def test_old_revisions_are_kept_up_to_n_and_the_live_one_always(ecs):
     assert ecs.active() == [1, 5, 6, 7]  # newest 3 + the revision that was live before the deploy
 
 
-def test_rollback_task_returns_to_the_previous_revision(ecs):
-    assert ecs.inv("ecs.deploy", "--version", "1.2.4", "--no-wait").returncode == 0
+def test_rollback_without_records_goes_to_the_previous_active_revision_and_says_so(ecs):
+    ecs.register(f"{ecs.repository}:1.2.4")
+    ecs.ecs.update_service(cluster="shop", service="shop-web", taskDefinition=f"{ecs.project.app}:2")  # not dockyard
     result = ecs.inv("ecs.rollback")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert (f"rolling back to {ecs.project.app}:1: no audit records of prod, so the ACTIVE revision before "
+            f"{ecs.project.app}:2") in result.stdout
     assert ecs.service()["taskDefinition"].endswith(f"/{ecs.project.app}:1")
-    assert audit_records(ecs)[-1]["action"] == "rollback"
+    assert [(r["action"], r["result"], r["label"], r["version"]) for r in audit_records(ecs)] == \
+        [("rollback", "succeeded", f"{ecs.project.app}:1", "1.2.3")]
+
+
+def test_rollback_refuses_when_no_recorded_deploy_succeeded_before_the_live_one(ecs):
+    assert ecs.inv("ecs.deploy", "--version", "1.2.4", "--no-wait").returncode == 0  # recorded as "started"
+    result = ecs.inv("ecs.rollback")
+    assert result.returncode == 5
+    assert f"no successful deploy of prod before {ecs.project.app}:2 in the audit records" in result.stderr
+    assert ecs.service()["taskDefinition"].endswith(f"/{ecs.project.app}:2")
 
 
 def test_status_shows_service_and_images(ecs):

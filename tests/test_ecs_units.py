@@ -119,3 +119,52 @@ def test_wait_loop_polls_until_steady_and_times_out():
     with pytest.raises(DeploymentFailed, match="not steady after 10s"):
         wait_for_deployment(lambda: state(running=0), ARN.format(3), timeout=10, interval=5, sleep=sleep,
                             clock=lambda: now[0])
+
+
+def record(label, result, action="deploy"):
+    from dockyard.eb.locks import AuditRecord
+
+    return AuditRecord(action=action, environment="prod", target="ecs:c/s", version="x", label=label, who="w",
+                       started="2026-01-01T00:00:00+00:00", result=result)
+
+
+@pytest.mark.parametrize("records, live, active, expected", [
+    # newest first: the live one's record, a failed one, then the good one
+    ([record("shop:5", "started"), record("shop:4", "rolled back"), record("shop:3", "succeeded")],
+     "shop:5", ["shop:5", "shop:4", "shop:3"], "shop:3"),
+    # successes recorded after the live revision went out are not "before" it
+    ([record("shop:6", "succeeded"), record("shop:5", "succeeded"), record("shop:4", "succeeded")],
+     "shop:5", ["shop:6", "shop:5", "shop:4"], "shop:4"),
+    # a successful rollback counts as a good release; a deregistered revision does not
+    ([record("shop:5", "succeeded"), record("shop:2", "succeeded", "rollback"), record("shop:1", "succeeded")],
+     "shop:5", ["shop:5", "shop:1"], "shop:1"),
+    # live set outside dockyard: every record counts
+    ([record("shop:4", "succeeded")], "shop:9", ["shop:9", "shop:4"], "shop:4"),
+    ([record("shop:5", "succeeded"), record("shop:4", "failed")], "shop:5", ["shop:5", "shop:4"], None),
+])
+def test_previous_good_release_from_audit_records(records, live, active, expected):
+    from dockyard.ecs.planner import previous_good_release
+
+    found = previous_good_release(records, live, active)
+    assert (found.label if found else None) == expected
+
+
+def test_secret_writes_skip_values_ssm_already_holds_and_never_show_them():
+    from dockyard.ecs.planner import with_secret_writes
+
+    intent = plan_task_definition(definition(), image="repo:1.2.4", containers=["web"])
+    planned = with_secret_writes(intent, {"/shop/prod/A": "hunter22", "/shop/prod/B": "same"},
+                                 {"/shop/prod/B": "same"})
+    assert planned.ssm_writes == (("/shop/prod/A", "hunter22"),)
+    assert planned.lines[-1] == 'Set secret "A" in SSM /shop/prod/A (SecureString) to: "********"'
+    assert "hunter22" not in repr(planned) and "hunter22" not in "\n".join(planned.lines)
+
+
+def test_parameter_names_and_arns():
+    from dockyard.ecs.locks import parameter_name
+    from dockyard.ecs.ssm import parameter_arn
+
+    assert parameter_name("dockyard/shop", "audit", "prod", "2026-deploy-shop:3") == \
+        "/dockyard/shop/audit/prod/2026-deploy-shop.3"
+    assert parameter_arn("/shop/prod/KEY", region="cn-north-1", account="1") == \
+        "arn:aws-cn:ssm:cn-north-1:1:parameter/shop/prod/KEY"

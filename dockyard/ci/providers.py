@@ -57,3 +57,20 @@ def render_config(settings: Any, ci: Any, provider: str) -> str:
                              variable_end_string="]]")
     template = env.get_template(f"ci/{provider}.yml.j2")
     return template.render(**template_context(settings, ci))
+
+
+def task_of(entry: str) -> str:
+    """The task an ``inv`` invocation entry names: ``"publish {version} --env prod"`` -> ``publish``."""
+    import shlex
+
+    try:
+        words = shlex.split(entry)
+    except ValueError:
+        words = entry.split()
+    return words[0] if words else ""
+
+
+def unknown_tasks(ci: Any, known: set[str]) -> list[tuple[str, str]]:
+    """(setting key, task name) of every configured CI task that is not in ``known``."""
+    return [(key, task_of(entry)) for key in ("staging_tasks", "release_tasks") for entry in getattr(ci, key)
+            if task_of(entry) not in known]

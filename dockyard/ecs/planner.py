@@ -1,7 +1,7 @@
 """What an ECS deploy will do, decided from state (pure): the new task definition, its diff, what to deregister."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from .taskdef import TaskDefinition, diff
@@ -14,10 +14,19 @@ class DeployIntent:
     current: TaskDefinition
     desired: TaskDefinition
     changes: tuple[str, ...]
+    #: SSM parameters to write before registering: (name, value); repr=False keeps the values out of tracebacks
+    ssm_writes: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def noop(self) -> bool:
-        return not self.changes
+        return not self.changes and not self.ssm_writes
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The task-definition diff, then the secrets that change in SSM (values never shown)."""
+        return self.changes + tuple(
+            f'Set secret "{name.rsplit("/", 1)[-1]}" in SSM {name} (SecureString) to: "********"'
+            for name, _ in self.ssm_writes)
 
 
 def plan_task_definition(
@@ -34,6 +43,12 @@ def plan_task_definition(
                               environment={n: environment for n in names} if environment else {},
                               secrets={n: secrets for n in names} if secrets else {})
     return DeployIntent(current, desired, tuple(diff(current, desired)))
+
+
+def with_secret_writes(intent: DeployIntent, wanted: Mapping[str, str], stored: Mapping[str, str]) -> DeployIntent:
+    """``intent`` plus the SSM writes that make ``stored`` hold ``wanted`` ({parameter name: value})."""
+    writes = tuple((name, value) for name, value in sorted(wanted.items()) if stored.get(name) != value)
+    return replace(intent, ssm_writes=writes)
 
 
 def env_file_split(values: Mapping[str, str], secret_keys: Iterable[str], ssm_prefix: str,
@@ -70,3 +85,20 @@ def render_task_definition(family: str, containers: Any, *, network_mode: str = 
     if containers.volumes:
         payload["volumes"] = [dict(v) for v in containers.volumes]
     return payload
+
+
+def previous_good_release(records_newest_first: Iterable[Any], live_label: str,
+                          active_labels: Iterable[str]) -> Any | None:
+    """The audit record of the last successful deploy (or rollback) before the live revision, or None.
+
+    Records newer than the one that made ``live_label`` live are not "before" it; when no record names the live
+    revision (it was set outside dockyard) every record counts. Only revisions still ACTIVE qualify: ECS does not
+    update a service to an INACTIVE one.
+    """
+    records = [r for r in records_newest_first if r.action in ("deploy", "rollback")]
+    live_at = next((n for n, r in enumerate(records) if r.label == live_label), -1)
+    active = set(active_labels)
+    for record in records[live_at + 1:]:
+        if record.result == "succeeded" and record.label and record.label != live_label and record.label in active:
+            return record
+    return None

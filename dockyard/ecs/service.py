@@ -9,7 +9,8 @@ from typing import Any, Callable
 from ..errors import ConfigError, Refused
 from ..plan import Plan, Step, execute
 from .client import EcsClient, ServiceState, short_arn
-from .planner import DeployIntent, env_file_split, plan_task_definition, previous_revision, revisions_to_deregister
+from .planner import (DeployIntent, env_file_split, plan_task_definition, previous_good_release, previous_revision,
+                      revisions_to_deregister, with_secret_writes)
 from .taskdef import TaskDefinition
 from ..errors import RolledBack
 from .waiter import DeploymentFailed, wait_for_deployment
@@ -79,42 +80,85 @@ class EcsService:
 
     def intent(self, state: ServiceState, image: str) -> DeployIntent:
         current = self.client.task_definition(state.task_definition)
-        environment: dict[str, str] = {}
+        if not self.target.env_file:
+            return plan_task_definition(current, image=image, containers=self.target.containers)
+        loaded = self.project.env_file(self.env)
+        missing = [k for k in self.target.secret_keys if k not in loaded.values]
+        if missing:
+            raise ConfigError(f"dockyard.ecs.secret_keys: {', '.join(missing)} not in {self.env.env_file}; add "
+                              "them there or drop them from secret_keys")
+        wanted: dict[str, str] = {}
         secrets: dict[str, str] = {}
-        if self.target.env_file:
-            loaded = self.project.env_file(self.env)
-            environment, secrets = env_file_split(loaded.values, self.target.secret_keys, self.target.ssm_prefix)
-        return plan_task_definition(current, image=image, containers=self.target.containers,
-                                    environment=environment, secrets=secrets)
+        environment, _ = env_file_split(loaded.values, self.target.secret_keys, self.target.ssm_prefix)
+        if self.target.secret_keys:
+            from .ssm import parameter_arn
+
+            prefix = self.target.ssm_prefix if self.target.ssm_prefix.endswith("/") else self.target.ssm_prefix + "/"
+            wanted = {f"{prefix}{k}": loaded.values[k] for k in self.target.secret_keys}
+            account = self.ssm.account()
+            region = self.client.session.region_name
+            secrets = {name.rsplit("/", 1)[-1]: parameter_arn(name, region=region, account=account) for name in wanted}
+        intent = plan_task_definition(current, image=image, containers=self.target.containers,
+                                      environment=environment, secrets=secrets)
+        return with_secret_writes(intent, wanted, self.ssm.values(wanted) if wanted else {})
 
     # --- lock and audit ----------------------------------------------------------------------------------------------
+    # With a bucket: S3 objects, shared with the Elastic Beanstalk deploys. Without one: SSM parameters, which need
+    # nothing created beforehand (see dockyard/ecs/locks.py).
     def _s3(self) -> Any:
         from ..clients.aws import aws_client
 
         return aws_client(self.settings, "s3", self.client.session)
 
+    @cached_property
+    def ssm(self) -> Any:
+        from .ssm import SsmClient
+
+        return SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url)
+
     def _key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.target.prefix, self.settings.app, *parts) if p.strip("/"))
 
-    def lock(self) -> Any:
-        from ..eb.locks import DeployLock
+    @property
+    def lock_location(self) -> str:
+        from .locks import parameter_name
 
-        if not self.target.bucket:
-            return None
-        return DeployLock(self._s3(), self.target.bucket, self._key("locks", f"{self.env.name}.json"),
-                          environment=self.env.name)
+        if self.target.bucket:
+            return f"s3://{self.target.bucket}/{self._key('locks', self.env.name + '.json')}"
+        return f"SSM parameter {parameter_name(self._key('locks', self.env.name))} (no dockyard.ecs.bucket)"
+
+    def lock(self) -> Any:
+        if self.target.bucket:
+            from ..eb.locks import DeployLock
+
+            return DeployLock(self._s3(), self.target.bucket, self._key("locks", f"{self.env.name}.json"),
+                              environment=self.env.name)
+        from .locks import SsmDeployLock, parameter_name
+
+        return SsmDeployLock(self.ssm, parameter_name(self._key("locks", self.env.name)), environment=self.env.name)
+
+    def audit_log(self) -> Any:
+        if self.target.bucket:
+            from ..eb.locks import AuditLog
+
+            return AuditLog(self._s3(), self.target.bucket, self._key())
+        from .locks import SsmAuditLog
+
+        return SsmAuditLog(self.ssm, self._key())
 
     def audit(self, action: str, version: str, outcome: Outcome, started: str, previous: str) -> None:
-        from ..eb.locks import AuditLog, AuditRecord, now_utc, who
+        from ..eb.locks import AuditRecord, now_utc, who
 
-        if not self.target.bucket:
-            return
         record = AuditRecord(action=action, environment=self.env.name, target=f"ecs:{self.target.where}",
                              version=version, label=outcome.label, who=who(), started=started,
                              finished=now_utc().isoformat(timespec="seconds"), result=outcome.result,
                              previous_label=previous, detail=outcome.detail)
-        key = AuditLog(self._s3(), self.target.bucket, self._key()).write(record)
-        self.say(f"audit: s3://{self.target.bucket}/{key}")
+        key = self.audit_log().write(record)
+        self.say(f"audit: s3://{self.target.bucket}/{key}" if self.target.bucket else f"audit: SSM parameter {key}")
+
+    def records(self) -> list[Any]:
+        """This service's audit records, newest first (other targets may share the store)."""
+        return [r for r in self.audit_log().records(self.env.name) if r.target == f"ecs:{self.target.where}"]
 
     # --- deploy ------------------------------------------------------------------------------------------------------
     def diff(self, version: str = "") -> DeployIntent:
@@ -126,7 +170,7 @@ class EcsService:
 
     def show(self, intent: DeployIntent) -> None:
         self.say(f"{self.target.where}: {intent.current.label} -> new revision of {intent.desired.family}")
-        for line in intent.changes or ["(no changes: the service already runs this)"]:
+        for line in intent.lines or ["(no changes: the service already runs this)"]:
             self.say(f"  {line}")
 
     def deploy(self, version: str = "", *, dry_run: bool = False, timeout: float = 0, no_wait: bool = False,
@@ -145,12 +189,15 @@ class EcsService:
         lock = self.lock()
 
         def take_lock() -> None:
-            if lock is None:
-                self.project.warn("dockyard: no deploy lock (set dockyard.ecs.bucket to lock and audit deploys)")
-                return
             if force_unlock:
-                lock.force_unlock()
+                cleared = lock.force_unlock()
+                if cleared is not None:
+                    self.say(f"      cleared the lock of {cleared.describe()}")
             lock.acquire(version)
+
+        def write_secrets() -> None:
+            for name, value in intent.ssm_writes:
+                self.ssm.put_secure(name, value)
 
         def register() -> None:
             registered["new"] = self.client.register(intent.desired)
@@ -180,9 +227,10 @@ class EcsService:
             self.prune(protected={live, registered["new"].arn})
 
         steps = (
-            Step(f"Take the deploy lock of {self.env.name}", take_lock,
-                 details=(f"s3://{self.target.bucket}/{self._key('locks', self.env.name + '.json')}",)
-                 if self.target.bucket else ("no lock: dockyard.ecs.bucket is not set",)),
+            Step(f"Take the deploy lock of {self.env.name}: {self.lock_location}", take_lock,
+                 details=("clear any held one first (--force-unlock)",) if force_unlock else ()),
+            *((Step(f"Write {len(intent.ssm_writes)} secret(s) to SSM as SecureString (values masked)", write_secrets,
+                    details=tuple(name for name, _ in intent.ssm_writes)),) if intent.ssm_writes else ()),
             Step(f"Register a new revision of {intent.desired.family} with {image}", register),
             Step(f"Update service {self.target.where} to it", update),
             Step("Wait until the PRIMARY deployment runs it with runningCount == desiredCount"
@@ -201,12 +249,15 @@ class EcsService:
         except BaseException as exc:
             if not outcome.detail:
                 outcome.detail = getattr(exc, "message", "") or type(exc).__name__
-            if lock is not None and lock.held:
-                self.audit("deploy", version, outcome, started, short_arn(live))
-                lock.release()
+            if lock.held:
+                try:
+                    self.audit("deploy", version, outcome, started, short_arn(live))
+                finally:
+                    lock.release()
             raise
-        if lock is not None:
+        try:
             self.audit("deploy", version, outcome, started, short_arn(live))
+        finally:
             lock.release()
         self.say(f"deployed {version} to {self.target.where} as {outcome.label}"
                  + (" (not waited for)" if no_wait else ""))
@@ -240,6 +291,35 @@ class EcsService:
         return doomed
 
     # --- rollback ----------------------------------------------------------------------------------------------------
+    def version_of(self, definition: TaskDefinition) -> str:
+        """The release tag the app containers' image has (the label when it has none)."""
+        image = definition.images().get(self.target.containers[0], "")
+        name, _, tag = image.rpartition(":")
+        return tag if name and "/" not in tag else definition.label
+
+    def rollback_target(self, live: str, family: str) -> str:
+        """The previous good release from the audit records; the previous ACTIVE revision only when there are none.
+
+        Says which it chose and why.
+        """
+        active = self.client.active_revisions(family)
+        records = self.records()
+        if records:
+            good = previous_good_release(records, short_arn(live), [short_arn(a) for a in active])
+            if good is None:
+                raise Refused(f"no successful deploy of {self.env.name} before {short_arn(live)} in the audit records "
+                              f"(or its revision is no longer ACTIVE); name one: `inv ecs.rollback --revision N`")
+            self.say(f"rolling back to {good.label}: the last successful {good.action} before {short_arn(live)} "
+                     f"(version {good.version or '?'}, by {good.who}, {good.finished or good.started})")
+            return good.label
+        previous = previous_revision(active, live)
+        if not previous:
+            raise Refused(f"no ACTIVE revision of {family} older than {short_arn(live)} to roll back to; name "
+                          "one: `inv ecs.rollback --revision N`")
+        self.say(f"rolling back to {short_arn(previous)}: no audit records of {self.env.name}, so the ACTIVE revision "
+                 f"before {short_arn(live)} (not known to have worked)")
+        return previous
+
     def rollback(self, revision: str = "", *, dry_run: bool = False, timeout: float = 0) -> None:
         from ..eb.locks import now_utc
 
@@ -250,11 +330,7 @@ class EcsService:
             ref = revision if ":" in revision else f"{family}:{revision}"
             target = self.client.task_definition(ref)
         else:
-            previous = previous_revision(self.client.active_revisions(family), live)
-            if not previous:
-                raise Refused(f"no ACTIVE revision of {family} older than {short_arn(live)} to roll back to; name "
-                              "one: `inv ecs.rollback REVISION`")
-            target = self.client.task_definition(previous)
+            target = self.client.task_definition(self.rollback_target(live, family))
         if target.arn == live:
             raise Refused(f"{self.target.where} already runs {target.label}; nothing to roll back")
         current = self.client.task_definition(live)
@@ -275,7 +351,7 @@ class EcsService:
             outcome.result = "succeeded"
 
         plan = Plan(f"ecs.rollback {self.target.where} to {target.label}", (
-            Step(f"Take the deploy lock of {self.env.name}", lambda: lock.acquire(target.label) if lock else None),
+            Step(f"Take the deploy lock of {self.env.name}: {self.lock_location}", lambda: lock.acquire(target.label)),
             Step(f"Update service {self.target.where} to {target.label}", update),
             Step("Wait until the PRIMARY deployment runs it", wait),
         ))
@@ -284,8 +360,14 @@ class EcsService:
             return
         try:
             execute(plan, mask=self.project.mask)
+        except BaseException as exc:
+            outcome.detail = getattr(exc, "message", "") or type(exc).__name__
+            raise
         finally:
-            if lock is not None and lock.held:
-                self.audit("rollback", target.label, outcome, started.isoformat(timespec="seconds"), short_arn(live))
-                lock.release()
+            if lock.held:
+                try:
+                    self.audit("rollback", self.version_of(target), outcome, started.isoformat(timespec="seconds"),
+                               short_arn(live))
+                finally:
+                    lock.release()
         self.say(f"rolled back {self.target.where} to {target.label}")

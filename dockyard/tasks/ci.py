@@ -123,6 +123,24 @@ def load(c, dir="", dry_run=False):  # noqa: A002
         execute(plan, dry_run=dry_run, mask=project.mask)
 
 
+def _task_names(c: Any, project: Project) -> set[str]:
+    """Every task name (and alias) `inv` offers in this project: its tasks module, loaded as Invoke loads it."""
+    from invoke import FilesystemLoader
+
+    root = project.settings.root
+    collection_name = c.config.get("tasks", {}).get("collection_name") or "tasks"
+    try:
+        module, _ = FilesystemLoader(start=str(root)).load(collection_name)
+        collection = Collection.from_module(module)
+    except Exception:  # noqa: BLE001 - an unusual layout: dockyard's own tasks are what CI calls
+        from . import build_namespace
+
+        collection = build_namespace(root)
+    names = set(collection.task_names)
+    names.update(alias for aliases in collection.task_names.values() for alias in aliases)
+    return names
+
+
 @task(help={"provider": "circleci or github (default: dockyard.ci.provider)",
             "output": "file to write (default: .circleci/config.yml or .github/workflows/dockyard.yml)",
             "stdout": "print the configuration instead of writing it"})
@@ -131,7 +149,7 @@ def config(c, provider="", output="", stdout=False):
     """Write a CircleCI 2.1 config or a GitHub Actions workflow that runs the inv tasks."""
     from pathlib import Path
 
-    from ..ci.providers import default_output, render_config
+    from ..ci.providers import default_output, render_config, unknown_tasks
     from ..errors import ConfigError
 
     project = Project(c)
@@ -139,6 +157,9 @@ def config(c, provider="", output="", stdout=False):
     provider = provider or ci.provider
     if provider not in ("circleci", "github"):
         raise ConfigError(f"--provider: expected circleci or github, got {provider!r}")
+    for key, name in unknown_tasks(ci, _task_names(c, project)):
+        raise ConfigError(f"dockyard.ci.{key}: no task {name!r} in this project (see `inv --list`); fix the name "
+                          "so the CI file does not call a missing task")
     text = render_config(project.settings, ci, provider)
     if stdout:
         print(text, end="")

@@ -58,7 +58,8 @@ def status(c, env="prod", events=5):
         service.say(f"  {event.created:%Y-%m-%d %H:%M:%S} {event.message}" if event.created else f"  {event.message}")
 
 
-@task(help={"revision": "revision number or family:revision (default: the ACTIVE revision before the live one)",
+@task(help={"revision": "revision number or family:revision (default: the last successful deploy before the live "
+                        "one, from the audit records; with no records, the ACTIVE revision before the live one)",
             "env": ENV_HELP, "dry_run": "show the diff and the plan only",
             "timeout": "seconds to wait (default: ecs.rollback_timeout)"})
 @edge

@@ -27,7 +27,7 @@ def docker(*args: str, check: bool = True, config: Path | None = None) -> subpro
 
 @pytest.fixture(scope="session")
 def staging_images(engine, registry, tmp_path_factory):
-    """The sample app pushed as v1, v2 and `bad` (its /health/ answers 503) to the real registry."""
+    """The sample app pushed as v1, v2, v3 and `bad` (its /health/ answers 503) to the real registry."""
     config = tmp_path_factory.mktemp("docker-config")
     repo = registry.repository(f"dockyard-test/staging-{uuid.uuid4().hex[:6]}")
     subprocess.run(["docker", "--config", str(config), "login", "--username", registry.username, "--password-stdin",
@@ -38,10 +38,11 @@ def staging_images(engine, registry, tmp_path_factory):
         docker("build", "-q", "-f", "docker/app/Dockerfile", "--build-arg", f"PYTHON_IMAGE={PYTHON_BASE}",
                "--build-arg", f"APP_VERSION={version}", "-t", ref, str(REPO))
         refs.append(ref)
-    bad = tmp_path_factory.mktemp("bad-image")
-    (bad / "Dockerfile").write_text(f"FROM {repo}:v1\nENV SAMPLE_FAIL_HEALTH=1 APP_VERSION=bad\n")
-    docker("build", "-q", "-t", f"{repo}:bad", str(bad))
-    refs.append(f"{repo}:bad")
+    for tag, env in (("bad", "SAMPLE_FAIL_HEALTH=1 APP_VERSION=bad"), ("v3", "APP_VERSION=v3")):
+        context = tmp_path_factory.mktemp(f"{tag}-image")
+        (context / "Dockerfile").write_text(f"FROM {repo}:v1\nENV {env}\n")
+        docker("build", "-q", "-t", f"{repo}:{tag}", str(context))
+        refs.append(f"{repo}:{tag}")
     for ref in refs:
         docker("push", ref, config=config)
     yield repo
@@ -325,5 +326,147 @@ def test_staging_two_hosts_in_batches(sample_project, sshd_hosts, registry, stag
         staging.inv("staging.accessories.stop", check=True)
         assert docker("inspect", "--format", "{{.State.Status}}", f"{staging.prefixes[1]}-redis").stdout.strip() \
             == "exited"
+    finally:
+        staging.cleanup()
+
+
+def image_present(ref: str) -> bool:
+    return docker("image", "inspect", "--format", "{{.Id}}", ref, check=False).returncode == 0
+
+
+def test_staging_prunes_images_beyond_keep_and_rollback_still_works(staging, staging_images):
+    staging.project.configure({"dockyard": {"ssh": {"keep": 1, "drain_seconds": 0}}})
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v2", check=True)
+    assert_clean_failure(staging.inv("staging.ssh-deploy", "--version", "bad"), 6)  # pulled, then removed
+    assert image_present(f"{staging_images}:bad")
+    third = staging.inv("staging.ssh-deploy", "--version", "v3", check=True)
+    assert staging.live_version() == "v3"
+
+    # keep=1: v2 stays (stopped, for rollback); v1 went with its container, and `bad`, which never had a
+    # retained container, goes too.
+    assert image_present(f"{staging_images}:v3") and image_present(f"{staging_images}:v2")
+    assert not image_present(f"{staging_images}:v1") and not image_present(f"{staging_images}:bad")
+    assert "removed the images" in third.stdout and f"{staging_images}:bad" in third.stdout
+    names = docker("ps", "-a", "--format", "{{.Names}}", "--filter", f"label=dev.dockyard.ssh.prefix={staging.prefix}")
+    assert sorted(n for n in names.stdout.split() if "-app-" in n) == [f"{staging.prefix}-app-v2",
+                                                                       f"{staging.prefix}-app-v3"]
+
+    back = staging.inv("staging.rollback", check=True)
+    assert "v3 -> v2" in back.stdout and staging.live_version() == "v2"
+    assert image_present(f"{staging_images}:v3") and image_present(f"{staging_images}:v2")  # v3 is retained now
+
+
+def test_staging_logs_follow_every_host_with_prefixes(sample_project, sshd_hosts, registry, staging_images):
+    staging = StagingProject(sample_project, sshd_hosts, registry, staging_images, count=2)
+    try:
+        staging.inv("staging.setup", check=True)
+        staging.inv("staging.ssh-deploy", "--version", "v1", "--limit", "2", check=True)
+        marker = f"marker-{uuid.uuid4().hex[:8]}"
+        for n in range(2):  # a request to each host's app, so each log has a fresh line
+            staging.get(f"/health/?{marker}={n}", n=n)
+        started = time.monotonic()
+        followed = staging.inv("staging.logs", "--follow", "--tail", "20", "--for", "3", check=True, timeout=60)
+        took = time.monotonic() - started
+        lines = followed.stdout.splitlines()
+        for n, port in enumerate(sshd_hosts[:2]):
+            name = f"{port.address}/{staging.prefixes[n]}"
+            mine = [line for line in lines if line.startswith(f"{name} | ")]
+            assert any(f"{marker}={n}" in line for line in mine), (name, followed.stdout[-2000:])
+        assert 3 <= took < 30, took  # bounded by --for, not by the (endless) stream
+        assert staging.secret not in followed.stdout
+        assert remote_followers(staging.prefixes) == []  # hung up on the hosts too
+
+        # Without --for it runs until Ctrl-C, which ends it quietly.
+        proc = subprocess.Popen([sys.executable, "-m", "invoke", "staging.logs", "--follow", "--tail", "1"],
+                                cwd=staging.project.root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
+        try:
+            deadline = time.monotonic() + 60
+            while len(remote_followers(staging.prefixes, wait=0)) < 2:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert "Traceback" not in err and all(f"{staging.prefixes[n]} | " in out for n in range(2)), (out, err)
+        assert remote_followers(staging.prefixes) == []
+    finally:
+        staging.cleanup()
+
+
+def remote_followers(prefixes: list[str], wait: float = 5) -> list[str]:
+    """`docker logs --follow` processes of these deploys still running on the host (after up to ``wait`` s)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                if cmdline.startswith("docker ") and " logs " in cmdline and "--follow" in cmdline and \
+                        any(f"{p}-app-" in cmdline for p in prefixes):
+                    found.append(cmdline)
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_staging_exec_tty_gives_the_command_a_terminal(staging):
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    plain = staging.inv("staging.exec", "test -t 0 && echo is-a-tty || echo not-a-tty", check=True)
+    assert "not-a-tty" in plain.stdout
+    interactive = staging.inv("staging.exec", "--tty", "test -t 0 && echo is-a-tty || echo not-a-tty; "
+                              "read line; echo got-$line", input="hello\n", check=True, timeout=60)
+    assert "is-a-tty" in interactive.stdout and "got-hello" in interactive.stdout, interactive.stdout
+
+
+ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def test_staging_ecr_token_goes_on_the_remote_login_stdin(sample_project, sshd_shim_host, registry, staging_images,
+                                                          aws):
+    import base64
+
+    host, shims = sshd_shim_host
+    argv_log, stdin_log = shims / "argv.log", shims / "stdin.log"
+    real = shutil.which("docker")
+    # The host's `docker`: records every call; `login` keeps what it read on stdin and says yes (a stand-in for
+    # ECR accepting the token); everything else is the real docker.
+    (shims / "docker").write_text(f"""#!/bin/sh
+printf '%s\\n' "$*" >> "{argv_log}"
+case " $* " in *" login "*) cat > "{stdin_log}"; exit 0 ;; esac
+exec "{real}" "$@"
+""")
+    (shims / "docker").chmod(0o755)
+    staging = StagingProject(sample_project, [host], registry, staging_images)
+    staging.project.configure({"dockyard": {"image": {"repository": f"{ECR_HOST}/app"},
+                                            "aws": {"region": "us-east-1", "endpoint_url": aws.endpoint}}})
+    staging.project.env.update({k: v for k, v in aws.env.items() if k.startswith("AWS_")})
+    data = aws.client("ecr").get_authorization_token()["authorizationData"][0]
+    token = base64.b64decode(data["authorizationToken"]).decode().partition(":")[2]
+    try:
+        staging.inv("staging.setup", check=True)
+        with CmdlineWatch([token]) as watch:
+            result = staging.inv("staging.ssh-deploy", "--version", "v1")
+        logins = [line for line in argv_log.read_text().splitlines() if " login " in f" {line} "]
+        assert logins == [f"--config {staging.state_dir()}/docker login --username AWS --password-stdin {ECR_HOST}"]
+        assert stdin_log.read_text() == token + "\n"
+        assert any(line.endswith(f"pull --quiet {ECR_HOST}/app:v1") for line in argv_log.read_text().splitlines())
+        # moto is no registry: the pull fails, as one line saying where, and nothing is left behind.
+        assert_clean_failure(result, 7)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert f"{ECR_HOST}" in result.stderr and "unreachable" in result.stderr
+        assert token not in result.stdout + result.stderr
+        assert watch.scans > 10 and watch.seen == []
+        assert not (staging.state_dir() / "lock").exists()
+        assert "app-v1" not in docker("ps", "-a", "--format", "{{.Names}}").stdout
     finally:
         staging.cleanup()

@@ -9,8 +9,8 @@ from conftest import deep_merge
 from dockyard.config import defaults, parse_settings
 from dockyard.errors import ConfigError, Refused
 from dockyard.staging import commands as cmd
-from dockyard.staging.deploy import (Container, HostSession, HostState, batches, parse_audit, parse_containers,
-                                     plan_host, previous_version)
+from dockyard.staging.deploy import (Container, HostSession, HostState, batches, images_to_prune, parse_audit,
+                                     parse_containers, plan_host, previous_version)
 from dockyard.staging.model import Layout, valid_version
 from dockyard.staging.proxy import live_version, render_proxy_conf, render_upstream
 
@@ -158,6 +158,26 @@ def test_plan_same_live_version_is_a_noop_and_rollback_needs_a_retained_containe
         plan_host(target, session_for(), state, "v1", rollback=True)
 
 
+def test_images_to_prune_keep_the_live_and_retained_ones_and_other_repositories():
+    listed = ("reg:5000/shop:v3\nreg:5000/shop:v2\nreg:5000/shop:bad\nreg:5000/shop:v1\nreg:5000/shop:<none>\n"
+              "reg:5000/shop-worker:v1\nreg:5000/shop:v1\n")
+    keep = {"reg:5000/shop:v3", "reg:5000/shop:v2"}
+    assert images_to_prune(listed, "reg:5000/shop", keep) == ["reg:5000/shop:bad", "reg:5000/shop:v1"]
+    assert images_to_prune("", "reg:5000/shop", keep) == []
+
+
+def test_image_commands_never_force():
+    assert cmd.remove_images(LAYOUT, ["r/shop:v1"]).argv[-3:] == ("image", "rm", "r/shop:v1")
+    listing = cmd.list_images(LAYOUT, "r/shop").argv
+    assert listing[-1] == "r/shop" and "{{.Repository}}:{{.Tag}}" in listing
+
+
+def test_exec_tty_asks_docker_for_a_terminal():
+    assert "--tty" not in cmd.exec_in(LAYOUT, "c", "ls").argv
+    argv = cmd.exec_in(LAYOUT, "c", "python manage.py shell", tty=True).argv
+    assert argv[3:6] == ("exec", "--interactive", "--tty") and argv[-3:] == ("sh", "-c", "python manage.py shell")
+
+
 def test_previous_version_comes_from_the_audit_log():
     log = ("2026-01-01T00:00:00Z deploy version=v1 previous=- by=a outcome=ok\n"
            "2026-01-02T00:00:00Z deploy version=v2 previous=v1 by=a outcome=ok\n"
@@ -219,3 +239,10 @@ def test_ssh_tasks_are_listed_and_logs_clash_is_resolved(sample_project):
                  "staging.exec", "staging.unlock", "staging.audit", "staging.accessories.start",
                  "staging.local-logs", "staging.start"):
         assert name in listing, name
+
+
+def test_exec_tty_is_for_one_host(sample_project):
+    sample_project.configure({"dockyard": {"ssh": {"hosts": ["root@127.0.0.1:1"]}}})
+    result = sample_project.inv("staging.exec", "--tty", "--all-hosts", "sh")
+    assert_one_line_failure(result, 2)
+    assert "--tty" in result.stderr and "--all-hosts" in result.stderr

@@ -158,6 +158,45 @@ class SshHost:
             raise CommandFailed(f"{self.name}: {failure_message(result, self.mask)}")
         return result
 
+    def follow(self, command: Command, on_line: Callable[[str], None], *, stop: Any,
+               seconds: float | None = None) -> int | None:
+        """Run ``command`` on a pty and hand each output line (masked) to ``on_line``, until it ends, ``stop``
+        (a :class:`threading.Event`) is set, or ``seconds`` pass. Closing the channel hangs the remote command up.
+
+        Returns its exit status, or None when it was cut short.
+        """
+        import paramiko
+
+        transport = self.connection.transport
+        try:
+            channel = transport.open_session(timeout=self.options.connect_timeout)
+            channel.get_pty(width=500)
+            channel.exec_command(shlex.join(command.argv))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise Unreachable(f"{self.name}: could not start `{command.display(self.mask)}` ({exc})") from None
+        deadline = None if seconds is None else time.monotonic() + seconds
+        pending = b""
+        try:
+            channel.settimeout(0.2)
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                try:
+                    data = channel.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    on_line(self.mask(line.decode(errors="replace").rstrip("\r")))
+            else:
+                return None
+            if pending.strip():
+                on_line(self.mask(pending.decode(errors="replace").rstrip("\r")))
+            return channel.recv_exit_status()
+        finally:
+            channel.close()
+
     def output(self, command: Command) -> str:
         return self.run(command).stdout.strip()
 

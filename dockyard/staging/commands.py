@@ -136,7 +136,13 @@ def remove(layout: Layout, containers: Sequence[str]) -> Command:
 
 
 def remove_images(layout: Layout, images: Sequence[str]) -> Command:
+    """Without ``--force``: the engine itself refuses an image that any container (even stopped) still uses."""
     return docker(layout, "image", "rm", *images)
+
+
+def list_images(layout: Layout, repository: str) -> Command:
+    """The tagged images of ``repository`` on the host, one ``repository:tag`` a line."""
+    return docker(layout, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository)
 
 
 def container_address(layout: Layout, container: str) -> Command:
@@ -154,8 +160,9 @@ def logs(layout: Layout, container: str, *, tail: int | None = 50, follow: bool 
     return docker(layout, *argv, container)
 
 
-def exec_in(layout: Layout, container: str, cmd: str) -> Command:
-    return docker(layout, "exec", container, "sh", "-c", cmd)
+def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False) -> Command:
+    """``tty``: an interactive command (``-it``); the SSH session then needs a pty too."""
+    return docker(layout, "exec", *(["--interactive", "--tty"] if tty else []), container, "sh", "-c", cmd)
 
 
 def take_lock(layout: Layout) -> Command:

@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import CommandFailed, DockyardError, HealthCheckFailed, LockHeld, Refused
+from ..errors import CommandFailed, DockyardError, HealthCheckFailed, LockHeld, Refused, Unreachable
 from ..health import Probe
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
 
 Say = Callable[[str], None]
+
+# What ``docker pull`` says when the registry cannot be reached at all (as opposed to refusing or lacking the image).
+UNREACHABLE_WORDS = ("no such host", "connection refused", "i/o timeout", "network is unreachable",
+                     "server misbehaving", "tls handshake timeout", "dial tcp")
 
 
 # --- state of one host -------------------------------------------------------------------------------------------
@@ -200,6 +204,7 @@ class HostPlan:
             out.append(f"  stop {', '.join(self.stop)} (kept for rollback)")
         if self.prune:
             out.append(f"  remove old versions {', '.join(self.prune)}")
+        out.append(f"  remove images of older versions (keep {self.image} and the retained ones)")
         out.append("  append to the audit log")
         return out
 
@@ -292,10 +297,31 @@ class HostDeployer:
             progress(f"stopped {', '.join(plan.stop)}")
         if plan.prune:
             self.run(cmd.remove(self.layout, plan.prune), check=False)
-        if plan.prune_images:
-            self.run(cmd.remove_images(self.layout, plan.prune_images), check=False)
+        pruned = self.prune_images(plan)
+        if pruned:
+            progress(f"removed the images {', '.join(pruned)}")
         self.audit("rollback" if plan.rollback else "deploy", plan.version, plan.previous, "ok")
         return f"{plan.previous or 'nothing'} -> {plan.version}"
+
+    def prune_images(self, plan: HostPlan) -> list[str]:
+        """Remove the repository's images other than the live one and the retained containers' (best effort).
+
+        Not only the images of containers pruned now: also those left by a version that failed its health check,
+        or whose container was removed by hand. What the engine refuses (still used) stays; a deploy never fails
+        here.
+        """
+        listed = self.run(cmd.list_images(self.layout, self.target.repository), check=False)
+        if not listed.ok:
+            return []
+        state = self.session.state()
+        keep = {plan.image} | {c.image for c in state.apps()}
+        doomed = images_to_prune(listed.stdout, self.target.repository, keep)
+        if not doomed:
+            return []
+        self.run(cmd.remove_images(self.layout, doomed), check=False)
+        left = self.run(cmd.list_images(self.layout, self.target.repository), check=False)
+        still = set(left.stdout.split()) if left.ok else set(doomed)
+        return [image for image in doomed if image not in still]
 
     def login(self, registration: Registration) -> None:
         result = self.run(cmd.login(self.layout, registration.registry, registration.username,
@@ -315,6 +341,10 @@ class HostDeployer:
         if any(s in said.lower() for s in ("not found", "manifest unknown", "does not exist")):
             raise Refused(f"{self.session.name}: image {image} is not in the registry ({said[-160:]}); "
                           f"publish it first, or check the VERSION")
+        if any(s in said.lower() for s in UNREACHABLE_WORDS):
+            registry = image.split("/", 1)[0] if "/" in image else "docker.io"
+            raise Unreachable(f"{self.session.name}: registry {registry} is unreachable from there "
+                              f"({said[-200:]}); check the host's DNS and network, and dockyard.image.repository")
         raise CommandFailed(f"{self.session.name}: docker pull {image} failed: {said[-300:]}")
 
     def address(self, container: str) -> tuple[str, str]:
@@ -481,6 +511,16 @@ def previous_version(entries: Sequence[AuditEntry], live: str | None, retained: 
         if entry.ok and entry.version and entry.version != live and entry.version in retained:
             return entry.version
     return None
+
+
+def images_to_prune(listed: str, repository: str, keep: set[str]) -> list[str]:
+    """``repository:tag`` lines (``docker image ls``) minus ``keep``; untagged images are left alone."""
+    out = []
+    for line in listed.split():
+        name, _, tag = line.rpartition(":")
+        if name == repository and tag and tag != "<none>" and line not in keep and line not in out:
+            out.append(line)
+    return out
 
 
 def batches(items: Sequence[Any], size: int) -> list[list[Any]]:

@@ -313,21 +313,58 @@ class StagingService:
             raise Refused(f"no service {service!r} (known: {known})")
         return session.layout.accessory_container(service)
 
-    def logs(self, *, follow: bool, service: str, tail: int) -> None:
+    def logs(self, *, follow: bool, service: str, tail: int, seconds: float | None = None) -> None:
         try:
             sessions = self.sessions(check=False)
-            if follow and len(sessions) > 1:
-                sessions = sessions[:1]
-                self.warn(f"following the first host only ({sessions[0].name})")
+            if follow:
+                self.follow_logs(sessions, service, tail, seconds)
+                return
             for session in sessions:
                 container = self.container_of(session, service)
                 self.say(f"== {session.name}: {container}")
-                session.host.run(cmd.logs(session.layout, container, tail=None if tail < 0 else tail, follow=follow),
-                                 stream=True, check=False, pty=follow)
+                session.host.run(cmd.logs(session.layout, container, tail=None if tail < 0 else tail),
+                                 stream=True, check=False)
         finally:
             self.close()
 
-    def exec(self, command: str, *, all_hosts: bool, service: str) -> int:
+    def follow_logs(self, sessions: Sequence[HostSession], service: str, tail: int, seconds: float | None) -> None:
+        """Every host at once, each line prefixed with its host; ends on Ctrl-C, after ``seconds``, or when every
+        stream has ended."""
+        import threading
+
+        containers = [(s, self.container_of(s, service)) for s in sessions]
+        stop = threading.Event()
+        printing = threading.Lock()
+        errors: list[BaseException] = []
+
+        def follow(session: HostSession, container: str) -> None:
+            def line(text: str) -> None:
+                with printing:
+                    self.say(f"{session.name} | {text}")
+
+            try:
+                session.host.follow(cmd.logs(session.layout, container, tail=None if tail < 0 else tail,
+                                             follow=True), line, stop=stop, seconds=seconds)
+            except DockyardError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=follow, args=pair, daemon=True) for pair in containers]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)
+        except KeyboardInterrupt:  # the usual way to end --follow
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=5)
+        if errors:
+            raise errors[0]
+
+    def exec(self, command: str, *, all_hosts: bool, service: str, tty: bool = False) -> int:
+        if tty and all_hosts:
+            raise DockyardError("--tty runs one interactive command on one host: drop --all-hosts", exit_code=2)
         try:
             sessions = self.sessions(check=False)
             code = 0
@@ -335,7 +372,8 @@ class StagingService:
                 container = self.container_of(session, service)
                 if all_hosts:
                     self.say(f"== {session.name}")
-                result = session.host.run(cmd.exec_in(session.layout, container, command), stream=True, check=False)
+                result = session.host.run(cmd.exec_in(session.layout, container, command, tty=tty), stream=True,
+                                          check=False, pty=tty)
                 code = code or result.returncode
             return code
         finally:

@@ -55,21 +55,23 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
         """Per host: live version and its health, proxy, retained versions, lock holder, last deploys."""
         open_service(c).status()
 
-    @task(help={"follow": "keep streaming (first host only)",
+    @task(help={"follow": "keep streaming from every host, each line prefixed with its host (Ctrl-C ends it)",
                 "service": "app (default), proxy, or an accessory's name",
-                "tail": "lines from the end (default 100; -1: all)"})
+                "tail": "lines from the end (default 100; -1: all)",
+                "for": "with --follow: stop after this many seconds (default: until Ctrl-C)"})
     @edge
-    def logs(c, follow=False, service="", tail=100):
+    def logs(c, follow=False, service="", tail=100, for_=-1.0):
         """Show the logs of the live app container (or --service) on every host."""
-        open_service(c).logs(follow=follow, service=service, tail=tail)
+        open_service(c).logs(follow=follow, service=service, tail=tail, seconds=None if for_ < 0 else for_)
 
     @task(name="exec", help={"cmd": "command to run, quoted as one argument (run with sh -c)",
                              "all_hosts": "run it on every host (default: the first host only)",
-                             "service": "app (default), proxy, or an accessory's name"})
+                             "service": "app (default), proxy, or an accessory's name",
+                             "tty": "interactive (a shell, a console): a terminal on the first host, keys forwarded"})
     @edge
-    def exec_(c, cmd, all_hosts=False, service=""):
+    def exec_(c, cmd, all_hosts=False, service="", tty=False):
         """Run CMD in the running app container (first host, or --all-hosts)."""
-        code = open_service(c).exec(cmd, all_hosts=all_hosts, service=service)
+        code = open_service(c).exec(cmd, all_hosts=all_hosts, service=service, tty=tty)
         if code:
             from invoke.exceptions import Exit
 

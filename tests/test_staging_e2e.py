@@ -383,16 +383,25 @@ def test_staging_logs_follow_every_host_with_prefixes(sample_project, sshd_hosts
                                 cwd=staging.project.root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+        reader.start()
         try:
+            # Interrupt only once both hosts are followed and each has printed a line (bounded wait).
             deadline = time.monotonic() + 60
-            while len(remote_followers(staging.prefixes, wait=0)) < 2:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            while len(remote_followers(staging.prefixes, wait=0)) < 2 or not all(
+                    any(f"{staging.prefixes[n]} | " in line for line in list(lines)) for n in range(2)):
+                assert proc.poll() is None and time.monotonic() < deadline, lines
                 time.sleep(0.1)
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=20)
+            proc.wait(timeout=20)
+            reader.join(timeout=10)
+            err = proc.stderr.read()
         finally:
             if proc.poll() is None:
                 proc.kill()
+        out = "".join(lines)
+        assert proc.returncode is not None
         assert "Traceback" not in err and all(f"{staging.prefixes[n]} | " in out for n in range(2)), (out, err)
         assert remote_followers(staging.prefixes) == []
     finally:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from ..errors import LockHeld  # noqa: F401 - re-exported
+from ..errors import LockHeld
 
 
 def now_utc() -> datetime:
@@ -47,6 +47,28 @@ class LockRecord:
     def describe(self) -> str:
         return f"{self.holder} (deploying {self.version} since {self.acquired})"
 
+    @classmethod
+    def new(cls, *, holder: str, environment: str, version: str, now: datetime) -> "LockRecord":
+        return cls(holder=holder, environment=environment, version=version,
+                   acquired=now.isoformat(timespec="seconds"), pid=os.getpid())
+
+    @classmethod
+    def parse(cls, body: str | bytes, environment: str) -> "LockRecord":
+        """A stored lock; an unreadable one still counts as held, by an unknown holder."""
+        try:
+            return cls(**json.loads(body))
+        except (ValueError, TypeError):
+            return cls(holder="unknown", environment=environment, version="?", acquired="?")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def lock_held(environment: str, held: LockRecord | None) -> LockHeld:
+    """The refusal of a deploy whose environment is locked, whichever store holds the lock."""
+    by = held.describe() if held else "another deploy"
+    return LockHeld(f"{environment} is locked by {by}: wait for it, or run with --force-unlock if that deploy is dead")
+
 
 class DeployLock:
     """One S3 object per environment: ``<prefix>/locks/<environment>.json``."""
@@ -70,25 +92,18 @@ class DeployLock:
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise
-        try:
-            return LockRecord(**json.loads(body))
-        except (ValueError, TypeError):
-            return LockRecord(holder="unknown", environment=self.environment, version="?", acquired="?")
+        return LockRecord.parse(body, self.environment)
 
     def acquire(self, version: str) -> LockRecord:
         from botocore.exceptions import ClientError
 
-        record = LockRecord(holder=self.holder, environment=self.environment, version=version,
-                            acquired=self.clock().isoformat(timespec="seconds"), pid=os.getpid())
+        record = LockRecord.new(holder=self.holder, environment=self.environment, version=version, now=self.clock())
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=json.dumps(asdict(record)).encode(),
+            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=record.to_json().encode(),
                                IfNoneMatch="*", ServerSideEncryption="AES256", ContentType="application/json")
         except ClientError as exc:
             if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                held = self.current()
-                by = held.describe() if held else "another deploy"
-                raise LockHeld(f"{self.environment} is locked by {by}: wait for it, or run with --force-unlock if "
-                               "that deploy is dead") from None
+                raise lock_held(self.environment, self.current()) from None
             raise
         self.held = True
         return record

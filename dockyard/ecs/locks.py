@@ -14,13 +14,11 @@ not care which store it has.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from datetime import datetime
 from typing import Callable
 
-from ..eb.locks import AuditRecord, LockRecord, now_utc, who
-from ..errors import LockHeld
+from ..eb.locks import AuditRecord, LockRecord, lock_held, now_utc, who
 from .ssm import ParameterExists, SsmClient
 
 
@@ -48,22 +46,15 @@ class SsmDeployLock:
         body = self.ssm.get(self.name)
         if body is None:
             return None
-        try:
-            return LockRecord(**json.loads(body))
-        except (ValueError, TypeError):
-            return LockRecord(holder="unknown", environment=self.environment, version="?", acquired="?")
+        return LockRecord.parse(body, self.environment)
 
     def acquire(self, version: str) -> LockRecord:
-        record = LockRecord(holder=self.holder, environment=self.environment, version=version,
-                            acquired=self.clock().isoformat(timespec="seconds"), pid=os.getpid())
+        record = LockRecord.new(holder=self.holder, environment=self.environment, version=version, now=self.clock())
         try:
-            self.ssm.create(self.name, json.dumps(asdict(record)),
+            self.ssm.create(self.name, record.to_json(),
                             description=f"dockyard deploy lock of {self.environment}")
         except ParameterExists:
-            held = self.current()
-            by = held.describe() if held else "another deploy"
-            raise LockHeld(f"{self.environment} is locked by {by}: wait for it, or run with --force-unlock if "
-                           "that deploy is dead") from None
+            raise lock_held(self.environment, self.current()) from None
         self.held = True
         return record
 

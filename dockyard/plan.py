@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from .runner import Command, Masker
 
@@ -40,6 +42,30 @@ class Plan:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class StepTiming:
+    """How long one executed step took, and whether it finished (``--json`` reports these)."""
+
+    step: str
+    seconds: float
+    ok: bool
+
+
+# Set only while a caller records timings (``inv deploy --json``), so the services keep their signatures.
+_timings: ContextVar[list[StepTiming] | None] = ContextVar("dockyard_step_timings", default=None)
+
+
+@contextmanager
+def recording_timings() -> Iterator[list[StepTiming]]:
+    """Collect a :class:`StepTiming` for every step :func:`execute` runs inside the ``with`` block."""
+    found: list[StepTiming] = []
+    token = _timings.set(found)
+    try:
+        yield found
+    finally:
+        _timings.reset(token)
+
+
 def execute(
     plan: Plan,
     *,
@@ -59,8 +85,16 @@ def execute(
     for n, step in enumerate(plan.steps, 1):
         started = clock()
         print(f"[{n}/{total}] {step.description}", file=out, flush=True)
-        results.append(step.action() if step.action else None)
+        record = _timings.get()
+        try:
+            results.append(step.action() if step.action else None)
+        except BaseException:
+            if record is not None:
+                record.append(StepTiming(step.description, round(clock() - started, 3), False))
+            raise
         elapsed = clock() - started
+        if record is not None:
+            record.append(StepTiming(step.description, round(elapsed, 3), True))
         if elapsed >= 1:
             print(f"      done in {elapsed:.1f}s", file=out, flush=True)
     return results

@@ -373,10 +373,29 @@ def publish(c, version, latest=False, env="", dry_run=False):
 # --- releases -----------------------------------------------------------------------------------------------------
 
 
-@task(help={"offline": "do not ask the registry (local image and git only)"})
+@task(help={"offline": "do not ask the registry (local image and git only)",
+            "json": "print one JSON object on stdout (the releases, result, exit code); the table goes to stderr"})
 @edge
-def releases(c, offline=False):
+def releases(c, offline=False, json=False):
     """List releases: tag, date, commit, local image, registry, digest."""
+    import json as json_module
+
+    from ..dispatch import FAILURES, machine_output
+    from ..errors import DockyardError
+
+    report: dict[str, Any] = {"verb": "releases", "releases": [], "notes": [], "result": "ok", "exit_code": 0}
+    with machine_output(json) as emit:
+        try:
+            _list_releases(c, offline, report)
+        except DockyardError as exc:
+            report.update(result=FAILURES.get(exc.exit_code, "failed"), exit_code=exc.exit_code, message=exc.message)
+            raise
+        finally:
+            emit(json_module.dumps(report))
+
+
+def _list_releases(c: Any, offline: bool, report: dict[str, Any]) -> None:
+    """Print the releases table; ``report`` gets each release (full digest) and the notes, for ``--json``."""
     from ..errors import DockyardError
     from ..images import LABEL_REVISION
     from ..registry import remote_digest
@@ -424,8 +443,11 @@ def releases(c, offline=False):
             digest = record.digest.split("@", 1)[1] if record and "@" in record.digest else ""
         rows.append(ReleaseRow(tag=info.name, date=info.date[:16].replace("T", " "), commit=info.commit[:7],
                                local=local, registry=in_registry, digest=digest[:19]))
+        report["releases"].append({"version": str(v), "tag": info.name, "date": info.date, "commit": info.commit,
+                                   "image": ref, "local": local, "registry": in_registry, "digest": digest or None})
     r.say(table(releases_table(rows)))
-    for note in dict.fromkeys(notes):
+    report["notes"] = list(dict.fromkeys(notes))
+    for note in report["notes"]:
         r.project.warn(note)
 
 

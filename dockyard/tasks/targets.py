@@ -73,6 +73,8 @@ class EbTarget:
             label = self.service.release(to).label  # a release version names the label it was deployed as
         if label:
             result.details["label"] = label
+        if label != to:
+            result.version = to.removeprefix("v")
         self.service.rollback(label, timeout=float(options["timeout"]), dry_run=options["dry_run"])
         result.result = "planned" if options["dry_run"] else "succeeded"
 
@@ -315,17 +317,13 @@ def run_verb(c: Any, verb: str, *, env: str, as_json: bool, options: Options, gi
                     show_history(project, records)
                 else:
                     since = datetime.now(timezone.utc).replace(microsecond=0)
-                    try:
-                        getattr(adapter, verb)(options, result)
-                    finally:
-                        if (as_json or github_output) and verb in ("deploy", "rollback"):
-                            _complete(project, adapter, result, since)
+                    failure = _run_adapter(adapter, verb, options, result)
+                    if (as_json or github_output) and verb in ("deploy", "rollback"):
+                        _complete(project, adapter, result, since)
             except DockyardError as exc:
-                result.failed(exc.exit_code, exc.message)
-                failure = Exit(f"dockyard: {exc.message}", code=exc.exit_code)
+                failure = _failed(result, exc.exit_code, exc.message)
             except KeyboardInterrupt:
-                result.failed(130, "interrupted")
-                failure = Exit("dockyard: interrupted", code=130)
+                failure = _failed(result, 130, "interrupted")
             except Exception as exc:
                 result.failed(1, f"{type(exc).__name__}: {exc}")
                 emit(_masked(project, result.to_json()))
@@ -338,17 +336,42 @@ def run_verb(c: Any, verb: str, *, env: str, as_json: bool, options: Options, gi
         raise failure
 
 
-def _complete(project: Project, adapter: Any, result: Any, since: datetime) -> None:
-    """Best effort after the run (it already succeeded or failed): digest, URL, what the audit record says."""
+def _failed(result: Any, code: int, message: str) -> Exit:
+    result.failed(code, message)
+    return Exit(f"dockyard: {message}", code=code)
+
+
+def _run_adapter(adapter: Any, verb: str, options: Options, result: Any) -> Exit | None:
     from ..errors import DockyardError
 
+    try:
+        getattr(adapter, verb)(options, result)
+    except DockyardError as exc:
+        return _failed(result, exc.exit_code, exc.message)
+    except KeyboardInterrupt:
+        return _failed(result, 130, "interrupted")
+    return None
+
+
+#: Exit codes after which the run may have changed something and written its audit record.
+RAN = (0, 3, 6, 10, 11, 12, 130)
+
+
+def _complete(project: Project, adapter: Any, result: Any, since: datetime) -> None:
+    """Best effort after the run: digest, URL, what this run's audit record says. Skipped when the run was
+    refused before it started (settings, lock, credentials): its one error line stays the only one."""
+    from ..errors import DockyardError
+
+    if result.exit_code not in RAN:
+        return
     try:
         if not result.dry_run:
             _fill_from_history(adapter, result, since)
         result.digest = result.digest or _registry_digest(project, result.version)
         result.url = result.url or adapter.url()
     except (DockyardError, OSError) as exc:
-        project.warn(f"note: the result is incomplete ({getattr(exc, 'message', exc)})")
+        if result.exit_code == 0:
+            project.warn(f"note: the result is incomplete ({getattr(exc, 'message', exc)})")
 
 
 def _masked(project: Project | None, text: str) -> str:

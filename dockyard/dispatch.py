@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import ConfigError, Refused
 
@@ -117,9 +118,8 @@ class Result:
 def append_github_output(path: str, result: Result) -> None:
     """``version=``, ``result=`` and ``url=`` lines appended to ``$GITHUB_OUTPUT`` (GitHub's ``name=value`` form)."""
     values = {"version": result.version, "result": result.result, "url": result.url}
-    with open(path, "a", encoding="utf-8") as out:
-        for name, value in values.items():
-            out.write(f"{name}={' '.join(str(value).split())}\n")  # one line each, whatever the value
+    with open(path, "a", encoding="utf-8") as out:  # one line each, whatever the value
+        out.writelines(f"{name}={' '.join(str(value).split())}\n" for name, value in values.items())
 
 
 @contextmanager

@@ -7,8 +7,14 @@ import sys
 
 import pytest
 
-from dockyard.dispatch import (Result, append_github_output, default_environment, machine_output,
-                               refuse_unsupported, require_target)
+from dockyard.dispatch import (
+    Result,
+    append_github_output,
+    default_environment,
+    machine_output,
+    refuse_unsupported,
+    require_target,
+)
 from dockyard.errors import ConfigError, Refused
 from dockyard.plan import Plan, Step, StepTiming, execute, recording_timings
 
@@ -116,9 +122,8 @@ def test_recording_timings_has_every_executed_step_and_the_failed_one(capsys):
 
     plan = Plan("p", (Step("one", lambda: 1), Step("two", boom), Step("three", lambda: 3)))
     ticks = iter([0.0, 0.5, 1.0, 3.0])
-    with recording_timings() as timings:
-        with pytest.raises(Refused):
-            execute(plan, clock=lambda: next(ticks))
+    with recording_timings() as timings, pytest.raises(Refused):
+        execute(plan, clock=lambda: next(ticks))
     assert timings == [StepTiming("one", 0.5, True), StepTiming("two", 2.0, False)]
     execute(Plan("q", (Step("four", lambda: 4),)))  # outside the block nothing is recorded
     assert len(timings) == 2

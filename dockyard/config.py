@@ -21,10 +21,10 @@ from .errors import ConfigError, UnknownEnvironment
 #: Modules that own a config section: each has ``SECTION``, ``DEFAULTS`` and ``parse(settings)``.
 FEATURES: tuple[str, ...] = (
     "dockyard.release_settings",
-    "dockyard.eb_settings",
-    "dockyard.staging_settings",
-    "dockyard.ecs_settings",
-    "dockyard.ci_settings",
+    "dockyard.eb.settings",
+    "dockyard.staging.settings",
+    "dockyard.ecs.settings",
+    "dockyard.ci.settings",
 )
 
 ENVIRONMENT_DEFAULTS: dict[str, Any] = {

@@ -48,7 +48,7 @@ class SshSettings:
     targets: Mapping[str, Any]
 
     def target(self, env_name: str) -> Any:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         if env_name not in self.targets:
             raise ConfigError(
@@ -59,7 +59,7 @@ class SshSettings:
 
 def parse(settings: Any) -> SshSettings:
     """Validate ``dockyard.ssh`` and each SSH environment's ``ssh`` overrides."""
-    from .config import Section
+    from ..config import Section
 
     top: Section = settings.section.section(SECTION)
     targets = {}
@@ -83,7 +83,7 @@ class Layered:
             return self.overrides
         if name in self.top.data:
             return self.top
-        from .config import Section
+        from ..config import Section
 
         return Section(DEFAULTS, self.top.key, self.top.origin)
 
@@ -99,7 +99,7 @@ _PREFIX = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 def parse_target(settings: Any, env: Any, ssh: Layered) -> Any:
-    from .staging.model import HostSpec, SshAddress, StagingTarget
+    from .model import HostSpec, SshAddress, StagingTarget
 
     prefix = ssh.str("prefix") or f"{settings.app}-{env.name}".replace(".", "-")
     if not _PREFIX.match(prefix):
@@ -198,7 +198,7 @@ def _expand(root: Path, text: str) -> Path | None:
 
 
 def _accessories(ssh: Layered) -> list[Any]:
-    from .staging.model import Accessory
+    from .model import Accessory
 
     owner = ssh.pick("accessories")
     raw = owner.raw("accessories") or {}
@@ -214,7 +214,7 @@ def _accessories(ssh: Layered) -> list[Any]:
         if not isinstance(spec, Mapping):
             raise owner.fail(f"accessories.{name}", "expected a mapping with at least `image`")
         spec = {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in spec.items()}
-        from .config import Section
+        from ..config import Section
 
         section = Section(spec, owner.full(f"accessories.{name}"), owner.origin)
         command = spec.get("command") or ()

@@ -79,7 +79,7 @@ class EbSettings:
         return self.key(f"{label}.zip")
 
     def environment(self, env: str) -> EbEnvironment:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         if env not in self.environments:
             known = ", ".join(sorted(self.environments)) or "none"

@@ -63,7 +63,7 @@ def parse(settings: Any) -> Any:
 
 
 def _target(settings: Any, env_name: str) -> EcsTarget:
-    from .config import Section
+    from ..config import Section
 
     top: Section = settings.section.section(SECTION)
     env = settings.environments[env_name]

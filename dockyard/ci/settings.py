@@ -101,7 +101,7 @@ class CiSettings:
 
 def parse(settings: Any) -> CiSettings:
     """Validate ``dockyard.ci`` (every key, with the key and its file named on error)."""
-    from .config import Section
+    from ..config import Section
 
     ci: Section = settings.section.section(SECTION)
     root: Path = settings.root

@@ -82,7 +82,7 @@ def read_settings_files(root: Path, runtime_files: list[Path] = ()) -> list[tupl
 
 def check_mergeable(defaults: Mapping[str, Any], data: Mapping[str, Any], key: str, source: str) -> None:
     """Refuse a value Invoke cannot merge over its default: a mapping where a plain value is expected, or back."""
-    from ..config import _describe
+    from ..section import describe
     from ..errors import ConfigError
 
     for name, value in data.items():
@@ -91,7 +91,7 @@ def check_mergeable(defaults: Mapping[str, Any], data: Mapping[str, Any], key: s
         default = defaults[name]
         full = f"{key}.{name}"
         if isinstance(default, dict) and not isinstance(value, dict):
-            raise ConfigError(f"{full}: expected a mapping, got {_describe(value)} (set in {source})")
+            raise ConfigError(f"{full}: expected a mapping, got {describe(value)} (set in {source})")
         if isinstance(value, dict) and not isinstance(default, dict):
             raise ConfigError(f"{full}: expected a single value, got a mapping (set in {source})")
         if isinstance(value, dict):

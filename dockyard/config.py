@@ -12,6 +12,7 @@ section in their ``settings`` module (``SECTION``, ``DEFAULTS``, ``SCHEMA``, ``p
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,8 +31,17 @@ from .section import Names, Origin, Section, check_keys, describe, invoke_origin
 from .staging import settings as ssh_settings
 from .staging.settings import SshSettings
 
-__all__ = ["Environment", "Settings", "Section", "Origin", "invoke_origin", "load_settings", "parse_settings",
-           "defaults", "deploy_target"]
+__all__ = [
+    "Environment",
+    "Origin",
+    "Section",
+    "Settings",
+    "defaults",
+    "deploy_target",
+    "invoke_origin",
+    "load_settings",
+    "parse_settings",
+]
 
 #: The modules that own a section of the settings, in the order they are parsed.
 FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings)
@@ -327,6 +337,84 @@ def _parse_environment(name: str, env: Section, root: Path, app: str) -> Environ
         project_name=env.str("project_name") or f"{app}-{name}".replace(".", "-"),
         section=env,
     )
+
+
+# --- INVOKE_DOCKYARD_* variables --------------------------------------------------------------------------------
+
+#: Invoke's prefix for configuration variables (``inv``; a custom Program may use another).
+ENV_PREFIX = "INVOKE_"
+
+
+def environment_variables(config: Mapping[str, Any], prefix: str = ENV_PREFIX) -> dict[str, tuple[str, ...]]:
+    """The variables Invoke reads for the ``dockyard`` section, each with its key path, derived the way Invoke does.
+
+    Invoke names a variable after each leaf of the merged settings (``dockyard.environments.dev.port`` is
+    ``INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PORT``) and refuses to start a task when two leaves get the same name.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, Mapping):
+            for name, value in node.items():
+                walk(value, (*path, str(name)))
+            return
+        variable = prefix + "_".join(path).upper()
+        if variable in found:
+            raise ConfigError(f"{'.'.join(found[variable])} and {'.'.join(path)} both read {variable}, which Invoke "
+                              "refuses: rename one of them")
+        found[variable] = path
+
+    walk(config, ("dockyard",))
+    return found
+
+
+def check_environment_variables(settings: Mapping[str, Any], files: list[Mapping[str, Any]],
+                                environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> None:
+    """Refuse an ``INVOKE_DOCKYARD_*`` variable that Invoke would fail to read, or would silently ignore.
+
+    ``settings`` are the defaults and ``files`` the ``dockyard`` sections of the settings files, in merge order:
+    a variable's type is the type of the value it replaces. Invoke reads the variables only when a task starts,
+    and a value it cannot cast ends in a traceback there; this runs when the collection loads instead.
+    """
+    from invoke.config import merge_dicts
+
+    merged = copy.deepcopy(dict(settings))
+    for data in files:
+        merge_dicts(merged, copy.deepcopy(dict(data)))
+    known = environment_variables(merged, prefix)
+    for variable in sorted(v for v in environ if v.startswith(prefix + "DOCKYARD_")):
+        path = known.get(variable)
+        if path is None:
+            close = difflib.get_close_matches(variable, list(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{variable}: not a dockyard setting, Invoke would ignore it{hint}")
+        problem = _uncastable(_value_at(merged, path[1:]), environ[variable], ".".join(path))
+        if problem:
+            raise ConfigError(f"{variable}: {problem}")
+
+
+def _value_at(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _uncastable(old: Any, text: str, key: str) -> str:
+    """What is wrong with ``text`` replacing ``old`` at ``key`` under Invoke's casting rules ("" = nothing)."""
+    if isinstance(old, bool):
+        if text.lower() in ("", "0", "1", "true", "yes", "on"):
+            return ""
+        return f"expected 1 or 0 for {key}, got {describe(text)} (Invoke reads any text but 0 or empty as true)"
+    if old is None or isinstance(old, str):
+        return ""
+    if isinstance(old, (list, tuple)):
+        return f"{key} is a list, which Invoke cannot read from a variable; set it in invoke.yaml or a -f file"
+    try:
+        type(old)(text)
+    except (TypeError, ValueError):
+        kind = {int: "an integer", float: "a number"}.get(type(old), type(old).__name__)
+        return f"expected {kind} for {key}, got {describe(text)}"
+    return ""
 
 
 def load_settings(c: Any) -> Settings:

@@ -152,7 +152,7 @@ class Section:
             out[str(k)] = "" if v is None else str(v)
         return out
 
-    def section(self, name: str) -> "Section":
+    def section(self, name: str) -> Section:
         value = self.data.get(name) or {}
         if not isinstance(value, Mapping):
             raise self.fail(name, f"expected a mapping, got {describe(value)}")
@@ -247,7 +247,7 @@ def check_keys(data: Any, schema: Schema, key: str, origin: Origin = no_origin) 
     found = list(unknown_keys(data, schema, key))
     if not found:
         return
-    first = found[0]
+    first = min(found, key=lambda unknown: unknown.key)  # merged layers keep no file order: be stable
     name = first.key.rsplit(".", 1)[-1]
     parent = first.key[: -len(name) - 1]
     close = difflib.get_close_matches(name, first.known, n=1)

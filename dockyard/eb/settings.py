@@ -37,8 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "container_port": 8000,  # v1: the app container's port
     "memory": 256,  # v2: MiB for containers whose compose service sets no mem_limit/mem_reservation
     "healthy_states": ["Green"],  # health the window accepts (add Yellow to accept warnings)
-    "health_window": 30,  # seconds the health must stay accepted after Ready before a deploy counts
-    "timeout": 900,  # overall deadline of one wait, seconds
+    "health_window": 30.0,  # seconds the health must stay accepted after Ready before a deploy counts
+    "timeout": 900.0,  # overall deadline of one wait, seconds
     "poll_interval": 5.0,  # seconds between polls
     "smoke_path": "",  # eb.swap smoke test path; default: the environment's health_path
 }

@@ -22,9 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "containers": ["web"],  # containers of the task definition that run the app image
     "family": "",  # ecs.render: task-definition family of a new service; default: dockyard.app
     "keep": 5,  # ACTIVE task-definition revisions kept; the live one and the new one are always kept
-    "timeout": 600,  # seconds a deploy may take to become steady
-    "rollback_timeout": 600,  # seconds the rollback may take
-    "poll_interval": 5,
+    "timeout": 600.0,  # seconds a deploy may take to become steady
+    "rollback_timeout": 600.0,  # seconds the rollback may take
+    "poll_interval": 5.0,
     "check_image": True,  # refuse to deploy a release whose image is not in the registry
     "env_file": False,  # also set the containers' environment from the environment's .env file
     "secret_keys": [],  # keys of the .env file that go as `secrets` (valueFrom SSM), never as plain values

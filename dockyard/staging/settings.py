@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "use_agent": True,
     "known_hosts": "~/.ssh/known_hosts",  # host keys are checked against this file; unknown hosts are refused
     "accept_new_host_keys": False,  # trust-on-first-use outside CI only (never under CI=true)
-    "connect_timeout": 10,
+    "connect_timeout": 10.0,
     "app_port": 8000,  # the port the app listens on inside its container
     "health_path": "",  # default: the environment's health_path
     "health_timeout": 0,  # seconds; default: the environment's health_timeout
@@ -37,13 +37,13 @@ DEFAULTS: dict[str, Any] = {
     "proxy_port": 80,  # the host's public port, owned by the front proxy
     "proxy_bind": "",  # host address the public port binds ("" = every address)
     "proxy_image": "",  # default: the build arg NGINX_IMAGE, else nginx:1.27
-    "drain_seconds": 2,  # after the switch, before the old container is stopped
+    "drain_seconds": 2.0,  # after the switch, before the old container is stopped
     "stop_timeout": 10,  # docker stop -t
     "keep": 3,  # stopped versions kept per host for rollback
     "prefix": "",  # container/network name prefix; default <app>-<env>
     "state_dir": ".dockyard",  # remote directory (relative to the login's home) for lock, audit, env file
     "batch_size": 1,  # hosts deployed at once (--limit)
-    "lock_wait": 0,  # seconds to wait for another deploy's lock (--lock-wait)
+    "lock_wait": 0.0,  # seconds to wait for another deploy's lock (--lock-wait)
     "version_format": "{env}-{sha7}",  # default VERSION from the CI commit: {env}, {sha}, {sha7}
     "accessories": {},  # name: {image, port, volume, env, command}
 }

@@ -31,18 +31,6 @@ from .section import Names, Origin, Section, check_keys, describe, invoke_origin
 from .staging import settings as ssh_settings
 from .staging.settings import SshSettings
 
-__all__ = [
-    "Environment",
-    "Origin",
-    "Section",
-    "Settings",
-    "defaults",
-    "deploy_target",
-    "invoke_origin",
-    "load_settings",
-    "parse_settings",
-]
-
 #: The modules that own a section of the settings, in the order they are parsed.
 FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings)
 
@@ -86,12 +74,12 @@ CORE_DEFAULTS: dict[str, Any] = {
 
 TARGETS = ("", "eb", "ssh", "ecs")
 
-#: Every key the ``dockyard`` section may hold (see :mod:`dockyard.section`).
+#: The keys of ``environments.<env>``, the features' per-environment overrides included.
 ENVIRONMENT_SCHEMA = keys_of(ENVIRONMENT_DEFAULTS, eb=eb_settings.ENVIRONMENT_SCHEMA,
                              ssh=ssh_settings.ENVIRONMENT_SCHEMA, ecs=ecs_settings.ENVIRONMENT_SCHEMA)
-SCHEMA = keys_of(CORE_DEFAULTS, environments=Names(ENVIRONMENT_SCHEMA),
-                 **{module.SECTION: module.SCHEMA for module in FEATURES})
-SCHEMA["image"]["build_args"] = Names()
+#: Every key the ``dockyard`` section may hold (see :mod:`dockyard.section`); any other is refused.
+SCHEMA = keys_of(CORE_DEFAULTS, image=keys_of(CORE_DEFAULTS["image"], build_args=Names()),
+                 environments=Names(ENVIRONMENT_SCHEMA), **{module.SECTION: module.SCHEMA for module in FEATURES})
 
 
 def defaults() -> dict[str, Any]:

@@ -47,3 +47,15 @@ def test_doctor_fails_with_the_fix_when_the_engine_is_missing(sample_project, tm
     row = next(line for line in result.stdout.splitlines() if line.startswith("Docker engine"))
     assert "MISSING" in row and ("setup.sh" in row or "install Docker" in row)
     assert "missing: Docker engine" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_doctor_names_a_configured_ssh_key_that_is_missing(sample_project):
+    sample_project.configure({"dockyard": {"ssh": {"key_file": "keys/deploy_ed25519"}}})
+    result = sample_project.inv("doctor", "--no-aws")
+    row = next(line for line in result.stdout.splitlines() if line.startswith("SSH keys"))
+    assert "MISSING" in row and str(sample_project.root / "keys/deploy_ed25519") in row
+    (sample_project.root / "keys").mkdir()
+    (sample_project.root / "keys/deploy_ed25519").write_text("not read by doctor\n")
+    result = sample_project.inv("doctor", "--no-aws")
+    row = next(line for line in result.stdout.splitlines() if line.startswith("SSH keys"))
+    assert " OK " in row and "deploy_ed25519" in row

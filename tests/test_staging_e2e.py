@@ -476,6 +476,8 @@ exec "{real}" "$@"
         assert token not in result.stdout + result.stderr
         assert watch.scans > 10 and watch.seen == []
         assert not (staging.state_dir() / "lock").exists()
-        assert "app-v1" not in docker("ps", "-a", "--format", "{{.Names}}").stdout
+        # this project's containers only: other projects on the same engine may be deploying their own v1
+        assert "app-v1" not in docker("ps", "-a", "--filter", f"label=dev.dockyard.ssh.prefix={staging.prefix}",
+                                      "--format", "{{.Names}}").stdout
     finally:
         staging.cleanup()

@@ -22,7 +22,7 @@ def settings_with(ssh: dict, staging: dict | None = None, tmp: Path = Path("/tmp
 
 
 def target_of(ssh: dict, staging: dict | None = None):
-    return settings_with(ssh, staging).feature("ssh").target("staging")
+    return settings_with(ssh, staging).ssh.target("staging")
 
 
 # --- settings ------------------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_bad_settings_name_the_key(ssh, needle):
 def test_environments_without_ssh_target_have_no_ssh_settings():
     settings = settings_with({})
     with pytest.raises(ConfigError, match="target: ssh"):
-        settings.feature("ssh").target("prod")
+        settings.ssh.target("prod")
 
 
 def test_versions_are_docker_tags():

@@ -40,7 +40,7 @@ class EbService:
     def __init__(self, project: Any, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.project = project
         self.settings = project.settings
-        self.eb = self.settings.feature("eb")
+        self.eb = self.settings.eb
         self.env = self.settings.environment(env_name)
         self.target = self.eb.environment(env_name)
         self.sleep = sleep

@@ -30,7 +30,7 @@ class EcsService:
         self.project = project
         self.settings = project.settings
         self.env = self.settings.environment(env_name)
-        self.target = self.settings.feature("ecs")[self.env.name]
+        self.target = self.settings.ecs.target(self.env.name)
         self.sleep = sleep
         if not self.target.cluster:
             raise ConfigError(f"dockyard.ecs.cluster: not set for environment {self.env.name}; name the ECS cluster "

@@ -19,7 +19,7 @@ class StagingService:
         self.project = project
         self.settings = project.settings
         self.env = project.environment(env_name)
-        self.target: StagingTarget = self.settings.feature("ssh").target(env_name)
+        self.target: StagingTarget = self.settings.ssh.target(env_name)
         self.sleep = sleep
         if not self.target.hosts:
             raise ConfigError(f"dockyard.ssh.hosts is empty for {env_name}: list user@host[:port] under dockyard.ssh "

@@ -12,7 +12,7 @@ BRANCH_VARIABLES = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CIRCLE_BRANCH")
 
 
 def _ci(project: Project):
-    return project.settings.feature("ci")
+    return project.settings.ci
 
 
 def _branch(project: Project) -> str:

@@ -89,7 +89,7 @@ def render(c, version="", env="prod", output=""):
     if environment.compose is None:
         raise ConfigError(f"dockyard.environments.{env}.compose: not set; ecs.render converts that compose file")
     release = resolve_release(project.git, version)
-    target = settings.feature("ecs")[env]
+    target = settings.ecs.target(env)
     model = read_compose_file(environment.compose, compose_variables(settings, environment))
     converted = container_definitions(model, images={environment.app_service: f"{settings.repository}:{release.version}"},
                                       project_root=settings.root, compose_dir=environment.compose.parent,

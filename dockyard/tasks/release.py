@@ -21,7 +21,7 @@ class _Release:
 
         self.project = Project(c)
         self.settings = self.project.settings
-        self.rules = self.settings.feature("release")
+        self.rules = self.settings.release
         self.git = self.project.git
         self.version = None
         if version_text is not None:

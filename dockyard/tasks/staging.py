@@ -117,8 +117,10 @@ def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> Non
     When the environment also has a local compose stack, ``<env>.logs`` means the remote hosts' logs (the
     environment *is* those hosts); the stack's own ``logs`` task stays reachable as ``<env>.local-logs``.
     """
+    from ..config import deploy_target
+
     for name, entry in environments.items():
-        if entry.get("target") != "ssh":
+        if deploy_target(entry) != "ssh":
             continue
         collection = environment_collection(ns, name)
         tasks, accessories = ssh_tasks(name)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..section import Names, Section, keys_of
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 SECTION = "ci"
 
@@ -62,6 +67,10 @@ DEFAULTS: dict[str, Any] = {
                 "SSH_PRIVATE_KEY"],  # names in the provider's secret store; values are never written
 }
 
+#: ``services.<name>``
+SERVICE_SCHEMA = {"enabled": None, "image": None, "env": Names(), "ready": None, "ready_output": None}
+SCHEMA = keys_of(DEFAULTS, build_args=Names(), env=Names(), services=Names(SERVICE_SCHEMA))
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -99,10 +108,8 @@ class CiSettings:
     secrets: tuple[str, ...]
 
 
-def parse(settings: Any) -> CiSettings:
+def parse(settings: Settings) -> CiSettings:
     """Validate ``dockyard.ci`` (every key, with the key and its file named on error)."""
-    from .config import Section
-
     ci: Section = settings.section.section(SECTION)
     root: Path = settings.root
     tag_suffix = ci.str("tag_suffix", DEFAULTS["tag_suffix"], required=True)
@@ -136,7 +143,7 @@ def parse(settings: Any) -> CiSettings:
     )
 
 
-def _services(ci: Any) -> tuple[ServiceSpec, ...]:
+def _services(ci: Section) -> tuple[ServiceSpec, ...]:
     raw = ci.raw("services") or {}
     if not isinstance(raw, Mapping):
         raise ci.fail("services", "expected a mapping of service name -> {image, env, ready}")

@@ -7,7 +7,13 @@ keys live under ``dockyard.environments.<env>.eb`` (``name``, ``twin``, ``platfo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..errors import ConfigError
+from ..section import keys_of
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 SECTION = "eb"
 
@@ -31,11 +37,15 @@ DEFAULTS: dict[str, Any] = {
     "container_port": 8000,  # v1: the app container's port
     "memory": 256,  # v2: MiB for containers whose compose service sets no mem_limit/mem_reservation
     "healthy_states": ["Green"],  # health the window accepts (add Yellow to accept warnings)
-    "health_window": 30,  # seconds the health must stay accepted after Ready before a deploy counts
-    "timeout": 900,  # overall deadline of one wait, seconds
+    "health_window": 30.0,  # seconds the health must stay accepted after Ready before a deploy counts
+    "timeout": 900.0,  # overall deadline of one wait, seconds
     "poll_interval": 5.0,  # seconds between polls
     "smoke_path": "",  # eb.swap smoke test path; default: the environment's health_path
 }
+
+SCHEMA = keys_of(DEFAULTS)
+#: ``dockyard.environments.<env>.eb``
+ENVIRONMENT_SCHEMA = {"name": None, "twin": None, "platform": None}
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,6 @@ class EbSettings:
         return self.key(f"{label}.zip")
 
     def environment(self, env: str) -> EbEnvironment:
-        from .errors import ConfigError
-
         if env not in self.environments:
             known = ", ".join(sorted(self.environments)) or "none"
             raise ConfigError(
@@ -95,7 +103,7 @@ class EbSettings:
         return "legacy" if platform == "v1" else "auths"
 
 
-def parse(settings: Any) -> EbSettings:
+def parse(settings: Settings) -> EbSettings:
     """Validate ``dockyard.eb`` and the ``eb`` keys of every environment whose target is ``eb``."""
     section = settings.section.section(SECTION)
     application = section.str("application") or settings.app
@@ -111,9 +119,7 @@ def parse(settings: Any) -> EbSettings:
         raise section.fail("healthy_states", "name at least one state (Green)")
     prefix = section.str("prefix", "dockyard")
     environments: dict[str, EbEnvironment] = {}
-    for name, env in settings.environments.items():
-        if env.target != "eb":
-            continue
+    for name, env in settings.environments_deployed_over("eb").items():
         own = env.section.section("eb")
         environments[name] = EbEnvironment(
             env=name,

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..errors import ConfigError
+from ..section import Items, Names, Section, keys_of
+from .model import Accessory, HostSpec, SshAddress, StagingTarget
+
+if TYPE_CHECKING:
+    from ..config import Environment, Settings
 
 SECTION = "ssh"
 
@@ -21,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "use_agent": True,
     "known_hosts": "~/.ssh/known_hosts",  # host keys are checked against this file; unknown hosts are refused
     "accept_new_host_keys": False,  # trust-on-first-use outside CI only (never under CI=true)
-    "connect_timeout": 10,
+    "connect_timeout": 10.0,
     "app_port": 8000,  # the port the app listens on inside its container
     "health_path": "",  # default: the environment's health_path
     "health_timeout": 0,  # seconds; default: the environment's health_timeout
@@ -29,27 +37,34 @@ DEFAULTS: dict[str, Any] = {
     "proxy_port": 80,  # the host's public port, owned by the front proxy
     "proxy_bind": "",  # host address the public port binds ("" = every address)
     "proxy_image": "",  # default: the build arg NGINX_IMAGE, else nginx:1.27
-    "drain_seconds": 2,  # after the switch, before the old container is stopped
+    "drain_seconds": 2.0,  # after the switch, before the old container is stopped
     "stop_timeout": 10,  # docker stop -t
     "keep": 3,  # stopped versions kept per host for rollback
     "prefix": "",  # container/network name prefix; default <app>-<env>
     "state_dir": ".dockyard",  # remote directory (relative to the login's home) for lock, audit, env file
     "batch_size": 1,  # hosts deployed at once (--limit)
-    "lock_wait": 0,  # seconds to wait for another deploy's lock (--lock-wait)
+    "lock_wait": 0.0,  # seconds to wait for another deploy's lock (--lock-wait)
     "version_format": "{env}-{sha7}",  # default VERSION from the CI commit: {env}, {sha}, {sha7}
     "accessories": {},  # name: {image, port, volume, env, command}
 }
+
+#: one entry of ``hosts`` written as a mapping
+HOST_SCHEMA = {"address": None, "prefix": None, "proxy_port": None, "state_dir": None}
+#: ``accessories.<name>``
+ACCESSORY_SCHEMA = {"image": None, "port": None, "ports": None, "volume": None, "volumes": None, "env": Names(),
+                    "command": None}
+SCHEMA = keys_of(DEFAULTS, hosts=Items(HOST_SCHEMA), accessories=Names(ACCESSORY_SCHEMA))
+#: ``dockyard.environments.<env>.ssh`` overrides any key of the section
+ENVIRONMENT_SCHEMA = SCHEMA
 
 
 @dataclass(frozen=True)
 class SshSettings:
     """The parsed section: the targets of every ``target: ssh`` environment, by name."""
 
-    targets: Mapping[str, Any]
+    targets: Mapping[str, StagingTarget]
 
-    def target(self, env_name: str) -> Any:
-        from .errors import ConfigError
-
+    def target(self, env_name: str) -> StagingTarget:
         if env_name not in self.targets:
             raise ConfigError(
                 f"dockyard.environments.{env_name}.target is not 'ssh': set `target: ssh` to deploy it over SSH"
@@ -57,15 +72,11 @@ class SshSettings:
         return self.targets[env_name]
 
 
-def parse(settings: Any) -> SshSettings:
+def parse(settings: Settings) -> SshSettings:
     """Validate ``dockyard.ssh`` and each SSH environment's ``ssh`` overrides."""
-    from .config import Section
-
     top: Section = settings.section.section(SECTION)
     targets = {}
-    for name, env in settings.environments.items():
-        if env.target != "ssh":
-            continue
+    for name, env in settings.environments_deployed_over("ssh").items():
         overrides: Section = env.section.section(SECTION)
         targets[name] = parse_target(settings, env, Layered(top, overrides))
     return SshSettings(targets)
@@ -74,17 +85,15 @@ def parse(settings: Any) -> SshSettings:
 class Layered:
     """Reads a key from the environment's ``ssh`` overrides, else from ``dockyard.ssh``, else the default."""
 
-    def __init__(self, top: Any, overrides: Any) -> None:
+    def __init__(self, top: Section, overrides: Section) -> None:
         self.top = top
         self.overrides = overrides
 
-    def pick(self, name: str) -> Any:
+    def pick(self, name: str) -> Section:
         if name in self.overrides.data:
             return self.overrides
         if name in self.top.data:
             return self.top
-        from .config import Section
-
         return Section(DEFAULTS, self.top.key, self.top.origin)
 
     def __getattr__(self, getter: str):
@@ -98,9 +107,7 @@ _ADDRESS = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+
 _PREFIX = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
-def parse_target(settings: Any, env: Any, ssh: Layered) -> Any:
-    from .staging.model import HostSpec, SshAddress, StagingTarget
-
+def parse_target(settings: Settings, env: Environment, ssh: Layered) -> StagingTarget:
     prefix = ssh.str("prefix") or f"{settings.app}-{env.name}".replace(".", "-")
     if not _PREFIX.match(prefix):
         raise ssh.pick("prefix").fail("prefix", f"expected letters, digits, '_', '.', '-', got {prefix!r}")
@@ -197,9 +204,7 @@ def _expand(root: Path, text: str) -> Path | None:
     return path if path.is_absolute() else root / path
 
 
-def _accessories(ssh: Layered) -> list[Any]:
-    from .staging.model import Accessory
-
+def _accessories(ssh: Layered) -> list[Accessory]:
     owner = ssh.pick("accessories")
     raw = owner.raw("accessories") or {}
     if not isinstance(raw, Mapping):
@@ -214,13 +219,9 @@ def _accessories(ssh: Layered) -> list[Any]:
         if not isinstance(spec, Mapping):
             raise owner.fail(f"accessories.{name}", "expected a mapping with at least `image`")
         spec = {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in spec.items()}
-        from .config import Section
-
         section = Section(spec, owner.full(f"accessories.{name}"), owner.origin)
         command = spec.get("command") or ()
         if isinstance(command, str):
-            import shlex
-
             command = shlex.split(command)
         out.append(Accessory(
             name=name,

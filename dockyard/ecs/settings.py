@@ -2,12 +2,17 @@
 
 ``DEFAULTS`` declares every key with its default; ``parse`` validates the section once, at load. Any key may be
 overridden per environment under ``dockyard.environments.<env>.ecs`` (e.g. another cluster for staging);
-:func:`target` merges the two for one environment.
+:meth:`EcsSettings.target` is the merge of the two for one environment.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..section import Section, keys_of
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 SECTION = "ecs"
 
@@ -17,9 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "containers": ["web"],  # containers of the task definition that run the app image
     "family": "",  # ecs.render: task-definition family of a new service; default: dockyard.app
     "keep": 5,  # ACTIVE task-definition revisions kept; the live one and the new one are always kept
-    "timeout": 600,  # seconds a deploy may take to become steady
-    "rollback_timeout": 600,  # seconds the rollback may take
-    "poll_interval": 5,
+    "timeout": 600.0,  # seconds a deploy may take to become steady
+    "rollback_timeout": 600.0,  # seconds the rollback may take
+    "poll_interval": 5.0,
     "check_image": True,  # refuse to deploy a release whose image is not in the registry
     "env_file": False,  # also set the containers' environment from the environment's .env file
     "secret_keys": [],  # keys of the .env file that go as `secrets` (valueFrom SSM), never as plain values
@@ -28,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "prefix": "dockyard",  # key prefix in that bucket (or SSM path: /<prefix>/<app>/locks|audit/...)
     "default_memory": 256,  # ecs.render: MiB for containers without mem_limit
 }
+
+SCHEMA = keys_of(DEFAULTS)
+#: ``dockyard.environments.<env>.ecs`` overrides any key of the section
+ENVIRONMENT_SCHEMA = SCHEMA
 
 
 @dataclass(frozen=True)
@@ -56,15 +65,22 @@ class EcsTarget:
         return f"{self.cluster}/{self.service}"
 
 
-def parse(settings: Any) -> Any:
-    """Validate ``dockyard.ecs`` and each environment's ``ecs`` overrides: {environment name: EcsTarget}."""
-    targets = {name: _target(settings, name) for name in settings.environments}
-    return targets
+@dataclass(frozen=True)
+class EcsSettings:
+    """The parsed section: the ECS settings of every environment, by name."""
+
+    targets: Mapping[str, EcsTarget]
+
+    def target(self, env_name: str) -> EcsTarget:
+        return self.targets[env_name]
 
 
-def _target(settings: Any, env_name: str) -> EcsTarget:
-    from .config import Section
+def parse(settings: Settings) -> EcsSettings:
+    """Validate ``dockyard.ecs`` and each environment's ``ecs`` overrides."""
+    return EcsSettings({name: _target(settings, name) for name in settings.environments})
 
+
+def _target(settings: Settings, env_name: str) -> EcsTarget:
     top: Section = settings.section.section(SECTION)
     env = settings.environments[env_name]
     own = env.section.section(SECTION)

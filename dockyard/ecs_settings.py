@@ -6,8 +6,8 @@ overridden per environment under ``dockyard.environments.<env>.ecs`` (e.g. anoth
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 SECTION = "ecs"
 
@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "bucket": "",  # S3 bucket of the deploy lock and audit records; default dockyard.eb.bucket ("" = SSM parameters)
     "prefix": "dockyard",  # key prefix in that bucket (or SSM path: /<prefix>/<app>/locks|audit/...)
     "default_memory": 256,  # ecs.render: MiB for containers without mem_limit
+    "volumes": {},  # ecs.render: what each compose named volume becomes: scratch | shared | /host/path | {efs: fs-...}
 }
 
 
@@ -50,6 +51,7 @@ class EcsTarget:
     bucket: str
     prefix: str
     default_memory: int
+    volumes: Mapping[str, Any] = field(default_factory=dict)  # compose volume -> named_volumes.VolumeDecision
 
     @property
     def where(self) -> str:
@@ -97,4 +99,15 @@ def _target(settings: Any, env_name: str) -> EcsTarget:
         bucket=pick("bucket").str("bucket") or eb_bucket,
         prefix=pick("prefix").str("prefix", "dockyard"),
         default_memory=pick("default_memory").int("default_memory", 256, minimum=4),
+        volumes=_volume_decisions(pick("volumes")),
     )
+
+
+def _volume_decisions(section: Any) -> dict[str, Any]:
+    from .errors import ConfigError
+    from .named_volumes import parse_decisions
+
+    try:
+        return parse_decisions(section.raw("volumes"), section.full("volumes"))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (set in {section.origin(section.full('volumes'))})") from None

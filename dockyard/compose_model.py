@@ -14,6 +14,8 @@ Both give the same :func:`normalize` shape, which is what :mod:`dockyard.contain
 """
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
@@ -145,6 +147,22 @@ def _braced(expr: str, variables: Mapping[str, str], where: str) -> str:
     raise ConfigError(f"{where}: invalid interpolation '${{{expr}}}'")
 
 
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` with ``change`` applied to every string in it (not to mapping keys)."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {k: _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    return value
+
+
+def escape_dollars(model: Mapping[str, Any]) -> dict[str, Any]:
+    """``model`` with every ``$`` written ``$$``, so Compose reading it again takes the values literally."""
+    return _map_strings(dict(model), lambda text: text.replace("$", "$$"))
+
+
 def _interpolate_tree(value: Any, variables: Mapping[str, str], where: str) -> Any:
     if isinstance(value, str):
         return interpolate(value, variables, where)
@@ -200,7 +218,7 @@ def resolved_model(
     if resolve is None:
         model = fallback_model(stripped, variables, str(path))
     else:
-        model = resolve(path, stripped, variables)
+        model = _map_strings(resolve(path, stripped, variables), lambda text: text.replace("$$", "$"))
     services = model.get("services") or {}
     for name, files in env_files.items():
         if name in services:
@@ -365,14 +383,18 @@ def _volume(spec: Any) -> Any:
         volume = dict(spec)
         if volume.get("type") == "volume" and not volume.get("source"):
             volume.pop("source", None)
+        if volume.get("target"):
+            volume["target"] = posixpath.normpath(str(volume["target"]))  # Compose cleans container paths
         return volume
     parts = str(spec).split(":")
     if len(parts) == 1:
-        return {"type": "volume", "target": parts[0]}
+        return {"type": "volume", "target": posixpath.normpath(parts[0])}
     source, target = parts[0], parts[1]
+    if source.startswith("~"):
+        source = os.path.expanduser(source)  # as Compose does, with the HOME it runs with
     mode = parts[2].split(",") if len(parts) > 2 else []
     kind = "bind" if source.startswith((".", "/", "~")) else "volume"
-    out: dict[str, Any] = {"type": kind, "source": source, "target": target}
+    out: dict[str, Any] = {"type": kind, "source": source, "target": posixpath.normpath(target)}
     if "ro" in mode:
         out["read_only"] = True
     return out

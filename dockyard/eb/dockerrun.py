@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..compose_model import normalize
+from ..compose_model import escape_dollars, normalize
 from ..containers import (
     ContainerDefinitions,
     UnsupportedComposeKey,
@@ -134,7 +134,7 @@ def pinned_compose(
         out["volumes"] = {k: ({f: x for f, x in (v or {}).items() if not (f == "name" and x == f"{project}_{k}")}
                               or None) for k, v in out["volumes"].items()}
     out["services"] = services
-    return out, shipped
+    return escape_dollars(out), shipped
 
 
 _SHORT_VOLUME_KEYS = {"type", "source", "target", "read_only", "bind", "volume"}

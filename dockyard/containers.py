@@ -18,6 +18,7 @@ environment properties (``inv eb.setenv``); :attr:`ContainerDefinitions.env_file
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -291,7 +292,8 @@ def container_definitions(
                                          "host": {"sourcePath": f"{root_prefix.rstrip('/')}/{inside}"}}
                     shipped.update(shipped_files(inside, project_root))
                 else:
-                    host = str((compose_dir / Path(volume.source).expanduser()).resolve())
+                    # the instance's path: normalized, not resolved against this machine's symlinks
+                    host = os.path.normpath(compose_dir / Path(volume.source).expanduser())
                     vol_name = volume_name(host)
                     volumes[vol_name] = {"name": vol_name, "host": {"sourcePath": host}}
                     changes.append(ChangeOfMeaning(name, "volumes", f"{volume.source} is outside the project, so it "

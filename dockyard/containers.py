@@ -102,13 +102,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)")
 
 
 def mebibytes(value: Any, service: str, key: str) -> int:
-    """``512m``/``1g``/``134217728`` -> MiB (at least 4, as ECS requires)."""
-    match = _SIZE.match(str(value))
-    if not match:
-        raise UnsupportedComposeKey(service, key, f"has a size ECS cannot read: {value!r}")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    size = number * {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
-    return max(4, int(size // 1024**2))
+    """``512m``/``1g``/``134217728`` -> MiB (at least 1; :mod:`dockyard.ecs_limits` raises memory to ECS's
+    minimum and says so)."""
+    return max(1, _bytes(value, service, key) // 1024**2)
 
 
 def seconds(value: Any, service: str, key: str) -> int:

@@ -313,9 +313,32 @@ def container_definitions(
         if service.get("env_file"):
             env_files[name] = tuple(str(f["path"] if isinstance(f, Mapping) else f) for f in service["env_file"])
         containers.append(container)
+    _link_dependencies(containers, changes)
     limited, adjusted = ecs_limits.enforce(containers)
     return ContainerDefinitions(tuple(limited), tuple(volumes[k] for k in sorted(volumes)), shipped, env_files,
                                 tuple(changes + adjusted))
+
+
+def _link_dependencies(containers: list[dict[str, Any]], changes: list[ChangeOfMeaning]) -> None:
+    """Compose's network lets every service resolve every other by name; ECS's bridge mode only resolves links.
+
+    A running dependency is linked (Compose guarantees depends_on has no cycle, as links need); the peers a container
+    still cannot resolve are said. A job others wait for to exit is never linked: Docker cannot link to a stopped
+    container.
+    """
+    if len(containers) < 2:
+        return
+    for container in containers:
+        linked = {str(link).split(":")[0] for link in container.get("links") or []}
+        for dep in container.get("dependsOn") or []:
+            if dep["condition"] in ("START", "HEALTHY") and dep["containerName"] not in linked:
+                container.setdefault("links", []).append(dep["containerName"])
+                linked.add(dep["containerName"])
+        peers = sorted(c["name"] for c in containers if c["name"] != container["name"] and c["name"] not in linked)
+        if peers:
+            changes.append(ChangeOfMeaning(container["name"], "links", f"cannot resolve {', '.join(peers)} by name "
+                                           "on ECS (bridge mode resolves only links; Compose's network resolved "
+                                           "every service): add depends_on or links if it connects to them"))
 
 
 def _refuse_unknown(name: str, service: Mapping[str, Any]) -> None:

@@ -178,6 +178,18 @@ def test_dropped_host_ip_is_said(tmp_path, use_compose):
 
 
 @pytest.mark.parametrize("use_compose", READERS)
+def test_running_dependencies_are_linked_so_their_names_resolve_and_the_rest_is_said(tmp_path, use_compose):
+    out = convert(tmp_path, use_compose, {
+        "web": {"image": "x", "depends_on": {"db": {"condition": "service_started"},
+                                             "migrate": {"condition": "service_completed_successfully"}}},
+        "db": {"image": "postgres"}, "migrate": {"image": "x"}, "cache": {"image": "redis"}})
+    assert container(out)["links"] == ["db"]  # never the job: Docker cannot link to a stopped container
+    assert "compose service 'web': links: cannot resolve cache, migrate by name on ECS (bridge mode resolves only " \
+           "links; Compose's network resolved every service): add depends_on or links if it connects to them" \
+           in changes(out)
+
+
+@pytest.mark.parametrize("use_compose", READERS)
 def test_expose_is_said_to_be_published(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "expose": ["9000"]}})
     assert container(out)["portMappings"] == [{"containerPort": 9000}]

@@ -54,11 +54,11 @@ def prepare(source: Path, workdir: Path, name: str) -> tuple[Path, Path, dict[st
     except Exception:  # noqa: BLE001 - the conversion itself reports an unreadable file
         return root, compose, {}, variables, {}, adjustments
     images: dict[str, str] = {}
-    for name, service in (raw.get("services") or {}).items():
+    for service_name, service in (raw.get("services") or {}).items():
         service = service or {}
         if "build" in service:
-            images[str(name)] = f"corpus/{name}:1.0.0"
-            adjustments.append(f"{name}: pinned image")
+            images[str(service_name)] = f"corpus/{service_name}:1.0.0"
+            adjustments.append(f"{service_name}: pinned image")
         for volume in service.get("volumes") or []:
             bind = volume.get("source") if isinstance(volume, dict) and volume.get("type") == "bind" else \
                 str(volume).split(":")[0] if isinstance(volume, str) and ":" in volume else ""
@@ -73,7 +73,7 @@ def prepare(source: Path, workdir: Path, name: str) -> tuple[Path, Path, dict[st
             else:
                 path.mkdir(parents=True)
                 (path / "placeholder").write_text("")
-            adjustments.append(f"{name}: created {bind}")
+            adjustments.append(f"{service_name}: created {bind}")
     decisions = {str(v): "shared" for v in (raw.get("volumes") or {})}
     return root, compose, images, variables, decisions, adjustments
 

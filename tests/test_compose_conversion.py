@@ -8,20 +8,27 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import unavailable
+from ecs_rules import violations
 
 from dockyard.clients.compose import compose_resolver
 from dockyard.compose_model import interpolate
 from dockyard.containers import UnsupportedComposeKey, container_definitions, read_compose_file
-from dockyard.ecs.planner import render_task_definition
 from dockyard.eb.bundle import Bundle, BundleFile, describe
 from dockyard.eb.dockerrun import pinned_compose
+from dockyard.ecs.planner import render_task_definition
 from dockyard.errors import ConfigError
 from dockyard.runner import Runner
-from ecs_rules import violations
 
 HAVE_COMPOSE = compose_resolver(Runner()) is not None
-READERS = [pytest.param(True, id="compose", marks=pytest.mark.skipif(not HAVE_COMPOSE, reason="needs Compose v2")),
-           pytest.param(False, id="fallback")]
+
+
+@pytest.fixture(params=["compose", "fallback"])
+def use_compose(request) -> bool:
+    """Each test reads its file both ways a deploy can: Compose's resolved model, and the fallback without Docker."""
+    if request.param == "compose" and not HAVE_COMPOSE:
+        unavailable("needs Docker Compose v2")
+    return request.param == "compose"
 
 
 def write(tmp_path: Path, services: dict, **top) -> Path:
@@ -57,7 +64,6 @@ def refusal(tmp_path: Path, use_compose: bool, services: dict, **kwargs) -> Unsu
 
 # --- crashes (tracebacks) --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_directory_bind_mount_ships_every_file_under_it(tmp_path, use_compose):
     (tmp_path / "angular" / "src").mkdir(parents=True)
     (tmp_path / "angular" / "package.json").write_text("{}")
@@ -73,27 +79,23 @@ def test_directory_bind_mount_ships_every_file_under_it(tmp_path, use_compose):
     assert pinned["services"]["web"]["volumes"] == ["./angular:/project"] and shipped == out.shipped
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_extra_hosts_with_equals_sign(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "extra_hosts": ["db.local=10.0.0.5", "a:1.2.3.4"]}})
     assert container(out)["extraHosts"] == [{"hostname": "a", "ipAddress": "1.2.3.4"},
                                             {"hostname": "db.local", "ipAddress": "10.0.0.5"}]
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_expose_range_becomes_one_mapping_per_port_and_is_said(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "expose": ["3000-3005"]}})
     assert container(out)["portMappings"] == [{"containerPort": p} for p in range(3000, 3006)]
     assert any("expose: 3000-3005 becomes a port mapping" in c for c in changes(out))
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_published_range_for_one_port_is_refused_in_one_line(tmp_path, use_compose):
     refused = refusal(tmp_path, use_compose, {"web": {"image": "x", "ports": [{"target": 80, "published": "8000-8010"}]}})
     assert refused.key == "ports" and "publish one host port" in refused.message
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_published_range_onto_a_range_maps_each_port(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "ports": ["8000-8002:9000-9002/udp"]}})
     assert container(out)["portMappings"] == [{"containerPort": 9000 + n, "hostPort": 8000 + n, "protocol": "udp"}
@@ -102,7 +104,6 @@ def test_published_range_onto_a_range_maps_each_port(tmp_path, use_compose):
 
 # --- values ECS rejects at registration ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_health_check_values_are_moved_into_ecs_ranges_and_said(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "healthcheck": {
         "test": ["CMD", "true"], "interval": "3s", "timeout": "1s", "retries": 20, "start_period": "10m"}}})
@@ -115,7 +116,6 @@ def test_health_check_values_are_moved_into_ecs_ranges_and_said(tmp_path, use_co
     assert any("healthcheck.start_period: 600 s set to 300 s" in c for c in said)
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_completed_successfully_makes_the_job_non_essential(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {
         "web": {"image": "x", "depends_on": {"migrate": {"condition": "service_completed_successfully"}}},
@@ -125,14 +125,12 @@ def test_completed_successfully_makes_the_job_non_essential(tmp_path, use_compos
     assert any(c.startswith("compose service 'migrate': essential: false") for c in changes(out))
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_service_healthy_needs_a_declared_healthcheck(tmp_path, use_compose):
     refused = refusal(tmp_path, use_compose, {"web": {"image": "x", "depends_on": {"db": {"condition": "service_healthy"}}},
                                               "db": {"image": "postgres"}})
     assert refused.key == "depends_on.db" and "declare one" in refused.message
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_local_log_driver_becomes_json_file_and_unknown_drivers_are_refused(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "logging": {"driver": "local",
                                                                             "options": {"max-size": "10m"}}}})
@@ -142,7 +140,6 @@ def test_local_log_driver_becomes_json_file_and_unknown_drivers_are_refused(tmp_
     assert refused.key == "logging.driver" and "awslogs" in refused.message
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_invalid_container_name_is_renamed_and_references_follow(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web.app": {"image": "x"},
                                           "proxy": {"image": "nginx", "links": ["web.app"], "depends_on": ["web.app"]}})
@@ -152,13 +149,11 @@ def test_invalid_container_name_is_renamed_and_references_follow(tmp_path, use_c
     assert any("compose service 'web.app': name: renamed to 'web-app'" in c for c in changes(out))
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_reserved_host_port_is_refused(tmp_path, use_compose):
     refused = refusal(tmp_path, use_compose, {"web": {"image": "x", "ports": ["22:22"]}})
     assert refused.key == "ports" and "ECS reserves" in refused.message
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_memory_below_docker_minimum_is_raised_and_reservation_above_limit_refused(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "mem_limit": "2m"}})
     assert container(out)["memory"] == 6 and "compose service 'web': mem_limit: 2 MiB raised to 6 MiB (the least " \
@@ -169,7 +164,6 @@ def test_memory_below_docker_minimum_is_raised_and_reservation_above_limit_refus
 
 # --- silent changes of meaning -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_dropped_host_ip_is_said(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "ports": ["127.0.0.1:8080:80"]}})
     assert container(out)["portMappings"] == [{"containerPort": 80, "hostPort": 8080}]
@@ -177,7 +171,6 @@ def test_dropped_host_ip_is_said(tmp_path, use_compose):
            "interface of the instance (restrict it with the security group)" in changes(out)
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_running_dependencies_are_linked_so_their_names_resolve_and_the_rest_is_said(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {
         "web": {"image": "x", "depends_on": {"db": {"condition": "service_started"},
@@ -189,15 +182,13 @@ def test_running_dependencies_are_linked_so_their_names_resolve_and_the_rest_is_
            in changes(out)
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_expose_is_said_to_be_published(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "expose": ["9000"]}})
     assert container(out)["portMappings"] == [{"containerPort": 9000}]
-    assert changes(out) == ["compose service 'web': expose: 9000 becomes a port mapping: in bridge mode ECS publishes "
-                            "it on a dynamic host port, where Compose only opened it to other services"]
+    assert changes(out) == [("compose service 'web': expose: 9000 becomes a port mapping: in bridge mode ECS publishes "
+                             "it on a dynamic host port, where Compose only opened it to other services")]
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_named_volume_without_a_decision_is_refused_never_scratch(tmp_path, use_compose):
     services = {"db": {"image": "postgres", "volumes": ["db-data:/var/lib/postgresql/data"]}}
     refused = refusal(tmp_path, use_compose, services, volumes={"db-data": None})
@@ -205,7 +196,6 @@ def test_named_volume_without_a_decision_is_refused_never_scratch(tmp_path, use_
     assert "set dockyard.ecs.volumes.db-data to scratch" in refused.message
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 @pytest.mark.parametrize("decision, volume", [
     ("scratch", {"name": "db-data"}),
     ("shared", {"name": "db-data", "dockerVolumeConfiguration": {"scope": "shared", "autoprovision": True,
@@ -234,7 +224,6 @@ def test_volume_decision_setting_is_validated():
 
 # --- refused, though ECS has it ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("use_compose", READERS)
 @pytest.mark.parametrize("key, value, expected", [
     ("restart", "always", {"restartPolicy": {"enabled": True}}),
     ("restart", "on-failure", {"restartPolicy": {"enabled": True, "ignoredExitCodes": [0]}}),
@@ -275,7 +264,6 @@ def test_key_ecs_has_converts(tmp_path, use_compose, key, value, expected):
         assert set(got) == {"name", "image", "essential", "memory"}
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_absolute_host_path_is_mounted_from_the_instance_and_said(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "volumes": ["/var/run/docker.sock:/var/run/docker.sock:ro"]}})
     assert out.volumes == ({"name": "var-run-docker-sock", "host": {"sourcePath": "/var/run/docker.sock"}},)
@@ -284,7 +272,6 @@ def test_absolute_host_path_is_mounted_from_the_instance_and_said(tmp_path, use_
     assert any("it is mounted from the container instance" in c for c in changes(out)) and not out.shipped
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_volumes_from_and_restart_is_said(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "volumes_from": ["data:ro"], "restart": "always"},
                                           "data": {"image": "busybox", "volumes": ["/data"]}})
@@ -292,7 +279,6 @@ def test_volumes_from_and_restart_is_said(tmp_path, use_compose):
     assert any(c.startswith("compose service 'web': restart: always becomes ECS's restartPolicy") for c in changes(out))
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_tmpfs_volume_without_size_gets_the_containers_memory_and_is_said(tmp_path, use_compose):
     out = convert(tmp_path, use_compose, {"web": {"image": "x", "mem_limit": "128m",
                                                   "volumes": [{"type": "tmpfs", "target": "/cache"}]}})
@@ -300,7 +286,6 @@ def test_tmpfs_volume_without_size_gets_the_containers_memory_and_is_said(tmp_pa
     assert any("tmpfs: /cache has no size" in c for c in changes(out))
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 @pytest.mark.parametrize("key, value, remedy", [
     ("container_name", "web1", "remove it"),
     ("runtime", "runc", "remove it"),
@@ -317,7 +302,6 @@ def test_keys_without_ecs_meaning_are_refused_with_a_remedy(tmp_path, use_compos
 
 # --- reading ---------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_compose_v1_file_is_named_as_such(tmp_path, use_compose):
     path = tmp_path / "compose.yml"
     path.write_text("web:\n  image: x\n  ports: ['80:80']\n")
@@ -326,7 +310,6 @@ def test_compose_v1_file_is_named_as_such(tmp_path, use_compose):
     assert "compose v1 format" in refused.value.message and "under a top-level `services:` key" in refused.value.message
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_interpolation_is_composes(tmp_path, use_compose):
     path = write(tmp_path, {"web": {"image": "${A:-${B}}", "environment": {"ALT": "${A:+x}", "SET": "${B:+yes}",
                                                                              "PORT": "${P-80}", "LIT": "$$HOME"}}})
@@ -343,7 +326,6 @@ def test_fallback_interpolation_nests_and_alternates():
         interpolate("${A:?give A}", values, "f")
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_env_file_values_never_reach_the_model(tmp_path, use_compose):
     (tmp_path / "app.env").write_text("SECRET=hunter22\n")
     path = write(tmp_path, {"web": {"image": "x", "env_file": ["app.env"], "environment": {"A": "1"}}})
@@ -355,14 +337,13 @@ def test_env_file_values_never_reach_the_model(tmp_path, use_compose):
 
 def test_callers_shell_variables_do_not_leak_into_composes_model(tmp_path, monkeypatch):
     if not HAVE_COMPOSE:
-        pytest.skip("needs Compose v2")
+        unavailable("needs Docker Compose v2")
     monkeypatch.setenv("LEAKED", "from-the-shell")
     (tmp_path / ".env").write_text("DOTENV=from-dotenv\n")
     path = write(tmp_path, {"web": {"image": "x", "environment": {"L": "${LEAKED:-none}", "D": "${DOTENV:-none}"}}})
     assert read_compose_file(path, {}, use_compose=True)["services"]["web"]["environment"] == {"L": "none", "D": "none"}
 
 
-@pytest.mark.parametrize("use_compose", READERS)
 def test_yaml_reads_ports_as_compose_does(tmp_path, use_compose):
     path = tmp_path / "compose.yml"
     path.write_text(textwrap.dedent("""\

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import compose_corpus
-from compose_corpus import convert, convert_following_advice, corpus_files, figures, run
-from dockyard.clients.compose import compose_resolver
-from dockyard.runner import Runner
+import pytest
+from compose_corpus import convert_following_advice, corpus_files, figures, run
+from conftest import unavailable
 from ecs_rules import violations
 
-needs_compose = pytest.mark.skipif(compose_resolver(Runner()) is None, reason="needs Docker Compose v2")
+from dockyard.clients.compose import compose_resolver
+from dockyard.runner import Runner
+
+
+@pytest.fixture(scope="module")
+def compose_v2() -> None:
+    if compose_resolver(Runner()) is None:
+        unavailable("needs Docker Compose v2")
 
 #: What Compose's own model gives on the corpus (refused: the key named by the refusal; adjusted: see
 #: compose_corpus.prepare).
@@ -37,7 +42,7 @@ def test_the_corpus_is_at_least_30_files_with_their_sources():
         assert path.relative_to(compose_corpus.CORPUS).as_posix().split("/", 1)[1] in sources, path
 
 
-@needs_compose
+@pytest.mark.usefixtures("compose_v2")
 def test_every_file_converts_to_a_valid_task_definition_or_is_refused_in_one_line(tmp_path):
     outcomes = run(tmp_path)
     print(json.dumps(figures(outcomes), indent=2))
@@ -50,7 +55,7 @@ def test_every_file_converts_to_a_valid_task_definition_or_is_refused_in_one_lin
     assert {k: v for k, v in figures(outcomes).items() if k in EXPECTED} == EXPECTED
 
 
-@needs_compose
+@pytest.mark.usefixtures("compose_v2")
 @pytest.mark.parametrize("source", corpus_files(), ids=lambda p: p.parent.name)
 def test_doing_what_each_refusal_says_converts_the_file(tmp_path, source):
     outcome, removed = convert_following_advice(source, tmp_path)
@@ -59,7 +64,7 @@ def test_doing_what_each_refusal_says_converts_the_file(tmp_path, source):
     assert {key.split(".", 1)[1] for key in removed} <= NO_ECS_MEANING
 
 
-@needs_compose
+@pytest.mark.usefixtures("compose_v2")
 @pytest.mark.parametrize("source", corpus_files(), ids=lambda p: p.parent.name)
 def test_the_fallback_without_docker_gives_the_same_result(tmp_path, source):
     by_compose = convert_following_advice(source, tmp_path / "compose")

@@ -6,9 +6,9 @@ import json
 import zipfile
 
 import yaml
+from fixtures.eb import tag_release
 
 from dockyard.compose_model import normalize
-from fixtures.eb import tag_release
 
 COMPOSE = """\
 services:

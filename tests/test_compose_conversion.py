@@ -364,3 +364,10 @@ def test_bundle_description_lists_each_change_of_meaning():
     bundle = Bundle((BundleFile("Dockerrun.aws.json", b"{}"),), ("compose service 'web': expose: 9000 becomes x",))
     text = describe(bundle)
     assert "changes of meaning (Compose -> ECS):\n  warning: compose service 'web': expose: 9000 becomes x" in text
+
+
+def test_deploy_dry_run_report_carries_the_changes_of_meaning():
+    from dockyard.eb.deploy import dry_run_report
+
+    bundle = Bundle((BundleFile("Dockerrun.aws.json", b"{}"),), ("compose service 'web': restart: always becomes x",))
+    assert "  warning: compose service 'web': restart: always becomes x" in dry_run_report(bundle, "")

@@ -223,3 +223,59 @@ def _up_failure(result: Result) -> str:
         if "address already in use" in line or "port is already allocated" in line:
             return f"could not start the stack: a port it publishes is already in use ({line})"
     return f"`docker compose up` failed (exit {result.returncode}): {' | '.join(lines[-4:])}"
+
+
+# --- the resolved model of one compose file (dockyard.compose_model) -------------------------------------------------
+
+#: What Compose itself needs from the caller's environment; nothing else reaches its interpolation.
+PASSED_ENVIRONMENT = ("PATH", "HOME", "DOCKER_CONFIG")
+
+
+def resolved_config_command(prefix: Sequence[str], project_dir: Path, variables_file: Path, model_json: str,
+                            environ: Mapping[str, str]) -> Command:
+    """``docker compose config`` of a model given on stdin, interpolated with ``variables_file`` only.
+
+    ``env -i`` keeps the caller's shell variables out of the result, ``--env-file`` replaces the ``.env`` Compose
+    would read beside the file, and ``--project-directory`` keeps relative paths relative to the compose file.
+    """
+    passed = [f"{k}={environ[k]}" for k in PASSED_ENVIRONMENT if environ.get(k)]
+    return Command(("env", "-i", *passed, *prefix, "--project-directory", str(project_dir), "--env-file",
+                    str(variables_file), "--file", "-", "config", "--format", "json"), stdin=model_json)
+
+
+def dotenv(variables: Mapping[str, str]) -> str:
+    """``variables`` as a Compose env file: single-quoted, so Compose takes every value literally."""
+    lines = []
+    for key, value in sorted(variables.items()):
+        value = str(value)
+        if "'" in value or "\n" in value:
+            raise ConfigError(f"compose variable {key}: a value with a single quote or a newline cannot be passed to "
+                              "Compose literally; change it")
+        lines.append(f"{key}='{value}'")
+    return "\n".join(lines) + "\n"
+
+
+def compose_resolver(runner: Runner) -> Any:
+    """A ``resolve(path, raw_model, variables)`` that runs Compose v2, or None when there is no Compose v2 here."""
+    try:
+        install = find_compose(runner)
+    except ComposeUnavailable:
+        return None
+    if not install.is_v2:
+        return None
+
+    def resolve(path: Path, raw: Mapping[str, Any], variables: Mapping[str, str]) -> dict[str, Any]:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dockyard-compose-") as tmp:
+            variables_file = Path(tmp, "variables.env")
+            variables_file.touch(mode=0o600)
+            variables_file.write_text(dotenv(variables))
+            command = resolved_config_command(install.prefix, path.parent, variables_file, json.dumps(raw), os.environ)
+            result = runner.run(command, check=False, timeout=120)
+        if not result.ok:
+            said = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
+            raise ConfigError(f"{path}: invalid compose file: {said[-1] if said else 'no detail'}")
+        return json.loads(result.stdout)
+
+    return resolve

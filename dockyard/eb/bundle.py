@@ -39,6 +39,7 @@ class BundleFile:
 @dataclass(frozen=True)
 class Bundle:
     files: tuple[BundleFile, ...]
+    changes: tuple[str, ...] = ()  # what behaves differently than under Compose (dockyard.containers)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
@@ -95,11 +96,13 @@ class BundleInputs:
     container_port: int = 8000
     default_memory: int = 256
     compose_variables: Mapping[str, str] = field(default_factory=dict)
+    volumes: Mapping[str, Any] = field(default_factory=dict)  # eb.volumes: what each named volume becomes (v2)
 
 
 def build_bundle(inputs: BundleInputs) -> Bundle:
     """Render the bundle for ``inputs.platform``."""
     files: list[BundleFile] = []
+    changes: tuple[str, ...] = ()
     auth = inputs.dockercfg if inputs.auth == "dockercfg" else None
     if inputs.platform == "v1":
         files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v1(
@@ -110,7 +113,9 @@ def build_bundle(inputs: BundleInputs) -> Bundle:
         images = {inputs.app_service: inputs.image}
         if inputs.platform == "v2":
             definitions = container_definitions(model, images=images, project_root=inputs.project_root,
-                                                compose_dir=compose_dir, default_memory=inputs.default_memory)
+                                                compose_dir=compose_dir, default_memory=inputs.default_memory,
+                                                named_volumes=inputs.volumes, volumes_setting="dockyard.eb.volumes")
+            changes = tuple(str(c) for c in definitions.changes)
             files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v2(definitions, auth=auth)).encode()))
             shipped = definitions.shipped
         else:
@@ -122,7 +127,7 @@ def build_bundle(inputs: BundleInputs) -> Bundle:
         for inside, source in sorted(shipped.items()):
             files.append(BundleFile(inside, source.read_bytes()))
     files += _rendered_extensions(inputs)
-    return Bundle(tuple(files))
+    return Bundle(tuple(files), changes)
 
 
 def _compose_model(inputs: BundleInputs) -> dict[str, Any]:
@@ -172,6 +177,8 @@ def _rendered_extensions(inputs: BundleInputs) -> list[BundleFile]:
 def describe(bundle: Bundle) -> str:
     """The bundle as people read it in a dry run: file list and the Dockerrun document."""
     lines = ["files:"] + [f"  {line}" for line in bundle.listing()]
+    if bundle.changes:
+        lines += ["changes of meaning (Compose -> ECS):"] + [f"  warning: {change}" for change in bundle.changes]
     dockerrun = bundle.text("Dockerrun.aws.json")
     if dockerrun:
         lines += ["Dockerrun.aws.json:"] + [f"  {line}" for line in dockerrun.splitlines()]

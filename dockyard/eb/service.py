@@ -100,7 +100,7 @@ class EbService:
             auth=self.eb.auth, registry=self.settings.registry.url, dockercfg=self.dockercfg_location(),
             ssm_username=self.eb.ssm_username, ssm_password=self.eb.ssm_password,
             container_port=self.eb.container_port, default_memory=self.eb.memory,
-            compose_variables=compose_variables(self.settings, self.env)))
+            compose_variables=compose_variables(self.settings, self.env), volumes=self.eb.volumes))
 
     def lock(self) -> DeployLock:
         return DeployLock(self.client.s3, self.eb.bucket, self.eb.key("locks", f"{self.env.name}.json"),

@@ -6,11 +6,11 @@ keys live under ``dockyard.environments.<env>.eb`` (``name``, ``twin``, ``platfo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ConfigError
-from ..section import keys_of
+from ..section import Names, keys_of
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -41,9 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 900.0,  # overall deadline of one wait, seconds
     "poll_interval": 5.0,  # seconds between polls
     "smoke_path": "",  # eb.swap smoke test path; default: the environment's health_path
+    "volumes": {},  # v2: what each compose named volume becomes: scratch | shared | /host/path | {efs: fs-...}
 }
 
-SCHEMA = keys_of(DEFAULTS)
+SCHEMA = keys_of(DEFAULTS, volumes=Names())
 #: ``dockyard.environments.<env>.eb``
 ENVIRONMENT_SCHEMA = {"name": None, "twin": None, "platform": None}
 
@@ -80,6 +81,7 @@ class EbSettings:
     poll_interval: float
     smoke_path: str
     environments: Mapping[str, EbEnvironment]
+    volumes: Mapping[str, Any] = field(default_factory=dict)  # compose volume -> named_volumes.VolumeDecision
 
     def key(self, *parts: str) -> str:
         """An S3 key under ``<prefix>/<application>/``."""
@@ -148,7 +150,18 @@ def parse(settings: Settings) -> EbSettings:
         poll_interval=section.float("poll_interval", 5, minimum=0.05),
         smoke_path=section.str("smoke_path"),
         environments=environments,
+        volumes=_volume_decisions(section),
     )
     key = section.str("dockercfg_key") or parsed.key("dockercfg.json")
     object.__setattr__(parsed, "dockercfg_key", key)
     return parsed
+
+
+def _volume_decisions(section: Any) -> dict[str, Any]:
+    from .errors import ConfigError
+    from ..named_volumes import parse_decisions
+
+    try:
+        return parse_decisions(section.raw("volumes"), section.full("volumes"))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (set in {section.origin(section.full('volumes'))})") from None

@@ -6,10 +6,10 @@ overridden per environment under ``dockyard.environments.<env>.ecs`` (e.g. anoth
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..section import Section, keys_of
+from ..section import Names, Section, keys_of
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -32,9 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "bucket": "",  # S3 bucket of the deploy lock and audit records; default dockyard.eb.bucket ("" = SSM parameters)
     "prefix": "dockyard",  # key prefix in that bucket (or SSM path: /<prefix>/<app>/locks|audit/...)
     "default_memory": 256,  # ecs.render: MiB for containers without mem_limit
+    "volumes": {},  # ecs.render: what each compose named volume becomes: scratch | shared | /host/path | {efs: fs-...}
 }
 
-SCHEMA = keys_of(DEFAULTS)
+SCHEMA = keys_of(DEFAULTS, volumes=Names())
 #: ``dockyard.environments.<env>.ecs`` overrides any key of the section
 ENVIRONMENT_SCHEMA = SCHEMA
 
@@ -59,6 +60,7 @@ class EcsTarget:
     bucket: str
     prefix: str
     default_memory: int
+    volumes: Mapping[str, Any] = field(default_factory=dict)  # compose volume -> named_volumes.VolumeDecision
 
     @property
     def where(self) -> str:
@@ -113,4 +115,15 @@ def _target(settings: Settings, env_name: str) -> EcsTarget:
         bucket=pick("bucket").str("bucket") or eb_bucket,
         prefix=pick("prefix").str("prefix", "dockyard"),
         default_memory=pick("default_memory").int("default_memory", 256, minimum=4),
+        volumes=_volume_decisions(pick("volumes")),
     )
+
+
+def _volume_decisions(section: Any) -> dict[str, Any]:
+    from ..errors import ConfigError
+    from ..named_volumes import parse_decisions
+
+    try:
+        return parse_decisions(section.raw("volumes"), section.full("volumes"))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (set in {section.origin(section.full('volumes'))})") from None

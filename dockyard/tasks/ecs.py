@@ -93,8 +93,11 @@ def render(c, version="", env="prod", output=""):
     model = read_compose_file(environment.compose, compose_variables(settings, environment))
     converted = container_definitions(model, images={environment.app_service: f"{settings.repository}:{release.version}"},
                                       project_root=settings.root, compose_dir=environment.compose.parent,
-                                      default_memory=target.default_memory)
+                                      default_memory=target.default_memory, named_volumes=target.volumes,
+                                      volumes_setting="dockyard.ecs.volumes")
     text = json.dumps(render_task_definition(target.family, converted), indent=2) + "\n"
+    for change in converted.changes:
+        project.warn(f"warning: {change}")
     for service, files in sorted(converted.env_files.items()):
         project.warn(f"note: {service} reads {', '.join(files)}: not copied into the task definition (secrets); "
                      "set dockyard.ecs.env_file: true to send it at deploy time")

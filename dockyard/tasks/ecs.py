@@ -77,23 +77,19 @@ def render(c, version="", env="prod", output=""):
     import json
     from pathlib import Path
 
-    from ..containers import container_definitions, read_compose_file
+    from ..containers import container_definitions
+    from ..core.compose import deploy_compose, release_image
+    from ..core.versions import configured_release
     from ..ecs.planner import render_task_definition
-    from ..eb.deploy import resolve_release
-    from ..errors import ConfigError
-    from ..images import compose_variables
 
     project = Project(c)
     settings = project.settings
     environment = project.environment(env)
-    if environment.compose is None:
-        raise ConfigError(f"dockyard.environments.{env}.compose: not set; ecs.render converts that compose file")
-    release = resolve_release(project.git, version)
+    image = release_image(settings, configured_release(settings, project.git, version))
     target = settings.feature("ecs")[env]
-    model = read_compose_file(environment.compose, compose_variables(settings, environment))
-    converted = container_definitions(model, images={environment.app_service: f"{settings.repository}:{release.version}"},
-                                      project_root=settings.root, compose_dir=environment.compose.parent,
-                                      default_memory=target.default_memory)
+    compose = deploy_compose(settings, environment, image, needed_by="ecs.render converts that compose file")
+    converted = container_definitions(compose.model, images=compose.images, project_root=settings.root,
+                                      compose_dir=compose.compose_dir, default_memory=target.default_memory)
     text = json.dumps(render_task_definition(target.family, converted), indent=2) + "\n"
     for service, files in sorted(converted.env_files.items()):
         project.warn(f"note: {service} reads {', '.join(files)}: not copied into the task definition (secrets); "

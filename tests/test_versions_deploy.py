@@ -72,6 +72,16 @@ def test_eb_deploys_a_pre_release_under_a_custom_tag_prefix(eb, eb_release_image
     records = [json.loads(eb.s3().get_object(Bucket=eb.bucket, Key=k)["Body"].read()) for k in audit]
     assert [(r["version"], r["label"], r["result"]) for r in records] == [(PRE, label, "succeeded")]
 
+    # eb.rollback names the release the same ways, and its audit record keeps the whole pre-release version
+    plan = sample_project.inv("eb.rollback", "--label", f"{PREFIX}{PRE}", "--dry-run")
+    assert plan.returncode == 0 and f"roll back ebsample-prod from {label} to {label}" in plan.stdout, plan.stderr
+    back = sample_project.inv("eb.rollback", "--label", PRE, timeout=600)
+    assert back.returncode == 0 and f"ebsample-prod runs {label} again" in back.stdout, back.stdout + back.stderr
+    audit = [o["Key"] for o in eb.s3().list_objects_v2(Bucket=eb.bucket).get("Contents") or [] if "/audit/" in o["Key"]]
+    records = [json.loads(eb.s3().get_object(Bucket=eb.bucket, Key=k)["Body"].read()) for k in audit]
+    assert sorted((r["action"], r["version"], r["label"]) for r in records) == [
+        ("deploy", PRE, label), ("rollback", PRE, label)]
+
 
 # --- ECS -------------------------------------------------------------------------------------------------------
 

@@ -264,10 +264,22 @@ class EbService:
         raise Refused(f"no earlier successful deploy of {self.env.name} in the audit records: name a LABEL "
                       "(see `inv eb.versions`)")
 
+    def rollback_label(self, text: str) -> str:
+        """What ``eb.rollback --label`` names: a label as it is, or a release (``2.0.0-rc.1``, its git tag) as the
+        label it was deployed under (``<version>-<sha7>``)."""
+        from ..core.versions import BadVersion
+
+        if label_version(text) is not None or self.client.version(self.application, text) is not None:
+            return text
+        try:
+            return self.release(text).label
+        except BadVersion:
+            return text  # a label dockyard did not make; the existence check below decides
+
     def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> None:
         name = self.target.name
         state = self.ready_state(name)
-        label = label or self.previous_good_label(state.version_label)
+        label = self.rollback_label(label) if label else self.previous_good_label(state.version_label)
         if self.client.version(self.application, label) is None:
             raise Refused(f"application version {label!r} does not exist (see `inv eb.versions`)")
         lock = self.lock()

@@ -78,7 +78,8 @@ def versions(c, env="prod"):
     service.say(table(rows))
 
 
-@task(help={"label": "version label to return to (default: the previous good one from the audit records)",
+@task(help={"label": "version label (or release X.Y.Z[-pre]) to return to (default: the previous good one from the "
+                     "audit records)",
             "env": ENV_HELP, "timeout": "seconds to wait (default: eb.timeout)",
             "dry_run": "show what would happen"})
 @edge

@@ -311,7 +311,8 @@ class EbService:
                 try:
                     self.audit().write(AuditRecord(
                         action="rollback", environment=self.env.name, target=name,
-                        version=str(label_version(label) or ""), label=label, who=who(), started=started.isoformat(timespec="seconds"),
+                        version=str(label_version(label) or ""), label=label, who=who(),
+                        started=started.isoformat(timespec="seconds"),
                         finished=now_utc().isoformat(timespec="seconds"), result=result["value"],
                         previous_label=state.version_label))
                 finally:

@@ -16,7 +16,8 @@ def _service(c: Any, env: str):
     return EcsService(Project(c), env)
 
 
-@task(help={"version": "release to deploy (X.Y.Z; default: the latest vX.Y.Z tag)", "env": ENV_HELP,
+@task(help={"version": "release to deploy (X.Y.Z, X.Y.Z-rc.N or its git tag; default: the latest release tag)",
+            "env": ENV_HELP,
             "dry_run": "print the task-definition diff and the plan; register and change nothing",
             "timeout": "seconds to wait for the deployment (default: ecs.timeout)",
             "no_wait": "return once the service is updated (no wait, no rollback)",
@@ -30,7 +31,7 @@ def deploy(c, version="", env="prod", dry_run=False, timeout=0, no_wait=False, n
                             no_rollback=no_rollback, force_unlock=force_unlock)
 
 
-@task(help={"version": "release to compare with (default: the latest vX.Y.Z tag)", "env": ENV_HELP})
+@task(help={"version": "release to compare with (default: the latest release tag)", "env": ENV_HELP})
 @edge
 def diff(c, version="", env="prod"):
     """Show how deploying VERSION would change the service's task definition."""
@@ -68,7 +69,7 @@ def rollback(c, revision="", env="prod", dry_run=False, timeout=0):
     _service(c, env).rollback(str(revision or ""), dry_run=dry_run, timeout=float(timeout))
 
 
-@task(help={"version": "release whose image the app containers get (default: the latest vX.Y.Z tag)",
+@task(help={"version": "release whose image the app containers get (default: the latest release tag)",
             "env": "environment whose compose file is converted (default prod)",
             "output": "write the JSON here instead of printing it"})
 @edge

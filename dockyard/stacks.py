@@ -54,7 +54,8 @@ class StackService:
                 f"dockyard.environments.{self.env.name}.compose: not set, so {self.env.name} has no local stack"
             )
         prefix = detect_compose(self.project.runner, self.settings.compose_command)
-        project = ComposeProject(prefix, self.env.project_name, self.env.compose, stack_variables(self.settings, self.env))
+        project = ComposeProject(prefix, self.env.project_name, self.env.compose,
+                                 stack_variables(self.settings, self.env))
         return ComposeClient(self.project.runner, project)
 
     def prepare(self) -> ComposeClient:

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from .clients.git import Revision
 from .config import Environment, Settings
+from .core.compose import image_reference
 from .errors import ConfigError
 
 LABEL_REVISION = "org.opencontainers.image.revision"
@@ -21,7 +22,7 @@ LABEL_DIRTY = "dev.dockyard.dirty"
 
 def env_ref(settings: Settings, env: Environment) -> str:
     """The moving tag of an environment's image: ``<repository>:<env>``."""
-    return f"{settings.repository}:{env.name}"
+    return image_reference(settings.repository, env.name)
 
 
 def commit_tag(settings: Settings, env: Environment, revision: Revision) -> str:
@@ -36,7 +37,7 @@ def commit_tag(settings: Settings, env: Environment, revision: Revision) -> str:
 
 
 def image_tags(settings: Settings, env: Environment, revision: Revision) -> tuple[str, ...]:
-    return (env_ref(settings, env), f"{settings.repository}:{commit_tag(settings, env, revision)}")
+    return (env_ref(settings, env), image_reference(settings.repository, commit_tag(settings, env, revision)))
 
 
 def oci_labels(
@@ -109,13 +110,3 @@ def build_args_for(spec: BuildSpec, configured: Mapping[str, str], metadata: Map
     args = {k: v for k, v in {**metadata, **configured}.items() if k in declared}
     args.update(spec.args)
     return args
-
-
-def compose_variables(settings: Settings, env: Environment) -> dict[str, str]:
-    """What compose files may interpolate: the image, the published port, and the configured build args."""
-    variables = dict(settings.build_args)
-    variables["DOCKYARD_IMAGE"] = env_ref(settings, env)
-    variables["DOCKYARD_ENV"] = env.name
-    if env.port:
-        variables["DOCKYARD_PORT"] = str(env.port)
-    return variables

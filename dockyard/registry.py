@@ -1,22 +1,21 @@
-"""Private registries: credentials, ``docker login`` with the password on stdin, and digests read over HTTP.
+"""Private registries: ``docker login`` with the password on stdin, and digests read over HTTP.
 
 Two kinds (``dockyard.registry.kind``): ``v2`` is any Docker Registry HTTP API v2 (Docker Hub, Quay.io, GitLab,
-Debian's docker-registry...) with a username and a password taken from the environment, the env file or a
-prompt; ``ecr`` asks AWS for a 12-hour token (``ecr:GetAuthorizationToken``). Nothing here prints or puts a
-password on a command line: :func:`login` hands it to ``docker login --password-stdin``.
+Debian's docker-registry...), ``ecr`` is Amazon ECR. Where the login comes from, and how its password is masked,
+is :mod:`dockyard.core.credentials`. Nothing here prints or puts a password on a command line: :func:`login`
+hands it to ``docker login --password-stdin``.
 """
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+from .core.credentials import RegistryCredentials
 from .errors import DockyardError, Refused, Unreachable
 
 #: What a manifest HEAD accepts: single-platform Docker and OCI manifests, and their multi-platform indexes.
@@ -32,80 +31,6 @@ DOCKER_HUB_API = "registry-1.docker.io"
 
 class RegistryAuthFailed(Refused):
     """The registry rejected the credentials."""
-
-
-class MissingPassword(DockyardError):
-    """No password for the registry was found (and none could be asked for)."""
-
-    exit_code = 2
-
-
-@dataclass(frozen=True)
-class RegistryCredentials:
-    registry: str  # host[:port], e.g. 127.0.0.1:5000 or 123.dkr.ecr.us-east-1.amazonaws.com
-    username: str
-    password: str = field(repr=False)
-
-
-# --- credentials ----------------------------------------------------------------------------------------------
-
-
-def resolve_credentials(
-    settings: Any,
-    *,
-    env_values: Mapping[str, str] = {},
-    prompt: Callable[[str], str] | None = None,
-    session: Any = None,
-) -> RegistryCredentials:
-    """The login for ``settings.registry``: an ECR token, or the v2 username and its password.
-
-    The password comes from ``os.environ[password_env]``, then ``env_values[password_env]`` (an env file), then
-    ``prompt`` — which is never called under ``CI=true``.
-    """
-    registry = settings.registry
-    host = registry_address(registry.url)
-    if registry.kind == "ecr":
-        return ecr_credentials(settings, session=session, registry=host)
-    variable = registry.password_env
-    if not registry.username:
-        raise MissingPassword(
-            f"dockyard.registry.username is empty: set the user that logs in to {host} in invoke.yaml"
-        )
-    password = os.environ.get(variable, "") if variable else ""
-    if not password and variable:
-        password = env_values.get(variable, "")
-    if not password and prompt is not None and os.environ.get("CI", "").lower() != "true":
-        password = prompt(f"Password for {registry.username}@{host}: ")
-    if not password:
-        where = f"the environment variable {variable}" if variable else "dockyard.registry.password_env"
-        raise MissingPassword(
-            f"no password for {registry.username}@{host}: set {where} (or put it in the env file)"
-        )
-    return RegistryCredentials(host, registry.username, password)
-
-
-def ecr_credentials(settings: Any, *, session: Any = None, registry: str = "") -> RegistryCredentials:
-    """A token from ``ecr:GetAuthorizationToken`` (region/profile/endpoint from ``dockyard.aws``)."""
-    from .clients.aws import AwsError, aws_client, describe_error
-
-    client = aws_client(settings, "ecr", session)
-    try:
-        data = client.get_authorization_token()["authorizationData"][0]
-    except Exception as exc:  # botocore's ClientError / EndpointConnectionError
-        if isinstance(exc, DockyardError):
-            raise
-        raise AwsError(f"ECR GetAuthorizationToken failed ({describe_error(exc)}); check the AWS credentials and region") from None
-    user, _, token = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    endpoint = registry or registry_address(data.get("proxyEndpoint", ""))
-    return RegistryCredentials(endpoint, user or "AWS", token)
-
-
-def registry_address(url: str) -> str:
-    """``https://host:port/`` or ``host:port`` -> ``host:port`` (what ``docker login`` and image names use)."""
-    text = url.strip()
-    if "://" in text:
-        text = urllib.parse.urlsplit(text).netloc
-    return text.rstrip("/")
 
 
 # --- docker login -----------------------------------------------------------------------------------------------

@@ -12,9 +12,10 @@ from typing import Any, Callable
 from .clients.compose import ComposeClient, ComposeProject, detect_compose
 from .clients.docker import Container, DockerClient, Image, build_command
 from .config import Environment, Settings
+from .core.compose import stack_variables
 from .errors import ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck
-from .images import build_args_for, build_spec, compose_variables, env_ref, image_tags, oci_labels
+from .images import build_args_for, build_spec, env_ref, image_tags, oci_labels
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -53,7 +54,8 @@ class StackService:
                 f"dockyard.environments.{self.env.name}.compose: not set, so {self.env.name} has no local stack"
             )
         prefix = detect_compose(self.project.runner, self.settings.compose_command)
-        project = ComposeProject(prefix, self.env.project_name, self.env.compose, compose_variables(self.settings, self.env))
+        project = ComposeProject(prefix, self.env.project_name, self.env.compose,
+                                 stack_variables(self.settings, self.env))
         return ComposeClient(self.project.runner, project)
 
     def prepare(self) -> ComposeClient:

@@ -1,4 +1,5 @@
-"""dockyard.registry: credentials, `docker login` on stdin, digests over the HTTP API v2 (Basic and Bearer)."""
+"""dockyard.core.credentials and dockyard.registry: credentials, `docker login` on stdin, digests over the HTTP
+API v2 (Basic and Bearer)."""
 from __future__ import annotations
 
 import base64
@@ -13,16 +14,14 @@ import pytest
 from conftest import free_port
 from dockyard.clients.docker import DockerClient, login_command
 from dockyard.config import parse_settings
+from dockyard.core.credentials import MissingPassword, RegistryCredentials, resolve_credentials
 from dockyard.errors import Unreachable
 from dockyard.registry import (
-    MissingPassword,
     RegistryAuthFailed,
-    RegistryCredentials,
     login,
     parse_challenge,
     remote_digest,
     remote_image_id,
-    resolve_credentials,
     split_repository,
 )
 from dockyard.runner import Runner

@@ -12,16 +12,15 @@ from ..errors import ConfigError, Refused
 from ..plan import Plan, Step, execute
 from .bundle import Bundle, BundleInputs, build_bundle
 from .client import ENV_NAMESPACE, EbClient, EnvironmentState, make_client
+from ..core.versions import Release, configured_release, label_version
 from .deploy import (
     DeployFailed,
     Deployment,
-    Release,
     WaitPolicy,
     bundle_dockerrun_diff,
     check_label,
     deploy_plan,
     dry_run_report,
-    resolve_release,
     wait_for_update,
 )
 from .dockerrun import DockercfgLocation, dockercfg
@@ -63,24 +62,24 @@ class EbService:
 
     # --- inputs ----------------------------------------------------------------------------------------------------
     def release(self, version: str = "") -> Release:
-        return resolve_release(self.project.git, version)
+        return configured_release(self.settings, self.project.git, version)
 
     def image(self, release: Release) -> str:
-        return f"{self.settings.repository}:{release.version}"
+        from ..core.compose import release_image
+
+        return release_image(self.settings, release)
 
     def credentials(self) -> Any:
-        from ..registry import resolve_credentials
+        from ..core.credentials import gather_credentials
 
-        env_file = self.project.env_file(self.env, required=False)
-        values = dict(env_file.values) if env_file else {}
-        return resolve_credentials(self.settings, env_values=values)
+        return gather_credentials(self.settings, mask=self.project.mask, env_file=self.env.env_file)
 
     def require_image(self, release: Release) -> None:
         from ..registry import remote_digest
 
         if self.eb.auth == "none" and not self.settings.registry.username:
             return
-        if remote_digest(self.credentials(), self.settings.repository, release.version) is None:
+        if remote_digest(self.credentials(), self.settings.repository, release.image_tag) is None:
             raise Refused(f"release {release.version} is not published: {self.image(release)} is not in the "
                           "registry (run `inv release`, or push the image)")
 
@@ -92,15 +91,21 @@ class EbService:
         return DockercfgLocation(self.eb.bucket, self.eb.dockercfg_key)
 
     def bundle(self, release: Release, platform: str = "") -> Bundle:
-        from ..images import compose_variables
+        from ..core.compose import deploy_compose
 
+        platform = platform or self.target.platform
+        image = self.image(release)
+        compose = None
+        if platform != "v1":  # v1 runs one container and reads no compose file
+            compose = deploy_compose(self.settings, self.env, image, needed_by=(
+                f"the {platform} platform builds its containers from the compose file; set it (or use eb.platform: "
+                "v1)"))
         return build_bundle(BundleInputs(
             project_root=self.settings.root, env=self.env, eb_environment=self.target.name,
-            platform=platform or self.target.platform, image=self.image(release), app_service=self.env.app_service,
-            auth=self.eb.auth, registry=self.settings.registry.url, dockercfg=self.dockercfg_location(),
-            ssm_username=self.eb.ssm_username, ssm_password=self.eb.ssm_password,
-            container_port=self.eb.container_port, default_memory=self.eb.memory,
-            compose_variables=compose_variables(self.settings, self.env), volumes=self.eb.volumes))
+            platform=platform, image=image, auth=self.eb.auth, registry=self.settings.registry.url,
+            dockercfg=self.dockercfg_location(), ssm_username=self.eb.ssm_username,
+            ssm_password=self.eb.ssm_password, container_port=self.eb.container_port, default_memory=self.eb.memory,
+            compose=compose, volumes=self.eb.volumes))
 
     def lock(self) -> DeployLock:
         return DeployLock(self.client.s3, self.eb.bucket, self.eb.key("locks", f"{self.env.name}.json"),
@@ -186,13 +191,13 @@ class EbService:
             stale = lock.force_unlock()
             if stale is not None:
                 self.say(f"  cleared the lock of {stale.describe()}")
-        lock.acquire(release.version)
+        lock.acquire(str(release.version))
 
     def _finish(self, lock: DeployLock, deployment: Deployment, started: datetime, action: str) -> None:
         try:
             self.audit().write(AuditRecord(
                 action=action, environment=self.env.name, target=deployment.environment,
-                version=deployment.release.version, label=deployment.label, who=lock.holder,
+                version=str(deployment.release.version), label=deployment.label, who=lock.holder,
                 started=started.isoformat(timespec="seconds"), finished=now_utc().isoformat(timespec="seconds"),
                 result=deployment.result, previous_label=deployment.previous_label,
                 detail="; ".join(deployment.notes)[:500]))
@@ -259,10 +264,22 @@ class EbService:
         raise Refused(f"no earlier successful deploy of {self.env.name} in the audit records: name a LABEL "
                       "(see `inv eb.versions`)")
 
+    def rollback_label(self, text: str) -> str:
+        """What ``eb.rollback --label`` names: a label as it is, or a release (``2.0.0-rc.1``, its git tag) as the
+        label it was deployed under (``<version>-<sha7>``)."""
+        from ..core.versions import BadVersion
+
+        if label_version(text) is not None or self.client.version(self.application, text) is not None:
+            return text
+        try:
+            return self.release(text).label
+        except BadVersion:
+            return text  # a label dockyard did not make; the existence check below decides
+
     def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> None:
         name = self.target.name
         state = self.ready_state(name)
-        label = label or self.previous_good_label(state.version_label)
+        label = self.rollback_label(label) if label else self.previous_good_label(state.version_label)
         if self.client.version(self.application, label) is None:
             raise Refused(f"application version {label!r} does not exist (see `inv eb.versions`)")
         lock = self.lock()
@@ -293,8 +310,9 @@ class EbService:
             if lock.held:
                 try:
                     self.audit().write(AuditRecord(
-                        action="rollback", environment=self.env.name, target=name, version=label.split("-")[0],
-                        label=label, who=who(), started=started.isoformat(timespec="seconds"),
+                        action="rollback", environment=self.env.name, target=name,
+                        version=str(label_version(label) or ""), label=label, who=who(),
+                        started=started.isoformat(timespec="seconds"),
                         finished=now_utc().isoformat(timespec="seconds"), result=result["value"],
                         previous_label=state.version_label))
                 finally:
@@ -307,7 +325,6 @@ class EbService:
             raise ConfigError("dockyard.eb.bucket: not set; name the bucket the dockercfg goes to")
         fmt = fmt or self.eb.format_for(self.target.platform)
         creds = self.credentials()
-        self.project.mask.add(creds.password)
         text = dockercfg(creds.registry, creds.username, creds.password, fmt=fmt)
         if dry_run:
             self.say(f"would upload a {fmt} dockercfg for {creds.username}@{creds.registry} to "

@@ -158,7 +158,6 @@ def parse(settings: Settings) -> EbSettings:
 
 
 def _volume_decisions(section: Any) -> dict[str, Any]:
-    from .errors import ConfigError
     from ..named_volumes import parse_decisions
 
     try:

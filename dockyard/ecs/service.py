@@ -52,10 +52,12 @@ class EcsService:
 
     # --- inputs ----------------------------------------------------------------------------------------------------
     def image_for(self, version: str) -> tuple[str, str]:
-        from ..eb.deploy import resolve_release
+        """(the release's version, its pinned image reference)."""
+        from ..core.compose import release_image
+        from ..core.versions import configured_release
 
-        release = resolve_release(self.project.git, version)
-        return release.version, f"{self.settings.repository}:{release.version}"
+        release = configured_release(self.settings, self.project.git, version)
+        return str(release.version), release_image(self.settings, release)
 
     def require_published(self, version: str, image: str) -> None:
         if not self.target.check_image:
@@ -65,10 +67,10 @@ class EcsService:
             name = self.settings.repository.split("/", 1)[1]
             published = self.client.ecr_has_image(name, version)
         else:
-            from ..registry import remote_digest, resolve_credentials
+            from ..core.credentials import gather_credentials
+            from ..registry import remote_digest
 
-            env_file = self.project.env_file(self.env, required=False)
-            credentials = resolve_credentials(self.settings, env_values=dict(env_file.values) if env_file else {})
+            credentials = gather_credentials(self.settings, mask=self.project.mask, env_file=self.env.env_file)
             try:
                 published = remote_digest(credentials, self.settings.repository, version) is not None
             except OSError as exc:

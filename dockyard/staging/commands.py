@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 from typing import Mapping, Sequence
 
+from ..clients.docker import login_command
 from ..runner import Command
 from .model import (LABEL_APP, LABEL_ENV, LABEL_PREFIX, LABEL_ROLE, LABEL_VERSION, Accessory, Layout,
                     StagingTarget)
@@ -65,7 +66,7 @@ def list_containers(layout: Layout, role: str = "") -> Command:
 
 
 def login(layout: Layout, registry: str, username: str, password: str) -> Command:
-    return docker(layout, "login", "--username", username, "--password-stdin", registry, stdin=password + "\n")
+    return login_command(registry, username, password, config=layout.docker_config)
 
 
 def pull(layout: Layout, image: str) -> Command:

@@ -327,7 +327,8 @@ class HostDeployer:
         result = self.run(cmd.login(self.layout, registration.registry, registration.username,
                                     registration.password), check=False)
         if not result.ok:
-            from ..registry import RegistryCredentials, login_error
+            from ..core.credentials import RegistryCredentials
+            from ..registry import login_error
 
             said = self.host.mask((result.stderr or result.stdout).strip())
             error = login_error(RegistryCredentials(registration.registry, registration.username, "x"), said)

@@ -73,6 +73,11 @@ class StagingService:
     # --- inputs ---------------------------------------------------------------------------------------------
 
     def resolve_version(self, version: str) -> str:
+        """The image tag to run: a release as on every target (its tag prefix dropped), else the tag given, else
+        ``version_format`` of the current commit."""
+        from ..core.versions import deploy_tag
+
+        version = deploy_tag(version, self.settings.release.tag_prefix) if version else ""
         if not version:
             sha = os.environ.get("CIRCLE_SHA1") or os.environ.get("GITHUB_SHA") or ""
             if not sha:
@@ -100,20 +105,10 @@ class StagingService:
         registry = self.settings.registry
         if registry.kind != "ecr" and not registry.username:
             return Registration(env_text=env_text)  # a public registry: no login
-        from ..registry import resolve_credentials
+        from ..core.credentials import gather_credentials
 
-        values: dict[str, str] = {}
-        if self.target.env_file.exists():
-            from ..envfile import parse_env_file
-
-            values = parse_env_file(self.target.env_file)
-        prompt = None
-        if os.environ.get("CI", "").lower() != "true" and os.isatty(0):
-            import getpass
-
-            prompt = getpass.getpass
-        credentials = resolve_credentials(self.settings, env_values=values, prompt=prompt)
-        self.project.mask.add(credentials.password)
+        credentials = gather_credentials(self.settings, mask=self.project.mask, env_file=self.target.env_file,
+                                         interactive=True)
         return Registration(credentials.registry, credentials.username, credentials.password, env_text)
 
     # --- deploy and rollback ----------------------------------------------------------------------------------
@@ -133,6 +128,9 @@ class StagingService:
             if states[session.name].proxy() is None or not states[session.name].proxy().running:
                 raise Refused(f"{session.name}: the proxy is not running; run `inv {self.env.name}.setup` first")
         if rollback:
+            from ..core.versions import deploy_tag
+
+            version = deploy_tag(version, self.settings.release.tag_prefix) if version else ""
             version = version or self.default_rollback(sessions, states)
             if not valid_version(version):
                 raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)

@@ -1,7 +1,6 @@
 """Releases: tag a version in git, build its image, publish both (release, publish, releases)."""
 from __future__ import annotations
 
-import sys
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -17,7 +16,7 @@ class _Release:
     """One project's release context: settings, the version asked for, and the clients (created on use)."""
 
     def __init__(self, c: Any, version_text: str | None = None) -> None:
-        from ..release import read_version
+        from ..core.versions import read_version
 
         self.project = Project(c)
         self.settings = self.project.settings
@@ -38,7 +37,9 @@ class _Release:
 
     @property
     def image_ref(self) -> str:
-        return f"{self.settings.repository}:{self.version.image_tag}"
+        from ..core.compose import image_reference
+
+        return image_reference(self.settings.repository, self.version.image_tag)
 
     @property
     def line_branch(self) -> str:
@@ -77,22 +78,11 @@ class _Release:
     # --- registry -----------------------------------------------------------------------------------------------
     def credentials(self, *, interactive: bool = True):  # -> RegistryCredentials
         """Registry credentials; the password is masked in everything dockyard prints from here on."""
-        from ..envfile import parse_env_file
-        from ..registry import resolve_credentials
+        from ..core.credentials import gather_credentials
 
-        env_values: dict[str, str] = {}
         release_env = self.settings.environments.get(self.settings.release_env)
-        if release_env is not None and release_env.env_file.is_file():
-            env_values = parse_env_file(release_env.env_file)
-            self.project.mask.add(*env_values.values())
-        prompt = None
-        if interactive and sys.stdin is not None and sys.stdin.isatty():
-            import getpass
-
-            prompt = getpass.getpass
-        credentials = resolve_credentials(self.settings, env_values=env_values, prompt=prompt)
-        self.project.mask.add(credentials.password)
-        return credentials
+        return gather_credentials(self.settings, mask=self.project.mask, interactive=interactive,
+                                  env_file=release_env.env_file if release_env is not None else None)
 
 
 def _now() -> str:
@@ -105,7 +95,8 @@ def _now() -> str:
 
 
 def _release_state(r: _Release):  # -> ReleaseState
-    from ..release import Commit, ReleaseState, previous_release, versions_from_tags
+    from ..core.versions import versions_from_tags
+    from ..release import Commit, ReleaseState, previous_release
 
     remote = r.settings.git_remote
     r.git.fetch(remote)
@@ -335,6 +326,7 @@ def publish(c, version, latest=False, env="", dry_run=False):
     """
     from ..clients.docker import login_command
     from ..clients.git import push_command
+    from ..core.compose import image_reference
     from ..errors import DockyardError
     from ..plan import execute
     from ..release import check_publish, publish_plan
@@ -345,7 +337,7 @@ def publish(c, version, latest=False, env="", dry_run=False):
     if env:
         r.settings.environment(env)
     extra = tuple(dict.fromkeys(
-        ([f"{r.settings.repository}:latest"] if latest else []) + ([f"{r.settings.repository}:{env}"] if env else [])))
+        image_reference(r.settings.repository, tag) for tag in (["latest"] if latest else []) + ([env] if env else [])))
     try:
         credentials = r.credentials()
     except DockyardError:
@@ -377,10 +369,12 @@ def publish(c, version, latest=False, env="", dry_run=False):
 @edge
 def releases(c, offline=False):
     """List releases: tag, date, commit, local image, registry, digest."""
+    from ..core.compose import image_reference
+    from ..core.versions import versions_from_tags
     from ..errors import DockyardError
     from ..images import LABEL_REVISION
     from ..registry import remote_digest
-    from ..release import ReleaseRow, ordered, releases_table, versions_from_tags
+    from ..release import ReleaseRow, ordered, releases_table
 
     r = _Release(c)
     r.require_repository()
@@ -406,7 +400,7 @@ def releases(c, offline=False):
     rows = []
     for v in ordered(versions):
         info = tags[versions[v]]
-        ref = f"{r.settings.repository}:{v.image_tag}"
+        ref = image_reference(r.settings.repository, v.image_tag)
         image = local_images.get(ref) if local_images is not None else None
         local = "?" if local_images is None else "no"
         if image is not None:

@@ -23,7 +23,8 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
     open_service = _service(env_name)
 
     @task(name="ssh-deploy", help={
-        "version": "image tag to deploy (default: from CIRCLE_SHA1/GITHUB_SHA/git HEAD via ssh.version_format)",
+        "version": "image tag to deploy; a release X.Y.Z[-rc.N] or its git tag runs X.Y.Z[-rc.N] "
+                   "(default: from CIRCLE_SHA1/GITHUB_SHA/git HEAD via ssh.version_format)",
         "dry_run": "print the plan and change nothing",
         "lock_wait": "seconds to wait when another deploy holds the lock (default: ssh.lock_wait)",
         "limit": "hosts deployed at once (default: ssh.batch_size)"})

@@ -16,10 +16,10 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..clients.eb import AppVersion, EbClient, EnvironmentState, Event
 from ..errors import DeployFailed, DeployTimedOut, DockyardError, Refused, RolledBack  # noqa: F401 - re-exported
 from ..plan import Plan, Step
 from .bundle import Bundle, describe
-from .client import AppVersion, EbClient, EnvironmentState, Event
 
 RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 FAILURE_MESSAGES = ("failed to deploy application", "reverted to the previous", "failed to pull",

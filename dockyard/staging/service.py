@@ -5,12 +5,23 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
+from ..core.history import HostAuditLog, previous_good_release
 from ..errors import ConfigError, DockyardError, Refused
 from ..plan import Plan, Step, execute
 from . import commands as cmd
-from .deploy import (DeployLock, HostDeployer, HostSession, Registration, batches, check_docker,
-                     describe_error, open_session, parse_audit, plan_host, previous_version, setup_host,
-                     start_accessories)
+from .deploy import (
+    HostDeployer,
+    HostSession,
+    Registration,
+    batches,
+    check_docker,
+    describe_error,
+    host_lock,
+    open_session,
+    plan_host,
+    setup_host,
+    start_accessories,
+)
 from .model import StagingTarget, valid_version
 
 
@@ -119,7 +130,7 @@ class StagingService:
     # --- deploy and rollback ----------------------------------------------------------------------------------
 
     def deploy(self, version: str, *, dry_run: bool = False, lock_wait: float | None = None, limit: int = 0,
-               rollback: bool = False) -> None:
+               rollback: bool = False, force_unlock: bool = False) -> None:
         action = "rollback" if rollback else "deploy"
         if not rollback:
             version = self.resolve_version(version)
@@ -137,12 +148,13 @@ class StagingService:
             if not valid_version(version):
                 raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
         plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback) for s in sessions}
-        lock = DeployLock(sessions[0], self.env.name)
+        lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
         groups = batches(sessions, limit or self.target.batch_size)
         steps = [Step(f"take the deploy lock on {sessions[0].name}",
-                      lambda: lock.acquire(action, version, wait=self.target.lock_wait if lock_wait is None
-                                           else lock_wait, sleep=self.sleep, say=self.say),
-                      details=(f"mkdir {lock.session.layout.lock_dir}",))]
+                      lambda: self._take_lock(lock, version, action, force_unlock,
+                                              self.target.lock_wait if lock_wait is None else lock_wait),
+                      details=(f"mkdir {sessions[0].layout.lock_dir}",)
+                      + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
         outcomes: dict[str, str] = {}
         for n, group in enumerate(groups, 1):
             names = ", ".join(s.name for s in group)
@@ -169,6 +181,13 @@ class StagingService:
         if not dry_run:
             self._report(sessions, outcomes)
             self.say(f"{self.env.name} now runs {version}")
+
+    def _take_lock(self, lock: Any, version: str, action: str, force: bool, wait: float) -> None:
+        if force:
+            cleared = lock.force_unlock()
+            if cleared is not None:
+                self.say(f"  cleared the lock of {cleared.describe()}")
+        lock.acquire(version, action=action, wait=wait, say=self.say)
 
     def _run_batch(self, group: Sequence[HostSession], version: str, rollback: bool, registration: Registration,
                    outcomes: dict[str, str]) -> None:
@@ -202,14 +221,14 @@ class StagingService:
 
     def default_rollback(self, sessions: Sequence[HostSession], states: dict) -> str:
         first = sessions[0]
-        text = first.host.run(cmd.read_file(first.layout.audit_log)).stdout
+        records = HostAuditLog(first.host, first.layout.audit_log).records(self.env.name)
         retained = set.intersection(*({c.version for c in states[s.name].apps()} for s in sessions))
         live = states[first.name].live
-        version = previous_version(parse_audit(text), live, retained)
-        if version is None:
+        good = previous_good_release(records, live or "", retained)
+        if good is None:
             raise Refused(f"no previous version to roll back to on {first.name} (live: {live or 'none'}, retained: "
                           f"{', '.join(sorted(retained)) or 'none'}); name one: `inv {self.env.name}.rollback VERSION`")
-        return version
+        return good.version
 
     # --- setup and the rest -------------------------------------------------------------------------------------
 
@@ -255,8 +274,8 @@ class StagingService:
     def status(self) -> None:
         try:
             sessions = self.sessions(check=False)
-            holder = DeployLock(sessions[0]).details()
-            self.say(f"lock: {holder or 'free'}")
+            holder = host_lock(sessions[0], self.env.name).current()
+            self.say(f"lock: {holder.describe() if holder else 'free'}")
             for session in sessions:
                 state = session.state()
                 running = [c for c in state.apps() if c.running]
@@ -289,14 +308,11 @@ class StagingService:
     def unlock(self) -> None:
         try:
             session = self.sessions(check=False)[0]
-            lock = DeployLock(session)
-            holder = lock.details()
+            holder = host_lock(session, self.env.name).force_unlock()
             if holder is None:
                 self.say(f"no lock on {session.name}")
                 return
-            lock.held = True
-            lock.release()
-            self.say(f"removed the lock on {session.name} ({holder})")
+            self.say(f"removed the lock on {session.name} ({holder.describe()})")
         finally:
             self.close()
 

@@ -6,6 +6,7 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from test_core_locks import ssh_host
 
 from dockyard.clients.aws import AwsApi
 from dockyard.clients.s3 import S3Client
@@ -14,7 +15,6 @@ from dockyard.core.actor import actor
 from dockyard.core.history import (AuditRecord, HostAuditLog, S3AuditStore, SsmAuditStore, parse_audit,
                                    previous_good_release)
 from dockyard.errors import AwsError, NoCredentials
-from test_core_locks import ssh_host
 
 BUCKET = "audit-bucket"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -110,7 +110,6 @@ def test_the_actor_is_the_ci_user_or_the_os_user_at_this_host(monkeypatch):
 def test_an_unreachable_endpoint_a_bad_request_and_no_credentials_are_one_line_exit_8(aws, monkeypatch):
     import boto3
     from botocore.config import Config
-
     from conftest import free_port
 
     dead = aws.session().client("s3", endpoint_url=f"http://127.0.0.1:{free_port()}",

@@ -14,13 +14,13 @@ import urllib.request
 from datetime import datetime, timezone
 
 import pytest
-
 from conftest import REPO, free_port, unavailable
+from fixtures.aws import FAKE_CREDENTIALS
+
 from dockyard.clients.s3 import S3Client
 from dockyard.clients.ssm import SsmClient
 from dockyard.core.locks import DeployLock, HostDirLockStore, LockRecord, S3LockStore, SsmLockStore
 from dockyard.errors import AwsError, LockHeld
-from fixtures.aws import FAKE_CREDENTIALS
 
 BUCKET = "lock-bucket"
 KEY = "dockyard/shop/locks/prod.json"
@@ -100,15 +100,15 @@ def test_of_two_deploys_taking_the_lock_at_once_exactly_one_wins(stores, kind):
         start = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def take(taker: DeployLock) -> None:
+        def take(taker: DeployLock, start: threading.Barrier, outcomes: list[str], version: str) -> None:
             start.wait()
             try:
-                taker.acquire(f"1.0.{round_}")
+                taker.acquire(version)
                 outcomes.append("won")
             except LockHeld:
                 outcomes.append("refused")
 
-        threads = [threading.Thread(target=take, args=(t,)) for t in takers]
+        threads = [threading.Thread(target=take, args=(t, start, outcomes, f"1.0.{round_}")) for t in takers]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -175,7 +175,7 @@ def moto_with_iam(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server (IAM) did not start")
+                    raise RuntimeError("moto_server (IAM) did not start") from None
                 time.sleep(0.2)
         yield endpoint
     finally:
@@ -246,3 +246,12 @@ def test_an_access_denied_on_the_lock_write_is_one_line_and_exit_8(moto_with_iam
     assert result.returncode == 8, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [f"dockyard: {denied.value.message}"]
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_force_unlock_on_acquire_clears_a_dead_deploys_lock_and_says_whose(stores, kind):
+    dead = lock(stores(kind), "ci@runner-7").acquire("0.9.0")
+    said: list[str] = []
+    taken = lock(stores(kind), "ops@desk").acquire("1.0.0", force_unlock=True, say=said.append)
+    assert said == [f"cleared the lock of {dead.describe()}"] and taken.holder == "ops@desk"
+    assert lock(stores(kind), "x").current() == taken

@@ -101,7 +101,7 @@ class AwsApi:
     def action(self, operation: str) -> str:
         """The IAM action of a boto3 method: ``put_object`` -> ``s3:PutObject``."""
         mapping = getattr(getattr(self.client, "meta", None), "method_to_api_mapping", None) or {}
-        api = MANAGED.get(operation) or mapping.get(operation) or "".join(part.capitalize() for part in operation.split("_"))
+        api = MANAGED.get(operation) or mapping.get(operation) or "".join(p.capitalize() for p in operation.split("_"))
         return f"{self.service}:{api}" if self.service else api
 
     def call(self, operation: str, resource: str = "", *, expected: tuple[str, ...] = (), **kwargs: Any) -> Any:

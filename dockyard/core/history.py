@@ -158,7 +158,7 @@ def audit_line(record: AuditRecord) -> str:
     for key, name in LINE_FIELDS:
         value = getattr(record, name) or ("-" if key == "previous" else "")
         if value:
-            parts.append(f"{key}={shlex.quote(value) if shlex.quote(value) != value else value}")
+            parts.append(f"{key}={shlex.quote(value)}")  # unchanged unless it holds spaces or quotes
     return " ".join(parts)
 
 

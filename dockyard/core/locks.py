@@ -119,8 +119,16 @@ class DeployLock:
         """Who holds the lock now (None: free)."""
         return self.store.read(self.environment)
 
-    def acquire(self, version: str, *, action: str = "deploy", wait: float = 0, say: Say | None = None) -> LockRecord:
-        """Take the lock, waiting up to ``wait`` seconds for a held one; :class:`LockHeld` (exit 9) if it stays held."""
+    def acquire(self, version: str, *, action: str = "deploy", wait: float = 0, force_unlock: bool = False,
+                say: Say | None = None) -> LockRecord:
+        """Take the lock, waiting up to ``wait`` seconds for a held one; :class:`LockHeld` (exit 9) if it stays held.
+
+        ``force_unlock`` first clears a lock whoever holds it (a dead deploy's), saying whose it was.
+        """
+        if force_unlock:
+            cleared = self.force_unlock()
+            if cleared is not None and say:
+                say(f"cleared the lock of {cleared.describe()}")
         deadline = self.monotonic() + wait
         told = False
         vanished = 0

@@ -184,11 +184,7 @@ class EbService:
         return deployment, plan, state
 
     def _take_lock(self, lock: DeployLock, release: Release, force: bool) -> None:
-        if force:
-            stale = lock.force_unlock()
-            if stale is not None:
-                self.say(f"  cleared the lock of {stale.describe()}")
-        lock.acquire(release.version)
+        lock.acquire(release.version, force_unlock=force, say=lambda text: self.say(f"  {text}"))
 
     def _finish(self, lock: DeployLock, deployment: Deployment, started: datetime, action: str) -> None:
         try:

@@ -194,11 +194,7 @@ class EcsService:
         lock = self.lock()
 
         def take_lock() -> None:
-            if force_unlock:
-                cleared = lock.force_unlock()
-                if cleared is not None:
-                    self.say(f"      cleared the lock of {cleared.describe()}")
-            lock.acquire(version)
+            lock.acquire(version, force_unlock=force_unlock, say=lambda text: self.say(f"      {text}"))
 
         def write_secrets() -> None:
             for name, value in intent.ssm_writes:

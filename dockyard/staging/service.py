@@ -9,19 +9,8 @@ from ..core.history import HostAuditLog, previous_good_release
 from ..errors import ConfigError, DockyardError, Refused
 from ..plan import Plan, Step, execute
 from . import commands as cmd
-from .deploy import (
-    HostDeployer,
-    HostSession,
-    Registration,
-    batches,
-    check_docker,
-    describe_error,
-    host_lock,
-    open_session,
-    plan_host,
-    setup_host,
-    start_accessories,
-)
+from .deploy import (HostDeployer, HostSession, Registration, batches, check_docker, describe_error, host_lock,
+                     open_session, plan_host, setup_host, start_accessories)
 from .model import StagingTarget, valid_version
 
 
@@ -151,8 +140,8 @@ class StagingService:
         lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
         groups = batches(sessions, limit or self.target.batch_size)
         steps = [Step(f"take the deploy lock on {sessions[0].name}",
-                      lambda: self._take_lock(lock, version, action, force_unlock,
-                                              self.target.lock_wait if lock_wait is None else lock_wait),
+                      lambda: lock.acquire(version, action=action, force_unlock=force_unlock, say=self._indented,
+                                           wait=self.target.lock_wait if lock_wait is None else lock_wait),
                       details=(f"mkdir {sessions[0].layout.lock_dir}",)
                       + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
         outcomes: dict[str, str] = {}
@@ -182,12 +171,8 @@ class StagingService:
             self._report(sessions, outcomes)
             self.say(f"{self.env.name} now runs {version}")
 
-    def _take_lock(self, lock: Any, version: str, action: str, force: bool, wait: float) -> None:
-        if force:
-            cleared = lock.force_unlock()
-            if cleared is not None:
-                self.say(f"  cleared the lock of {cleared.describe()}")
-        lock.acquire(version, action=action, wait=wait, say=self.say)
+    def _indented(self, text: str) -> None:
+        self.say(f"  {text}")
 
     def _run_batch(self, group: Sequence[HostSession], version: str, rollback: bool, registration: Registration,
                    outcomes: dict[str, str]) -> None:

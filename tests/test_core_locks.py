@@ -19,6 +19,7 @@ from fixtures.aws import FAKE_CREDENTIALS
 
 from dockyard.clients.s3 import S3Client
 from dockyard.clients.ssm import SsmClient
+from dockyard.core.history import AuditRecord, S3AuditStore
 from dockyard.core.locks import DeployLock, HostDirLockStore, LockRecord, S3LockStore, SsmLockStore
 from dockyard.errors import AwsError, LockHeld
 
@@ -237,6 +238,11 @@ def test_an_access_denied_on_the_lock_write_is_one_line_and_exit_8(moto_with_iam
     assert denied.value.exit_code == 8
     assert denied.value.message == (f"s3:PutObject on s3://{BUCKET}/{KEY} was denied (AccessDenied): the deploying "
                                     "identity needs s3:PutObject on that bucket")
+    record = AuditRecord(action="deploy", environment="prod", target="shop-prod", version="1.2.3", label="1.2.3",
+                         who="me@here", started="2026-03-01T12:00:00+00:00", result="failed")
+    with pytest.raises(AwsError, match=r"^s3:PutObject on s3://lock-bucket/dockyard/shop/audit/prod/\S+ was denied "
+                                       r"\(AccessDenied\)"):
+        S3AuditStore(S3Client(s3), BUCKET, "dockyard/shop").write(record)  # the audit write alike
 
     # Through an Invoke task's edge, as `inv deploy` runs it: one line on stderr, exit 8, no traceback.
     (tmp_path / "tasks.py").write_text(textwrap.dedent(TASKS).format(endpoint=moto_with_iam, bucket=BUCKET, key=KEY))

@@ -11,10 +11,10 @@ import pytest
 
 from dockyard.containers import UnsupportedComposeKey, container_definitions, interpolate, read_compose_file
 from dockyard.eb.bundle import Bundle, BundleFile
-from dockyard.eb.client import EnvironmentState, Event
+from dockyard.clients.eb import EnvironmentState, Event
 from dockyard.eb.deploy import LabelConflict, WaitPolicy, check_label, wait_for_update
 from dockyard.eb.dockerrun import DockercfgLocation, dockercfg, dockerrun_v1, dockerrun_v2, dockerrun_v3, pinned_compose
-from dockyard.eb.client import AppVersion
+from dockyard.clients.eb import AppVersion
 
 REPO = Path(__file__).resolve().parent.parent
 

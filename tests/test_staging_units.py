@@ -9,8 +9,8 @@ from conftest import deep_merge
 from dockyard.config import defaults, parse_settings
 from dockyard.errors import ConfigError, Refused
 from dockyard.staging import commands as cmd
-from dockyard.staging.deploy import (Container, HostSession, HostState, batches, images_to_prune, parse_audit,
-                                     parse_containers, plan_host, previous_version)
+from dockyard.core.history import append_line, parse_audit, previous_good_release
+from dockyard.staging.deploy import Container, HostSession, HostState, batches, images_to_prune, parse_containers, plan_host
 from dockyard.staging.model import Layout, valid_version
 from dockyard.staging.proxy import live_version, render_proxy_conf, render_upstream
 
@@ -97,7 +97,7 @@ def test_app_container_gets_env_file_never_values():
 
 
 def test_shell_commands_pass_values_as_parameters():
-    command = cmd.append_line("/x/audit.log", "deploy version=v1; rm -rf /")
+    command = append_line("/x/audit.log", "deploy version=v1; rm -rf /")
     assert command.argv[:2] == ("sh", "-c") and "rm -rf" not in command.argv[2]
     assert command.argv[-2:] == ("deploy version=v1; rm -rf /", "/x/audit.log")
 
@@ -184,8 +184,8 @@ def test_previous_version_comes_from_the_audit_log():
            "2026-01-03T00:00:00Z deploy version=bad previous=v2 by=a outcome=health-failed\n")
     entries = parse_audit(log)
     assert [e.version for e in entries] == ["v1", "v2", "bad"]
-    assert previous_version(entries, "v2", {"v1", "v2"}) == "v1"
-    assert previous_version(entries, "v2", {"v2"}) is None
+    assert previous_good_release(entries[::-1], "v2", {"v1", "v2"}).version == "v1"
+    assert previous_good_release(entries[::-1], "v2", {"v2"}) is None
 
 
 def test_parse_containers_and_batches():

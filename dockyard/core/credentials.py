@@ -15,7 +15,6 @@ dockercfg written to a private, encrypted object.
 """
 from __future__ import annotations
 
-import base64
 import os
 import sys
 from dataclasses import dataclass, field
@@ -100,19 +99,11 @@ def resolve_credentials(
 
 def ecr_credentials(settings: Any, *, session: Any = None, registry: str = "") -> RegistryCredentials:
     """A token from ``ecr:GetAuthorizationToken`` (region/profile/endpoint from ``dockyard.aws``)."""
-    from ..clients.aws import AwsError, aws_client, describe_error
+    from ..clients.aws import aws_client
+    from ..clients.ecr import EcrClient
 
-    client = aws_client(settings, "ecr", session)
-    try:
-        data = client.get_authorization_token()["authorizationData"][0]
-    except Exception as exc:  # botocore's ClientError / EndpointConnectionError
-        if isinstance(exc, DockyardError):
-            raise
-        raise AwsError(f"ECR GetAuthorizationToken failed ({describe_error(exc)}); check the AWS credentials and "
-                       "region") from None
-    user, _, token = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    endpoint = registry or registry_address(data.get("proxyEndpoint", ""))
-    return RegistryCredentials(endpoint, user or "AWS", token)
+    user, token, proxy = EcrClient(aws_client(settings, "ecr", session)).authorization()
+    return RegistryCredentials(registry or registry_address(proxy), user or "AWS", token)
 
 
 def registry_address(url: str) -> str:

@@ -15,11 +15,11 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..clients.eb import AppVersion, EbClient, EnvironmentState, Event
 from ..core.versions import Release
 from ..errors import DeployFailed, DeployTimedOut, DockyardError, Refused, RolledBack  # noqa: F401 - re-exported
 from ..plan import Plan, Step
 from .bundle import Bundle, describe
-from .client import AppVersion, EbClient, EnvironmentState, Event
 
 FAILURE_MESSAGES = ("failed to deploy application", "reverted to the previous", "failed to pull",
                     "instance deployment failed", "deployment failed", "command failed on")

@@ -166,23 +166,6 @@ def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False) -> C
     return docker(layout, "exec", *(["--interactive", "--tty"] if tty else []), container, "sh", "-c", cmd)
 
 
-def take_lock(layout: Layout) -> Command:
-    """Atomic: ``mkdir`` fails when another deploy holds the lock."""
-    return shell('mkdir "$1"', layout.lock_dir)
-
-
-def release_lock(layout: Layout) -> Command:
-    return shell('rm -rf "$1"', layout.lock_dir)
-
-
-def read_file(path: str) -> Command:
-    return shell('cat "$1" 2>/dev/null || true', path)
-
-
-def append_line(path: str, line: str) -> Command:
-    return shell('printf "%s\\n" "$1" >> "$2"', line, path)
-
-
 def tail_file(path: str, lines: int) -> Command:
     return shell('tail -n "$2" "$1" 2>/dev/null || true', path, str(lines))
 

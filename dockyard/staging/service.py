@@ -5,12 +5,12 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
+from ..core.history import HostAuditLog, previous_good_release
 from ..errors import ConfigError, DockyardError, Refused
 from ..plan import Plan, Step, execute
 from . import commands as cmd
-from .deploy import (DeployLock, HostDeployer, HostSession, Registration, batches, check_docker,
-                     describe_error, open_session, parse_audit, plan_host, previous_version, setup_host,
-                     start_accessories)
+from .deploy import (HostDeployer, HostSession, Registration, batches, check_docker, describe_error, host_lock,
+                     open_session, plan_host, setup_host, start_accessories)
 from .model import StagingTarget, valid_version
 
 
@@ -114,7 +114,7 @@ class StagingService:
     # --- deploy and rollback ----------------------------------------------------------------------------------
 
     def deploy(self, version: str, *, dry_run: bool = False, lock_wait: float | None = None, limit: int = 0,
-               rollback: bool = False) -> None:
+               rollback: bool = False, force_unlock: bool = False) -> None:
         action = "rollback" if rollback else "deploy"
         if not rollback:
             version = self.resolve_version(version)
@@ -135,12 +135,13 @@ class StagingService:
             if not valid_version(version):
                 raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
         plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback) for s in sessions}
-        lock = DeployLock(sessions[0], self.env.name)
+        lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
         groups = batches(sessions, limit or self.target.batch_size)
         steps = [Step(f"take the deploy lock on {sessions[0].name}",
-                      lambda: lock.acquire(action, version, wait=self.target.lock_wait if lock_wait is None
-                                           else lock_wait, sleep=self.sleep, say=self.say),
-                      details=(f"mkdir {lock.session.layout.lock_dir}",))]
+                      lambda: lock.acquire(version, action=action, force_unlock=force_unlock, say=self._indented,
+                                           wait=self.target.lock_wait if lock_wait is None else lock_wait),
+                      details=(f"mkdir {sessions[0].layout.lock_dir}",)
+                      + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
         outcomes: dict[str, str] = {}
         for n, group in enumerate(groups, 1):
             names = ", ".join(s.name for s in group)
@@ -167,6 +168,9 @@ class StagingService:
         if not dry_run:
             self._report(sessions, outcomes)
             self.say(f"{self.env.name} now runs {version}")
+
+    def _indented(self, text: str) -> None:
+        self.say(f"  {text}")
 
     def _run_batch(self, group: Sequence[HostSession], version: str, rollback: bool, registration: Registration,
                    outcomes: dict[str, str]) -> None:
@@ -200,14 +204,14 @@ class StagingService:
 
     def default_rollback(self, sessions: Sequence[HostSession], states: dict) -> str:
         first = sessions[0]
-        text = first.host.run(cmd.read_file(first.layout.audit_log)).stdout
+        records = HostAuditLog(first.host, first.layout.audit_log).records(self.env.name)
         retained = set.intersection(*({c.version for c in states[s.name].apps()} for s in sessions))
         live = states[first.name].live
-        version = previous_version(parse_audit(text), live, retained)
-        if version is None:
+        good = previous_good_release(records, live or "", retained)
+        if good is None:
             raise Refused(f"no previous version to roll back to on {first.name} (live: {live or 'none'}, retained: "
                           f"{', '.join(sorted(retained)) or 'none'}); name one: `inv {self.env.name}.rollback VERSION`")
-        return version
+        return good.version
 
     # --- setup and the rest -------------------------------------------------------------------------------------
 
@@ -253,8 +257,8 @@ class StagingService:
     def status(self) -> None:
         try:
             sessions = self.sessions(check=False)
-            holder = DeployLock(sessions[0]).details()
-            self.say(f"lock: {holder or 'free'}")
+            holder = host_lock(sessions[0], self.env.name).current()
+            self.say(f"lock: {holder.describe() if holder else 'free'}")
             for session in sessions:
                 state = session.state()
                 running = [c for c in state.apps() if c.running]
@@ -287,14 +291,11 @@ class StagingService:
     def unlock(self) -> None:
         try:
             session = self.sessions(check=False)[0]
-            lock = DeployLock(session)
-            holder = lock.details()
+            holder = host_lock(session, self.env.name).force_unlock()
             if holder is None:
                 self.say(f"no lock on {session.name}")
                 return
-            lock.held = True
-            lock.release()
-            self.say(f"removed the lock on {session.name} ({holder})")
+            self.say(f"removed the lock on {session.name} ({holder.describe()})")
         finally:
             self.close()
 

@@ -42,7 +42,7 @@ def diff(c, version="", env="prod"):
 @edge
 def status(c, env="prod", events=5):
     """Show the ECS service: counts, task definition and images, deployments, recent events."""
-    from ..ecs.client import short_arn
+    from ..clients.ecs import short_arn
 
     service = _service(c, env)
     state = service.state()

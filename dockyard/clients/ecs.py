@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from ..clients.aws import AwsError, describe_error, error_code
+from ..ecs.taskdef import TaskDefinition  # the value ECS's task-definition calls speak
 from ..errors import Refused
-from .taskdef import TaskDefinition
+from .aws import AwsApi, ExpectedError
 
 
 @dataclass(frozen=True)
@@ -59,38 +59,34 @@ class EcsClient:
         self.session = session
         self.endpoint_url = endpoint_url or None
         self.sleep = sleep
-        self._ecs: Any = None
-        self._ecr: Any = None
+        self._ecs: AwsApi | None = None
+        self._ecr: AwsApi | None = None
 
     @property
-    def ecs(self) -> Any:
+    def ecs(self) -> AwsApi:
         if self._ecs is None:
-            self._ecs = self.session.client("ecs", endpoint_url=self.endpoint_url)
+            self._ecs = AwsApi(self.session.client("ecs", endpoint_url=self.endpoint_url), service="ecs",
+                               sleep=self.sleep)
         return self._ecs
 
     @property
-    def ecr(self) -> Any:
+    def ecr(self) -> AwsApi:
         if self._ecr is None:
-            self._ecr = self.session.client("ecr", endpoint_url=self.endpoint_url)
+            self._ecr = AwsApi(self.session.client("ecr", endpoint_url=self.endpoint_url), service="ecr",
+                               sleep=self.sleep)
         return self._ecr
 
-    def _call(self, what: str, func: Callable[..., Any], **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def _call(self, operation: str, resource: str, **kwargs: Any) -> Any:
+        """An ECS call; a missing cluster is the user's setting, so it is refused rather than failed."""
         try:
-            return func(**kwargs)
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "ClusterNotFoundException":
-                raise Refused(f"ECS cluster {kwargs.get('cluster')!r} not found in this account/region: check "
-                              "dockyard.ecs.cluster and dockyard.aws.region") from None
-            raise AwsError(f"ECS {what} failed ({describe_error(exc)})") from None
-        except BotoCoreError as exc:
-            raise AwsError(f"ECS {what} failed ({exc}); check dockyard.aws (region, endpoint_url)") from None
+            return self.ecs.call(operation, resource, expected=("ClusterNotFoundException",), **kwargs)
+        except ExpectedError:
+            raise Refused(f"ECS cluster {kwargs.get('cluster')!r} not found in this account/region: check "
+                          "dockyard.ecs.cluster and dockyard.aws.region") from None
 
     # --- services -------------------------------------------------------------------------------------------------
     def service(self, cluster: str, service: str) -> ServiceState:
-        data = self._call("DescribeServices", self.ecs.describe_services, cluster=cluster, services=[service])
+        data = self._call("describe_services", f"service {cluster}/{service}", cluster=cluster, services=[service])
         found = [s for s in data.get("services") or [] if s.get("status") != "INACTIVE"]
         if not found:
             raise Refused(f"ECS service {service!r} not found in cluster {cluster!r}: check dockyard.ecs.service "
@@ -98,12 +94,12 @@ class EcsClient:
         return _service_state(cluster, found[0])
 
     def update_service(self, cluster: str, service: str, task_definition_arn: str) -> None:
-        self._call("UpdateService", self.ecs.update_service, cluster=cluster, service=service,
+        self._call("update_service", f"service {cluster}/{service}", cluster=cluster, service=service,
                    taskDefinition=task_definition_arn)
 
     # --- task definitions ----------------------------------------------------------------------------------------
     def task_definition(self, ref: str) -> TaskDefinition:
-        data = self._call("DescribeTaskDefinition", self.ecs.describe_task_definition, taskDefinition=ref,
+        data = self._call("describe_task_definition", f"task definition {ref}", taskDefinition=ref,
                           include=["TAGS"])
         return TaskDefinition.from_api(data["taskDefinition"], data.get("tags") or None)
 
@@ -111,7 +107,7 @@ class EcsClient:
         payload = definition.payload
         if not payload.get("tags"):
             payload.pop("tags", None)
-        data = self._call("RegisterTaskDefinition", self.ecs.register_task_definition, **payload)
+        data = self._call("register_task_definition", f"task definition family {payload.get('family')}", **payload)
         return TaskDefinition.from_api(data["taskDefinition"], payload.get("tags"))
 
     def active_revisions(self, family: str) -> list[str]:
@@ -122,7 +118,7 @@ class EcsClient:
             kwargs: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE", "sort": "DESC"}
             if token:
                 kwargs["nextToken"] = token
-            data = self._call("ListTaskDefinitions", self.ecs.list_task_definitions, **kwargs)
+            data = self._call("list_task_definitions", f"task definition family {family}", **kwargs)
             arns += [a for a in data.get("taskDefinitionArns") or [] if short_arn(a).rsplit(":", 1)[0] == family]
             token = data.get("nextToken")
             if not token:
@@ -130,18 +126,16 @@ class EcsClient:
         return sorted(arns, key=lambda a: int(a.rsplit(":", 1)[1]), reverse=True)
 
     def deregister(self, arn: str) -> None:
-        self._call("DeregisterTaskDefinition", self.ecs.deregister_task_definition, taskDefinition=arn)
+        self._call("deregister_task_definition", f"task definition {arn}", taskDefinition=arn)
 
     # --- images ------------------------------------------------------------------------------------------------------
     def ecr_has_image(self, repository_name: str, tag: str) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
-            self.ecr.describe_images(repositoryName=repository_name, imageIds=[{"imageTag": tag}])
-        except ClientError as exc:
-            if error_code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):
-                return False
-            raise AwsError(f"ECR DescribeImages failed ({describe_error(exc)})") from None
+            self.ecr.call("describe_images", f"repository {repository_name}",
+                          expected=("ImageNotFoundException", "RepositoryNotFoundException"),
+                          repositoryName=repository_name, imageIds=[{"imageTag": tag}])
+        except ExpectedError:
+            return False
         return True
 
 

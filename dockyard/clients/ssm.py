@@ -1,9 +1,10 @@
-"""The only place SSM Parameter Store is called: a typed client for the lock, audit records and task secrets."""
+"""The only place SSM Parameter Store is called: the deploy lock, audit records, task and EB secrets."""
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Iterable
 
-from ..clients.aws import AwsError, describe_error, error_code
+from .aws import AwsApi, ExpectedError
 
 
 class ParameterExists(Exception):
@@ -16,60 +17,52 @@ def parameter_arn(name: str, *, region: str, account: str) -> str:
     return f"arn:{partition}:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
 
 
+def parameter_name(*parts: str) -> str:
+    """``/part/part/...`` with only the characters SSM allows in names (``a-zA-Z0-9_.-/``)."""
+    segments = [seg for part in parts for seg in part.split("/") if seg]
+    return "/" + "/".join("".join(ch if ch.isalnum() or ch in "_.-" else "." for ch in seg) for seg in segments)
+
+
 class SsmClient:
     """SSM calls with dockyard's errors. Takes a boto3 session (and endpoint); opens nothing until first used."""
 
-    def __init__(self, session: Any, *, endpoint_url: str = "") -> None:
+    def __init__(self, session: Any, *, endpoint_url: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
         self.session = session
         self.endpoint_url = endpoint_url or None
-        self._ssm: Any = None
+        self.sleep = sleep
+        self._api: AwsApi | None = None
 
     @property
-    def ssm(self) -> Any:
-        if self._ssm is None:
-            self._ssm = self.session.client("ssm", endpoint_url=self.endpoint_url)
-        return self._ssm
-
-    def _call(self, what: str, func: Callable[..., Any], service: str = "SSM", **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return func(**kwargs)
-        except ClientError as exc:
-            if error_code(exc) == "ParameterAlreadyExists":
-                raise ParameterExists(kwargs.get("Name", "")) from None
-            raise AwsError(f"{service} {what} failed ({describe_error(exc)})") from None
-        except BotoCoreError as exc:
-            raise AwsError(f"{service} {what} failed ({exc}); check dockyard.aws (region, endpoint_url)") from None
+    def api(self) -> AwsApi:
+        if self._api is None:
+            self._api = AwsApi(self.session.client("ssm", endpoint_url=self.endpoint_url), service="ssm",
+                               sleep=self.sleep)
+        return self._api
 
     def create(self, name: str, value: str, *, description: str = "") -> None:
         """Create a String parameter; :class:`ParameterExists` if the name is taken (never overwrites)."""
         kwargs: dict[str, Any] = {"Name": name, "Value": value, "Type": "String", "Overwrite": False}
         if description:
             kwargs["Description"] = description
-        self._call("PutParameter", self.ssm.put_parameter, **kwargs)
+        try:
+            self.api.call("put_parameter", name, expected=("ParameterAlreadyExists",), **kwargs)
+        except ExpectedError:
+            raise ParameterExists(name) from None
 
     def get(self, name: str) -> str | None:
         """A parameter's value (decrypted), or None when it does not exist."""
-        from botocore.exceptions import ClientError
-
         try:
-            return self.ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        except ClientError as exc:
-            if error_code(exc) == "ParameterNotFound":
-                return None
-            raise AwsError(f"SSM GetParameter failed ({describe_error(exc)})") from None
+            return self.api.call("get_parameter", name, expected=("ParameterNotFound",), Name=name,
+                                 WithDecryption=True)["Parameter"]["Value"]
+        except ExpectedError:
+            return None
 
     def delete(self, name: str) -> bool:
         """Delete a parameter; False when it was already gone."""
-        from botocore.exceptions import ClientError
-
         try:
-            self.ssm.delete_parameter(Name=name)
-        except ClientError as exc:
-            if error_code(exc) == "ParameterNotFound":
-                return False
-            raise AwsError(f"SSM DeleteParameter failed ({describe_error(exc)})") from None
+            self.api.call("delete_parameter", name, expected=("ParameterNotFound",), Name=name)
+        except ExpectedError:
+            return False
         return True
 
     def values(self, names: Iterable[str]) -> dict[str, str]:
@@ -77,8 +70,8 @@ class SsmClient:
         names = list(names)
         out: dict[str, str] = {}
         for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
-            data = self._call("GetParameters", self.ssm.get_parameters, Names=names[start:start + 10],
-                              WithDecryption=True)
+            batch = names[start:start + 10]
+            data = self.api.call("get_parameters", ", ".join(batch), Names=batch, WithDecryption=True)
             out.update({p["Name"]: p["Value"] for p in data.get("Parameters") or []})
         return out
 
@@ -87,7 +80,7 @@ class SsmClient:
         kwargs: dict[str, Any] = {"Name": name, "Value": value, "Type": "SecureString", "Overwrite": True}
         if key_id:
             kwargs["KeyId"] = key_id
-        self._call("PutParameter", self.ssm.put_parameter, **kwargs)
+        self.api.call("put_parameter", name, **kwargs)
 
     def by_path(self, path: str) -> dict[str, str]:
         """Every parameter under ``path`` (recursive): {name: value}."""
@@ -97,7 +90,7 @@ class SsmClient:
             kwargs: dict[str, Any] = {"Path": path, "Recursive": True, "WithDecryption": True, "MaxResults": 10}
             if token:
                 kwargs["NextToken"] = token
-            data = self._call("GetParametersByPath", self.ssm.get_parameters_by_path, **kwargs)
+            data = self.api.call("get_parameters_by_path", path, **kwargs)
             out.update({p["Name"]: p["Value"] for p in data.get("Parameters") or []})
             token = data.get("NextToken")
             if not token:
@@ -105,5 +98,5 @@ class SsmClient:
 
     def account(self) -> str:
         """The caller's account id (for parameter ARNs)."""
-        sts = self.session.client("sts", endpoint_url=self.endpoint_url)
-        return self._call("GetCallerIdentity", sts.get_caller_identity, service="STS")["Account"]
+        sts = AwsApi(self.session.client("sts", endpoint_url=self.endpoint_url), service="sts", sleep=self.sleep)
+        return sts.call("get_caller_identity")["Account"]

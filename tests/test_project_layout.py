@@ -218,3 +218,52 @@ def test_tasks_py_is_the_invoke_entry_and_tasks_the_package_beside_it():
     assert "  app.shell " in listed
     assert not (REPO / "tasks" / "__init__.py").exists()  # tasks.py is the package's code: Invoke loads it
     assert textwrap.dedent(TEAM_TASKS_PY).splitlines()[-2:] == (REPO / "tasks.py").read_text().splitlines()[-2:]
+
+
+# --- the pieces the sample's app tasks stand on -----------------------------------------------------------------------
+
+
+def sample_app_tasks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sample_app_tasks", REPO / "tasks" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_superuser_password_comes_from_the_variable_or_two_matching_prompts():
+    from dockyard.errors import Refused
+
+    app = sample_app_tasks()
+    assert app.superuser_password({"DJANGO_SUPERUSER_PASSWORD": "from-env"}) == "from-env"
+    answers = iter(["typed", "typed"])
+    assert app.superuser_password({}, prompt=lambda _: next(answers)) == "typed"
+    differ = iter(["one", "two"])
+    with pytest.raises(Refused, match="empty or differ"):
+        app.superuser_password({}, prompt=lambda _: next(differ))
+    with pytest.raises(Refused, match="set DJANGO_SUPERUSER_PASSWORD"):
+        app.superuser_password({"CI": "true"})
+
+
+def test_an_environment_without_a_stack_or_ssh_hosts_has_no_app_container_to_run_in():
+    from types import SimpleNamespace
+
+    from dockyard.errors import Refused
+    from dockyard.running import app_location
+
+    assert app_location(SimpleNamespace(name="dev", compose=Path("c.yml"), target="")) == "local"
+    assert app_location(SimpleNamespace(name="prod", compose=Path("c.yml"), target="eb")) == "local"
+    assert app_location(SimpleNamespace(name="staging", compose=None, target="ssh")) == "ssh"
+    with pytest.raises(Refused, match=r"prod has no app container .* its target \(eb\) has no exec path"):
+        app_location(SimpleNamespace(name="prod", compose=None, target="eb"))
+
+
+def test_an_app_task_on_an_eb_environment_without_a_stack_is_refused_in_one_line(sample_project):
+    sample_project.configure({"dockyard": {"environments": {"prod": {"compose": "", "target": "eb"}}}})
+    result = sample_project.inv("app.shell", "--env", "prod", "--command", "print(1)")
+    assert result.returncode == 5
+    assert result.stderr.strip().splitlines() == [
+        ("dockyard: prod has no app container dockyard can run commands in: it has no compose file and its target "
+         "(eb) has no exec path in dockyard; give it a compose file (dockyard.environments.prod.compose) or use "
+         "another environment")]

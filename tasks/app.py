@@ -11,7 +11,8 @@ from invoke import task
 
 from dockyard.tasks.common import edge
 
-ENV_HELP = "environment whose running app container it runs in (default: dev; staging: its first host)"
+ENV_HELP = ("environment whose running app container it runs in (default: dev; an SSH target such as staging: its "
+            "first host)")
 PASSWORD_VARIABLE = "DJANGO_SUPERUSER_PASSWORD"
 # The password arrives on stdin and becomes the variable Django's `createsuperuser --noinput` reads: it is never
 # an argument of any command (ps, shell history, echoed commands).

@@ -476,7 +476,8 @@ exec "{real}" "$@"
         assert token not in result.stdout + result.stderr
         assert watch.scans > 10 and watch.seen == []
         assert not (staging.state_dir() / "lock").exists()
-        assert "app-v1" not in docker("ps", "-a", "--format", "{{.Names}}").stdout
+        # Only this project's containers: other test sessions on the engine run staging deploys of their own.
+        assert f"{staging.prefix}-app-v1" not in docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
     finally:
         staging.cleanup()
 

@@ -123,7 +123,7 @@ class SampleProject:
         return self.config["dockyard"]["image"]["repository"]
 
 
-PROJECT_FILES = ("tasks.py", "invoke.yaml", ".dockerignore", ".gitignore", "app", "docker", "environments",
+PROJECT_FILES = ("tasks.py", "tasks", "invoke.yaml", ".dockerignore", ".gitignore", "app", "docker", "environments",
                  "templates")
 
 

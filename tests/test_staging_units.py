@@ -178,6 +178,12 @@ def test_exec_tty_asks_docker_for_a_terminal():
     assert argv[3:6] == ("exec", "--interactive", "--tty") and argv[-3:] == ("sh", "-c", "python manage.py shell")
 
 
+def test_exec_with_stdin_feeds_it_without_a_terminal():
+    command = cmd.exec_in(LAYOUT, "c", 'read -r p; echo "$p"', stdin="s3cret\n")
+    assert command.argv[3:5] == ("exec", "--interactive") and "--tty" not in command.argv
+    assert command.stdin == "s3cret\n" and "s3cret" not in " ".join(command.argv)
+
+
 def test_previous_version_comes_from_the_audit_log():
     log = ("2026-01-01T00:00:00Z deploy version=v1 previous=- by=a outcome=ok\n"
            "2026-01-02T00:00:00Z deploy version=v2 previous=v1 by=a outcome=ok\n"

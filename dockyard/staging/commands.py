@@ -161,9 +161,11 @@ def logs(layout: Layout, container: str, *, tail: int | None = 50, follow: bool 
     return docker(layout, *argv, container)
 
 
-def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False) -> Command:
-    """``tty``: an interactive command (``-it``); the SSH session then needs a pty too."""
-    return docker(layout, "exec", *(["--interactive", "--tty"] if tty else []), container, "sh", "-c", cmd)
+def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False, stdin: str | None = None) -> Command:
+    """``tty``: an interactive command (``-it``); the SSH session then needs a pty too. ``stdin`` is fed to the
+    command (``-i``): how a secret reaches it without appearing on a command line."""
+    flags = ["--interactive", "--tty"] if tty else ["--interactive"] if stdin is not None else []
+    return docker(layout, "exec", *flags, container, "sh", "-c", cmd, stdin=stdin)
 
 
 def tail_file(path: str, lines: int) -> Command:

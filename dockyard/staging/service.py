@@ -361,7 +361,7 @@ class StagingService:
         if errors:
             raise errors[0]
 
-    def exec(self, command: str, *, all_hosts: bool, service: str, tty: bool = False) -> int:
+    def exec(self, command: str, *, all_hosts: bool, service: str, tty: bool = False, stdin: str | None = None) -> int:
         if tty and all_hosts:
             raise DockyardError("--tty runs one interactive command on one host: drop --all-hosts", exit_code=2)
         try:
@@ -371,8 +371,8 @@ class StagingService:
                 container = self.container_of(session, service)
                 if all_hosts:
                     self.say(f"== {session.name}")
-                result = session.host.run(cmd.exec_in(session.layout, container, command, tty=tty), stream=True,
-                                          check=False, pty=tty)
+                result = session.host.run(cmd.exec_in(session.layout, container, command, tty=tty, stdin=stdin),
+                                          stream=True, check=False, pty=tty)
                 code = code or result.returncode
             return code
         finally:

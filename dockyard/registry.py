@@ -215,13 +215,62 @@ def _registry_target(credentials: RegistryCredentials, repository: str) -> tuple
     return host, path
 
 
+@dataclass(frozen=True)
+class RemoteImage:
+    """What the registry holds for ``repository:tag``: its manifest digest, image ID and labels."""
+
+    digest: str
+    image_id: str
+    labels: Mapping[str, str]
+
+
+def remote_image(
+    credentials: RegistryCredentials, repository: str, tag: str, *, timeout: float = 20
+) -> RemoteImage | None:
+    """The manifest digest, image ID and labels (from the image config) of ``repository:tag``; None when absent.
+
+    A multi-platform index has no single config: its labels are then empty.
+    """
+    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    if answer is None:
+        return None
+    headers, body = answer
+    try:
+        manifest = json.loads(body.decode() or "{}")
+    except ValueError:
+        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
+    digest = headers.get("docker-content-digest", "")
+    config_digest = (manifest.get("config") or {}).get("digest", "")
+    if not config_digest:
+        return RemoteImage(digest, digest, {})
+    blob = _api_request("GET", credentials, repository, f"blobs/{config_digest}", f"@{config_digest}",
+                        {"Accept": "*/*"}, timeout)
+    try:
+        config = json.loads(blob[1].decode() or "{}") if blob else {}
+    except ValueError:
+        config = {}
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return RemoteImage(digest, config_digest, {str(k): str(v) for k, v in labels.items()})
+
+
 def _manifest_request(
     method: str, credentials: RegistryCredentials, repository: str, tag: str, timeout: float
 ) -> tuple[dict[str, str], bytes] | None:
-    """HEAD/GET ``/v2/<path>/manifests/<tag>`` with Basic auth, or a Bearer token when the registry asks for one."""
+    """HEAD/GET ``/v2/<path>/manifests/<tag>``."""
+    return _api_request(method, credentials, repository, f"manifests/{urllib.parse.quote(tag)}",
+                        f":{tag}", {"Accept": ", ".join(MANIFEST_TYPES)}, timeout)
+
+
+def _api_request(
+    method: str, credentials: RegistryCredentials, repository: str, suffix: str, reference: str,
+    headers: Mapping[str, str], timeout: float,
+) -> tuple[dict[str, str], bytes] | None:
+    """``/v2/<path>/<suffix>`` with Basic auth, or a Bearer token when the registry asks for one; None on 404.
+
+    ``reference`` (``:tag`` or ``@digest``) names what was asked for in errors.
+    """
     host, path = _registry_target(credentials, repository)
-    url = f"{api_base(host)}/v2/{path}/manifests/{urllib.parse.quote(tag)}"
-    headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+    url = f"{api_base(host)}/v2/{path}/{suffix}"
     basic = "Basic " + base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
     status, answer, body = _request(method, url, {**headers, "Authorization": basic}, timeout, host)
     if status == 401:
@@ -233,10 +282,10 @@ def _manifest_request(
         return None
     if status in (401, 403):
         raise RegistryAuthFailed(
-            f"registry {host} refused to show {path}:{tag} to {credentials.username}: check the password"
+            f"registry {host} refused to show {path}{reference} to {credentials.username}: check the password"
         )
     if status >= 400:
-        raise DockyardError(f"registry {host} answered HTTP {status} for {path}:{tag}")
+        raise DockyardError(f"registry {host} answered HTTP {status} for {path}{reference}")
     return answer, body
 
 

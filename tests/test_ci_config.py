@@ -32,7 +32,9 @@ def test_config_validates_against_the_provider_schema(sample_project, provider):
     commands = [line.strip() for line in text.splitlines()]
     assert any("inv ci.test" in c for c in commands)
     assert any("inv staging.ssh-deploy" in c for c in commands) and any("inv publish" in c for c in commands)
-    assert any('inv deploy \\"$DOCKYARD_VERSION\\"' in c for c in commands)
+    # deploy takes --version (a flag); publish takes VERSION (positional): each as the task defines it
+    assert any('inv deploy --version \\"$DOCKYARD_VERSION\\"' in c for c in commands)
+    assert any('inv publish \\"$DOCKYARD_VERSION\\"' in c for c in commands)
     if provider == "github":
         assert data["jobs"]["staging"]["env"]["DOCKYARD_REGISTRY_PASSWORD"] == \
             "${{ secrets.DOCKYARD_REGISTRY_PASSWORD }}"

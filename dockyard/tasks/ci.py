@@ -123,22 +123,19 @@ def load(c, dir="", dry_run=False):  # noqa: A002
         execute(plan, dry_run=dry_run, mask=project.mask)
 
 
-def _task_names(c: Any, project: Project) -> set[str]:
-    """Every task name (and alias) `inv` offers in this project: its tasks module, loaded as Invoke loads it."""
+def _collection(c: Any, project: Project) -> Collection:
+    """The project's root collection, loaded as Invoke loads it: its tasks module, else dockyard's own."""
     from invoke import FilesystemLoader
 
     root = project.settings.root
     collection_name = c.config.get("tasks", {}).get("collection_name") or "tasks"
     try:
         module, _ = FilesystemLoader(start=str(root)).load(collection_name)
-        collection = Collection.from_module(module)
+        return Collection.from_module(module)
     except Exception:  # noqa: BLE001 - an unusual layout: dockyard's own tasks are what CI calls
-        from . import build_namespace
+        import dockyard
 
-        collection = build_namespace(root)
-    names = set(collection.task_names)
-    names.update(alias for aliases in collection.task_names.values() for alias in aliases)
-    return names
+        return dockyard.namespace(root)
 
 
 @task(help={"provider": "circleci or github (default: dockyard.ci.provider)",
@@ -146,10 +143,11 @@ def _task_names(c: Any, project: Project) -> set[str]:
             "stdout": "print the configuration instead of writing it"})
 @edge
 def config(c, provider="", output="", stdout=False):
-    """Write a CircleCI 2.1 config or a GitHub Actions workflow that runs the inv tasks."""
+    """Write a CircleCI 2.1 config or a GitHub Actions workflow whose every inv line this project accepts."""
     from pathlib import Path
 
-    from ..ci.providers import default_output, render_config, unknown_tasks
+    from ..ci.pipeline import build_pipeline
+    from ..ci.providers import default_output, render_config
     from ..errors import ConfigError
 
     project = Project(c)
@@ -157,10 +155,8 @@ def config(c, provider="", output="", stdout=False):
     provider = provider or ci.provider
     if provider not in ("circleci", "github"):
         raise ConfigError(f"--provider: expected circleci or github, got {provider!r}")
-    for key, name in unknown_tasks(ci, _task_names(c, project)):
-        raise ConfigError(f"dockyard.ci.{key}: no task {name!r} in this project (see `inv --list`); fix the name "
-                          "so the CI file does not call a missing task")
-    text = render_config(project.settings, ci, provider)
+    pipeline = build_pipeline(project.settings, ci, _collection(c, project), provider)
+    text = render_config(project.settings, ci, pipeline)
     if stdout:
         print(text, end="")
         return

@@ -168,7 +168,47 @@ def config(c, provider="", output="", stdout=False):
     project.say(f"wrote {target} ({provider})")
 
 
+@task(help={"provider": "github or circleci (default: dockyard.ci.provider)"})
+@edge
+def policies(c, provider=""):
+    """Print the trust policy of the role CI assumes with its OIDC token, next to its permission policy."""
+    import json
+
+    from ..ci.pipeline import build_pipeline
+    from ..ci.policies import account_of, circleci_trust_policy, github_repository, github_trust_policy, job_refs
+    from ..errors import ConfigError
+
+    project = Project(c)
+    settings = project.settings
+    ci = _ci(project)
+    provider = provider or ci.provider
+    if provider not in ("circleci", "github"):
+        raise ConfigError(f"--provider: expected circleci or github, got {provider!r}")
+    if ci.aws_auth != "oidc":
+        raise ConfigError(f"dockyard.ci.aws_auth is {ci.aws_auth!r}: no role is assumed, so there is no trust "
+                          "policy; set it to oidc")
+    account = account_of(ci.aws_role_arn)
+    pipeline = build_pipeline(settings, ci, _collection(c, project), provider)
+    refs = job_refs(pipeline, ci.staging_branch, ci.release_tag_pattern)
+    if not refs:
+        raise ConfigError("no job of the pipeline needs AWS (no eb/ecs environment deployed, no ECR registry): "
+                          "there is no role to trust")
+    if provider == "github":
+        repository = github_repository(ci.github_repository, project.git.remote_url(settings.git_remote))
+        trust = github_trust_policy(account, repository, refs)
+    else:
+        trust = circleci_trust_policy(account, ci.circleci_org_id, ci.circleci_project_id)
+    document: dict[str, Any] = {"role": ci.aws_role_arn, "provider": provider, "trust_policy": trust}
+    environments = {e for job in (pipeline.staging, pipeline.release) if job for e in job.environments}
+    if any(settings.environments[e].target == "eb" for e in environments):
+        from ..eb.service import policies as eb_policies
+
+        document["permission_policy"] = eb_policies(settings, settings.feature("eb"), account=account,
+                                                    region=settings.aws_region or "*")["ci_user"]
+    project.say(json.dumps(document, indent=2))
+
+
 def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
-    ci = Collection("ci", test, config)
+    ci = Collection("ci", test, config, policies)
     ci.add_collection(Collection("cache", save, load))
     ns.add_collection(ci)

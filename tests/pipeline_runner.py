@@ -100,11 +100,12 @@ class Machine:
         self.env["PATH"] = f"{self.venv / 'bin'}:{self.env.get('PATH', os.defpath)}"
         self.env["VIRTUAL_ENV"] = str(self.venv)
 
-    def checkout(self, origin: Path, workspace: Path, sha: str, branch: str) -> None:
+    def checkout(self, origin: Path, workspace: Path, sha: str, branch: str = "") -> None:
+        """A branch push checks out the branch at the commit; a tag push, the commit detached (as both do)."""
         subprocess.run(["git", "clone", "--quiet", "--no-local", str(origin), str(workspace)], check=True,
                        capture_output=True)
-        subprocess.run(["git", "checkout", "--quiet", "-B", branch, sha], cwd=workspace, check=True,
-                       capture_output=True)
+        target = ["-B", branch, sha] if branch else ["--detach", sha]
+        subprocess.run(["git", "checkout", "--quiet", *target], cwd=workspace, check=True, capture_output=True)
 
     def bash(self, argv: list[str], script: str, cwd: Path, env: Mapping[str, str], name: str) -> StepResult:
         path = self.temp / f"step-{len(list(self.temp.iterdir()))}.sh"
@@ -194,7 +195,8 @@ class GithubRunner:
             name = step.get("name") or step.get("uses") or step.get("run", "")[:40]
             uses = step.get("uses", "")
             if uses:
-                self.use(uses, step.get("with") or {}, origin, workspace, sha, ref_name, exported, result, github)
+                branch = ref_name if ref.startswith("refs/heads/") else ""
+                self.use(uses, step.get("with") or {}, origin, workspace, sha, branch, exported, result, github)
                 continue
             if "if" in step and step["if"] != "always()":
                 raise AssertionError(f"the interpreter does not know the step condition {step['if']!r}")
@@ -295,7 +297,7 @@ class CircleRunner:
         for step in self.steps_of(job["steps"]):
             name = step if isinstance(step, str) else next(iter(step))
             if name == "checkout":
-                machine.checkout(origin, workspace, sha, branch or tag)
+                machine.checkout(origin, workspace, sha, branch)
             elif name == "run":
                 body = step["run"]
                 command = body if isinstance(body, str) else body["command"]

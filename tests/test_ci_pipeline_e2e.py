@@ -157,3 +157,50 @@ def test_ci_config_files_validate_with_the_staging_flow(ci_project):
         check = subprocess.run(["check-jsonschema", "--builtin-schema", schema, str(ci_project.project.root / path)],
                                capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+ROLE = "arn:aws:iam::123456789012:role/dockyard-ci"
+
+
+def test_release_tag_publishes_and_deploys_to_elastic_beanstalk(eb, sample_project, registry, tmp_path):
+    from conftest import git
+    from fixtures.aws import FAKE_CREDENTIALS
+
+    project = sample_project
+    eb.configure(project, platform="v2")
+    repo_path = f"dockyard-test/ci-eb-{uuid.uuid4().hex[:6]}"
+    project.configure({"dockyard": {
+        "image": {"repository": registry.repository(repo_path)},
+        "aws": {"endpoint_url": eb.moto.endpoint, "region": "us-east-1"},  # where this machine's AWS is
+        "ci": {"aws_role_arn": ROLE}}})
+    eb.upload_dockercfg(project)
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    project.git("remote", "add", "origin", str(origin))
+    project.inv("ci.config", "--provider", "github", check=True)
+    project.commit("CI")
+    project.git("push", "-q", "origin", "main")
+    # On the laptop: release and publish (the image goes to the registry, the tag to the remote: CI starts).
+    project.inv("release", "1.0.0", check=True, timeout=900)
+    project.inv("publish", "1.0.0", check=True)
+    sha = project.git("rev-parse", "v1.0.0^{commit}").stdout.strip()
+    # CI's machine never had the laptop's image (they share this engine here, so it is removed).
+    release_ref = f"{registry.repository(repo_path)}:1.0.0"
+    docker("image", "rm", release_ref)
+
+    runner = GithubRunner(yaml.safe_load((project.root / ".github/workflows/dockyard.yml").read_text()),
+                          machine(tmp_path, "gh-tag"), secrets={"DOCKYARD_REGISTRY_PASSWORD": registry.password},
+                          aws_credentials=FAKE_CREDENTIALS)
+    assert runner.should_run("deploy", "refs/tags/v1.0.0") and not runner.should_run("staging", "refs/tags/v1.0.0")
+    run = runner.run("deploy", origin=origin, sha=sha, ref="refs/tags/v1.0.0")
+    assert run.ok, run.failed()
+    assert run.assumed_roles == [ROLE]  # OIDC: the role, never stored keys
+    publish = next(s for s in run.steps if s.name.startswith("inv publish"))
+    # Published from the laptop: found in the registry, built from the tag's commit, verified; nothing pushed.
+    assert f"{release_ref} is not on this machine; the registry has it, built from v1.0.0 ({sha[:7]})" in \
+        publish.output
+    assert "1.0.0 was already published" in publish.output
+    state = eb.state("ebsample-prod")
+    assert (state["Status"], state["Health"]) == ("Ready", "Green") and state["VersionLabel"].startswith("1.0.0-")
+    assert eb.get("ebsample-prod", "/")[0] == 200
+    assert registry.password not in run.output

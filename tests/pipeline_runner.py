@@ -63,6 +63,7 @@ class JobRun:
     workspace: Path | None = None
     home: Path | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
     assumed_roles: list[str] = field(default_factory=list)
 
     @property
@@ -211,6 +212,8 @@ class GithubRunner:
             if outcome.returncode != 0:
                 break
         result.outputs = read_github_env(files["GITHUB_OUTPUT"])
+        if files["GITHUB_STEP_SUMMARY"].exists():
+            result.summary = files["GITHUB_STEP_SUMMARY"].read_text()
         return result
 
     def use(self, uses: str, with_: Mapping[str, Any], origin: Path, workspace: Path, sha: str, branch: str,

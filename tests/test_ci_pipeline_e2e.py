@@ -112,6 +112,7 @@ def test_push_to_staging_builds_pushes_and_deploys_with_both_providers(ci_projec
     # The commit image is in the registry, its digest recorded and published as a step output.
     digest = p.registry.manifest_digest(p.repo_path, tag)
     assert digest and run.outputs["digest"] == f"{p.registry.repository(p.repo_path)}@{digest}"
+    assert f"`{p.registry.repository(p.repo_path)}@{digest}`" in run.summary
     record = json.loads((run.workspace / ".git/dockyard/images/staging" / f"{tag}.json").read_text())
     assert record["digest"].endswith(digest) and record["commit"] == p.sha
     # staging.ssh-deploy deployed that commit's tag by default (from GITHUB_SHA), and it serves.

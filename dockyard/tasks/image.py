@@ -261,13 +261,17 @@ def push(c, env, dry_run=False):
 
 
 def _publish_outputs(image: _CommitImage) -> None:
-    """On GitHub Actions: the pushed image as step outputs (``image``, ``digest``)."""
+    """On GitHub Actions: the pushed image as step outputs (``image``, ``digest``) and a line of the job summary."""
     import os
 
     target = os.environ.get("GITHUB_OUTPUT")
     if target:
         with open(target, "a") as out:
             out.write(f"image={image.ref}\ndigest={image.digest}\n")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as out:
+            out.write(f"- {image.env.name} image `{image.ref}` = `{image.digest}` (commit {image.revision.short})\n")
 
 
 def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:

@@ -289,12 +289,26 @@ def _api_request(
     return answer, body
 
 
+class _NoCredentialsElsewhere(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect without our Authorization header when it leaves the registry's host: blobs are often
+    served from presigned storage URLs (ECR: S3), which refuse a second credential and must never receive ours."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_NoCredentialsElsewhere)
+
+
 def _request(
     method: str, url: str, headers: Mapping[str, str], timeout: float, host: str
 ) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, method=method, headers=dict(headers))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, b""
@@ -318,7 +332,7 @@ def bearer_token(challenge: str, basic: str, timeout: float, host: str) -> str:
     query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
     request = urllib.request.Request(f"{realm}?{query}" if query else realm, headers={"Authorization": basic})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             data = json.loads(response.read().decode() or "{}")
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):

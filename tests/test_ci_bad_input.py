@@ -41,3 +41,12 @@ def test_bad_ci_input_is_one_line(sample_project, settings, args, expected):
     assert lines[0].startswith("dockyard: ") and expected in lines[0], lines[0]
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in sample_project.root.iterdir()) == before
+
+
+def test_a_per_environment_ssh_key_is_refused_because_ci_could_not_reach_it(sample_project):
+    sample_project.configure({"dockyard": {"environments": {"staging": {"ssh": {"key_file": "~/.ssh/staging"}}}}})
+    result = sample_project.inv("ci.config", "--stdout", env=PYTHONPATH)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        ("dockyard: dockyard.environments.staging.ssh.key_file is set: CI writes the deploy key and known_hosts "
+         "from secrets through dockyard.ssh.key_file; move it to dockyard.ssh")]

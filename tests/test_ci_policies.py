@@ -77,5 +77,5 @@ def test_policies_without_a_role_is_one_line(sample_project):
     result = sample_project.inv("ci.policies", env=PYTHONPATH)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "dockyard: dockyard.ci.aws_role_arn is empty: set the role CI assumes (arn:aws:iam::ACCOUNT:role/NAME) "
-        "to print its trust policy"]
+        ("dockyard: dockyard.ci.aws_role_arn is empty: set the role CI assumes (arn:aws:iam::ACCOUNT:role/NAME) "
+         "to print its trust policy")]

@@ -167,8 +167,8 @@ def test_the_environments_a_line_acts_on():
 @pytest.mark.parametrize("entry, message", [
     ("publish", "`inv publish` would fail in CI: 'publish' did not receive required positional arguments: 'version'"),
     ("deploy 0.1.1", "`inv deploy 0.1.1` would fail in CI: No idea what '0.1.1' is!"),
-    ("deploy {version} --environment prod", "task 'deploy' has no flag --environment (its arguments: --version "
-                                            "--env --dry-run)"),
+    ("deploy {version} --environment prod", ("task 'deploy' has no flag --environment (its arguments: --version "
+                                             "--env --dry-run)")),
     ("deploy {version} --env", "--env needs a value"),
     ("image.push {version}", "task 'image.push' takes no 'version' to put {version} in (its arguments: ENV)"),
     ("publish {vers}", "unknown placeholder {vers}; release_tasks may use {version}"),

@@ -11,8 +11,8 @@ def test_push_refuses_a_dirty_tree(sample_project):
     result = sample_project.inv("image.push", "staging", "--dry-run", env=PYTHONPATH)
     assert result.returncode == 5, result.stderr
     assert result.stderr.strip().splitlines() == [
-        "dockyard: the tree has uncommitted changes (app/NEW.txt): commit them; a commit image is built from "
-        "exactly its commit"]
+        ("dockyard: the tree has uncommitted changes (app/NEW.txt): commit them; a commit image is built from "
+         "exactly its commit")]
 
 
 def test_push_refuses_when_ci_names_another_commit(sample_project):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from .invocations import Invocation, Placeholder, bind, check_task_names
@@ -93,12 +93,12 @@ def build_pipeline(settings: Any, ci: Any, collection: Any, provider: str) -> Pi
     staging = [bind(e, "staging_tasks", collection, {}, environments) for e in ci.staging_tasks]
     release = [bind(e, "release_tasks", collection, {"version": version}, environments) for e in ci.release_tasks]
     variables = PROVIDER_VARIABLES[provider]
-    staging_job = _job("staging", staging, settings, ci, variables) if staging else None
+    staging_job = _job("staging", staging, settings, ci, provider) if staging else None
     release_job = None
     if release:
         tag_version = RunStep("Version from the tag", f'echo "{_export(provider, VERSION_VARIABLE)}'
                                                       f'${{{variables["tag"]}#{prefix}}}" >> "{variables["export"]}"')
-        release_job = _job("deploy", release, settings, ci, variables, first=(tag_version,))
+        release_job = _job("deploy", release, settings, ci, provider, first=(tag_version,))
     return Pipeline(provider, command, install_file, staging_job, release_job, ci.aws_auth, ci.aws_role_arn,
                     settings.aws_region)
 
@@ -107,9 +107,8 @@ def _export(provider: str, name: str) -> str:
     return f"{name}=" if provider == "github" else f"export {name}="
 
 
-def _job(name: str, invocations: list[Invocation], settings: Any, ci: Any, variables: Mapping[str, str],
+def _job(name: str, invocations: list[Invocation], settings: Any, ci: Any, provider: str,
          first: tuple[RunStep, ...] = ()) -> Job:
-    provider = "github" if variables["export"] == "$GITHUB_ENV" else "circleci"
     envs = tuple(dict.fromkeys(e for i in invocations for e in i.env_values))
     targets = {e: settings.environments[e].target for e in envs}
     secrets: list[str] = []
@@ -123,13 +122,26 @@ def _job(name: str, invocations: list[Invocation], settings: Any, ci: Any, varia
     setup = list(first)
     if aws and ci.aws_auth == "oidc" and provider == "circleci":
         setup.append(_circleci_oidc_step(ci))
-    if any(t == "ssh" for t in targets.values()):
-        setup.append(_ssh_step(ci, provider, variables["export"]))
+    ssh_envs = [e for e, t in targets.items() if t == "ssh"]
+    if ssh_envs:
+        _check_ssh_settings(settings, ssh_envs)
+        setup.append(_ssh_step(ci, provider, PROVIDER_VARIABLES[provider]["export"]))
     for env_name in envs:
         env = settings.environments[env_name]
         if env.env_example.is_file() or env.env_file.is_file():
             setup.append(_env_file_step(settings, ci, env_name, required=targets[env_name] == "ssh"))
     return Job(name, tuple(setup), tuple(invocations), tuple(secrets), aws, envs)
+
+
+def _check_ssh_settings(settings: Any, env_names: list[str]) -> None:
+    """CI sets ``dockyard.ssh.key_file`` / ``known_hosts`` (Invoke's environment variables); an environment's own
+    value would win over them and point at a file CI never wrote."""
+    for name in env_names:
+        overrides = settings.environments[name].section.section("ssh").data
+        for key in ("key_file", "known_hosts"):
+            if overrides.get(key):
+                raise ConfigError(f"dockyard.environments.{name}.ssh.{key} is set: CI writes the deploy key and "
+                                  f"known_hosts from secrets through dockyard.ssh.{key}; move it to dockyard.ssh")
 
 
 def _circleci_oidc_step(ci: Any) -> RunStep:

@@ -45,7 +45,7 @@ class Job:
     environments: tuple[str, ...]
 
     def steps(self) -> tuple[RunStep, ...]:
-        return self.setup + tuple(RunStep(f"inv {i.shell()[4:]}", i.shell()) for i in self.invocations)
+        return self.setup + tuple(RunStep(i.shell(), i.shell()) for i in self.invocations)
 
 
 @dataclass(frozen=True)

@@ -195,3 +195,11 @@ def test_the_generated_lines_of_this_repository_parse_with_its_own_collection():
     assert bind("deploy {version}", "release_tasks", ns, VERSION, envs).shell() == \
         'inv deploy --version "$DOCKYARD_VERSION"'
     assert bind("image.push staging", "staging_tasks", ns, {}, envs).shell() == "inv image.push staging"
+
+
+def test_binding_leaves_the_tasks_help_in_place():
+    ns = collection()
+    ns["deploy"].help = {"version": "the release"}
+    bind("deploy {version}", "release_tasks", ns, VERSION, [])
+    assert ns["deploy"].help == {"version": "the release"}
+    assert {a.name: a.help for a in ns["deploy"].get_arguments()}["version"] == "the release"

@@ -64,9 +64,21 @@ def task_names(collection: Any) -> set[str]:
     return names
 
 
+def parser_contexts(collection: Any) -> list[Any]:
+    """``collection.to_contexts()`` without its side effect: Invoke pops each task's help text while building
+    the arguments, and the same task objects serve every later ``inv --help`` in this process."""
+    tasks = [collection[name] for name in collection.task_names]
+    saved = [(t, dict(t.help)) for t in tasks]
+    try:
+        return collection.to_contexts()
+    finally:
+        for t, help_texts in saved:
+            t.help = help_texts
+
+
 def _contexts(collection: Any) -> dict[str, Any]:
     contexts = {}
-    for ctx in collection.to_contexts():
+    for ctx in parser_contexts(collection):
         contexts[ctx.name] = ctx
         for alias in ctx.aliases:
             contexts[alias] = ctx
@@ -166,7 +178,7 @@ def check(invocation: Invocation, key: str, collection: Any) -> None:
     argv = invocation.sample_argv()
     shown = f"`{invocation.shell()}`"
     try:
-        parsed = Parser(contexts=collection.to_contexts()).parse_argv(argv)
+        parsed = Parser(contexts=parser_contexts(collection)).parse_argv(argv)
     except ParseError as exc:
         raise ConfigError(f"dockyard.ci.{key}: {shown} would fail in CI: {exc}") from None
     if len(parsed) != 1:

@@ -123,8 +123,8 @@ class SampleProject:
         return self.config["dockyard"]["image"]["repository"]
 
 
-PROJECT_FILES = ("tasks.py", "tasks", "invoke.yaml", ".dockerignore", ".gitignore", "app", "docker", "environments",
-                 "templates")
+PROJECT_FILES = ("tasks.py", "tasks", "invoke.yaml", ".dockerignore", ".gitignore", "requirements.txt", "app", "docker",
+                 "environments", "templates")
 
 
 def make_sample_project(dest: Path, *, app: str | None = None) -> SampleProject:

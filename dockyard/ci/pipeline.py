@@ -87,7 +87,7 @@ def build_pipeline(settings: Any, ci: Any, collection: Any, provider: str) -> Pi
     """Bind every configured task to the collection (refusing what ``inv`` would refuse) and lay out the jobs."""
     command, install_file = install_command(settings, ci)
     environments = list(settings.environments)
-    prefix = settings.feature("release").tag_prefix
+    prefix = settings.release.tag_prefix
     version = Placeholder("version", VERSION_VARIABLE, "0.0.0")
     check_task_names({"staging_tasks": ci.staging_tasks, "release_tasks": ci.release_tasks}, collection)
     staging = [bind(e, "staging_tasks", collection, {}, environments) for e in ci.staging_tasks]

@@ -203,7 +203,7 @@ def policies(c, provider=""):
     if any(settings.environments[e].target == "eb" for e in environments):
         from ..eb.service import policies as eb_policies
 
-        document["permission_policy"] = eb_policies(settings, settings.feature("eb"), account=account,
+        document["permission_policy"] = eb_policies(settings, settings.eb, account=account,
                                                     region=settings.aws_region or "*")["ci_user"]
     project.say(json.dumps(document, indent=2))
 

@@ -119,7 +119,7 @@ class _CommitImage:
         self.digest = ""
         self.image_id = ""
         if self.env.target == "ssh":  # the tag `staging.ssh-deploy` deploys by default
-            tag = self.settings.feature("ssh").target(self.env.name).default_version(self.revision.sha)
+            tag = self.settings.ssh.target(self.env.name).default_version(self.revision.sha)
         else:
             tag = commit_tag(self.settings, self.env, self.revision)
         self.ref = f"{self.settings.repository}:{tag}"
@@ -162,7 +162,7 @@ class _CommitImage:
 
         if self.env.compose is not None:
             return None
-        ci = self.settings.feature("ci")
+        ci = self.settings.ci
         return compose_less_spec(ci.dockerfile, ci.context)
 
     @property

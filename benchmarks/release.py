@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    from dockyard.release import ReleaseVersion, versions_from_tags
+    from dockyard.core.versions import ReleaseVersion, versions_from_tags
 
     names = [f"v{a}.{b}.{c}" for a in range(10) for b in range(20) for c in range(50)]
     started = time.perf_counter()

@@ -4,28 +4,35 @@ Every key has a default in :data:`DEFAULTS` (declared with ``ns.configure``) so 
 ``INVOKE_DOCKYARD_*`` variables can all override it. :func:`load_settings` validates everything once; an error
 names the key, where its value came from and what was expected.
 
-Feature modules (releases, Elastic Beanstalk, staging over SSH, ECS, CI) keep their own keys under their own
-section; they validate with :class:`Section` and register in :data:`FEATURES`.
+Feature packages (releases, Elastic Beanstalk, staging over SSH, ECS, CI) keep their own keys under their own
+section in their ``settings`` module (``SECTION``, ``DEFAULTS``, ``SCHEMA``, ``parse``); they validate with
+:class:`~dockyard.section.Section`, and :class:`Settings` gives each parsed section a typed property
+(``settings.eb``). Any key no schema knows is refused with the nearest known one.
 """
 from __future__ import annotations
 
 import copy
-import importlib
+import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+from . import release_settings
+from .ci import settings as ci_settings
+from .ci.settings import CiSettings
+from .eb import settings as eb_settings
+from .eb.settings import EbSettings
+from .ecs import settings as ecs_settings
+from .ecs.settings import EcsSettings
 from .errors import ConfigError, UnknownEnvironment
+from .release_settings import ReleaseSettings
+from .section import Names, Origin, Section, check_keys, describe, invoke_origin, keys_of, no_origin
+from .staging import settings as ssh_settings
+from .staging.settings import SshSettings
 
-#: Modules that own a config section: each has ``SECTION``, ``DEFAULTS`` and ``parse(settings)``.
-FEATURES: tuple[str, ...] = (
-    "dockyard.release_settings",
-    "dockyard.eb_settings",
-    "dockyard.staging_settings",
-    "dockyard.ecs_settings",
-    "dockyard.ci_settings",
-)
+#: The modules that own a section of the settings, in the order they are parsed.
+FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings)
 
 ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "compose": "",  # compose file, relative to the project root; "" = no local stack
@@ -67,175 +74,30 @@ CORE_DEFAULTS: dict[str, Any] = {
 
 TARGETS = ("", "eb", "ssh", "ecs")
 
+#: The keys of ``environments.<env>``, the features' per-environment overrides included.
+ENVIRONMENT_SCHEMA = keys_of(ENVIRONMENT_DEFAULTS, eb=eb_settings.ENVIRONMENT_SCHEMA,
+                             ssh=ssh_settings.ENVIRONMENT_SCHEMA, ecs=ecs_settings.ENVIRONMENT_SCHEMA)
+#: Every key the ``dockyard`` section may hold (see :mod:`dockyard.section`); any other is refused.
+SCHEMA = keys_of(CORE_DEFAULTS, image=keys_of(CORE_DEFAULTS["image"], build_args=Names()),
+                 environments=Names(ENVIRONMENT_SCHEMA), **{module.SECTION: module.SCHEMA for module in FEATURES})
+
 
 def defaults() -> dict[str, Any]:
     """Every dockyard key with its default, features included (for ``ns.configure``)."""
     merged = copy.deepcopy(CORE_DEFAULTS)
-    for name in FEATURES:
-        module = importlib.import_module(name)
+    for module in FEATURES:
         merged[module.SECTION] = copy.deepcopy(module.DEFAULTS)
     return merged
 
 
-# --- where a value came from -------------------------------------------------------------------------------
+def deploy_target(entry: Mapping[str, Any]) -> str:
+    """How an environment is deployed: ``eb``, ``ssh``, ``ecs``, or ``""`` (not deployed by dockyard).
 
-Origin = Callable[[str], str]
-
-
-def invoke_origin(config: Any) -> Origin:
-    """Return a function naming where dotted key ``dockyard.x.y`` was set in an Invoke ``Config``."""
-
-    layers = [
-        ("_overrides", lambda: "command-line overrides"),
-        ("_runtime", lambda: _file_name(getattr(config, "_runtime_path", None), "-f file")),
-        ("_env", None),
-        ("_project", lambda: _file_name(getattr(config, "_project_path", None), "invoke.yaml")),
-        ("_user", lambda: _file_name(getattr(config, "_user_path", None), "user config")),
-        ("_system", lambda: _file_name(getattr(config, "_system_path", None), "system config")),
-    ]
-
-    def origin(key: str) -> str:
-        parts = key.split(".")
-        for attr, describe in layers:
-            data = getattr(config, attr, None)
-            if isinstance(data, Mapping) and _has_path(data, parts):
-                if describe is None:
-                    return "environment variable INVOKE_" + "_".join(p.upper() for p in parts)
-                return describe()
-        return "dockyard defaults"
-
-    return origin
-
-
-def _file_name(path: Any, fallback: str) -> str:
-    if not path:
-        return fallback
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _has_path(data: Mapping, parts: list[str]) -> bool:
-    node: Any = data
-    for part in parts:
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _no_origin(key: str) -> str:
-    return "settings"
-
-
-# --- typed reading of one section ---------------------------------------------------------------------------
-
-
-class Section:
-    """A mapping of settings at dotted ``key``, read with typed getters that fail with the key and its origin."""
-
-    def __init__(self, data: Mapping[str, Any], key: str, origin: Origin = _no_origin) -> None:
-        self.data = data
-        self.key = key
-        self.origin = origin
-
-    def full(self, name: str) -> str:
-        return f"{self.key}.{name}"
-
-    def fail(self, name: str, problem: str) -> ConfigError:
-        full = self.full(name)
-        return ConfigError(f"{full}: {problem} (set in {self.origin(full)})")
-
-    def raw(self, name: str, default: Any = None) -> Any:
-        return self.data.get(name, default)
-
-    def str(self, name: str, default: str = "", *, required: bool = False, choices: tuple[str, ...] = ()) -> str:
-        value = self.data.get(name, default)
-        if value is None:
-            value = ""
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise self.fail(name, f"expected a string, got {_describe(value)}")
-        if required and not value:
-            raise self.fail(name, "is required and empty")
-        if choices and value not in choices:
-            raise self.fail(name, f"expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-        return value
-
-    def int(self, name: str, default: int = 0, *, minimum: int | None = None) -> int:
-        value = self.data.get(name, default)
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            value = int(value)  # INVOKE_* variables arrive as text
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, f"expected an integer, got {_describe(value)}")
-        if minimum is not None and value < minimum:
-            raise self.fail(name, f"expected an integer >= {minimum}, got {value}")
-        return value
-
-    def float(self, name: str, default: float = 0.0, *, minimum: float | None = None) -> float:
-        value = self.data.get(name, default)
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(name, f"expected a number, got {_describe(value)}")
-        if minimum is not None and value < minimum:
-            raise self.fail(name, f"expected a number >= {minimum}, got {value}")
-        return float(value)
-
-    def bool(self, name: str, default: bool = False) -> bool:
-        value = self.data.get(name, default)
-        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-            return value.lower() in {"true", "1", "yes"}
-        if not isinstance(value, bool):
-            raise self.fail(name, f"expected true or false, got {_describe(value)}")
-        return value
-
-    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.data.get(name, list(default))
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int)) for v in value):
-            raise self.fail(name, f"expected a list of strings, got {_describe(value)}")
-        return tuple(str(v) for v in value)
-
-    def mapping(self, name: str) -> dict[str, str]:
-        value = self.data.get(name) or {}
-        if not isinstance(value, Mapping):
-            raise self.fail(name, f"expected a mapping, got {_describe(value)}")
-        out: dict[str, str] = {}
-        for k, v in value.items():
-            if isinstance(v, (Mapping, list)):
-                raise self.fail(f"{name}.{k}", f"expected a string, got {_describe(v)}")
-            out[str(k)] = "" if v is None else str(v)
-        return out
-
-    def section(self, name: str) -> "Section":
-        value = self.data.get(name) or {}
-        if not isinstance(value, Mapping):
-            raise self.fail(name, f"expected a mapping, got {_describe(value)}")
-        return Section(value, self.full(name), self.origin)
-
-    def path(self, name: str, root: Path, *, must_exist: bool = True, default: str = "") -> Path | None:
-        text = self.str(name, default)
-        if not text:
-            return None
-        path = (root / text) if not Path(text).is_absolute() else Path(text)
-        if must_exist and not path.exists():
-            raise self.fail(name, f"{text} does not exist")
-        return path
-
-
-def _describe(value: Any) -> str:
-    kind = {dict: "a mapping", list: "a list", bool: "a boolean", str: "text", int: "an integer"}.get(
-        type(value), type(value).__name__
-    )
-    text = repr(value)
-    return f"{kind} {text if len(text) < 40 else text[:37] + '...'}"
+    The one reading of ``environments.<env>.target``: the namespace asks it of an environment's raw entry (to
+    add ``<env>.ssh-deploy``) before anything is validated; :attr:`Environment.target` is its validated value.
+    """
+    value = entry.get("target") or ""
+    return value if isinstance(value, str) and value in TARGETS else ""
 
 
 # --- the model ------------------------------------------------------------------------------------------------
@@ -282,8 +144,19 @@ class Registry:
 
 
 @dataclass(frozen=True)
+class Features:
+    """The parsed feature sections, each typed by the ``settings`` module of the feature that owns it."""
+
+    release: ReleaseSettings
+    eb: EbSettings
+    ssh: SshSettings
+    ecs: EcsSettings
+    ci: CiSettings
+
+
+@dataclass(frozen=True)
 class Settings:
-    """The validated ``dockyard:`` section."""
+    """The validated ``dockyard:`` section: the core keys as fields, each feature section as a typed property."""
 
     root: Path
     app: str
@@ -300,7 +173,7 @@ class Settings:
     compose_command: str
     environments: Mapping[str, Environment]
     section: Section = field(repr=False, compare=False)
-    features: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    features: Features | None = field(default=None, repr=False, compare=False)  # None only while they are parsed
 
     def environment(self, name: str) -> Environment:
         if name not in self.environments:
@@ -311,9 +184,34 @@ class Settings:
             )
         return self.environments[name]
 
-    def feature(self, section: str) -> Any:
-        """The parsed settings of a feature section (``release``, ``eb``, ``ssh``, ``ecs``, ``ci``)."""
-        return self.features[section]
+    def environments_deployed_over(self, target: str) -> dict[str, Environment]:
+        """The environments whose ``target`` is ``target`` (``eb``, ``ssh``, ``ecs``), by name."""
+        return {name: env for name, env in self.environments.items() if env.target == target}
+
+    def _features(self) -> Features:
+        if self.features is None:
+            raise RuntimeError("feature settings read while the feature sections are being parsed")
+        return self.features
+
+    @property
+    def release(self) -> ReleaseSettings:
+        return self._features().release
+
+    @property
+    def eb(self) -> EbSettings:
+        return self._features().eb
+
+    @property
+    def ssh(self) -> SshSettings:
+        return self._features().ssh
+
+    @property
+    def ecs(self) -> EcsSettings:
+        return self._features().ecs
+
+    @property
+    def ci(self) -> CiSettings:
+        return self._features().ci
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -328,8 +226,12 @@ def registry_host(repository: str) -> str:
     return "docker.io"
 
 
-def parse_settings(data: Mapping[str, Any], origin: Origin = _no_origin, *, root: Path | None = None) -> Settings:
-    """Validate the whole ``dockyard`` mapping and return the model (features included)."""
+def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root: Path | None = None) -> Settings:
+    """Validate the whole ``dockyard`` mapping and return the model (features included).
+
+    Unknown keys are refused first: a misspelt key is the likeliest cause of any other error.
+    """
+    check_keys(data, SCHEMA, "dockyard", origin)
     top = Section(data, "dockyard", origin)
     root_text = top.str("root")
     project_root = Path(root_text) if root_text else (root or Path.cwd())
@@ -364,7 +266,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = _no_origin, *, root
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            raise envs_section.fail(name, f"expected a mapping, got {_describe(raw)}")
+            raise envs_section.fail(name, f"expected a mapping, got {describe(raw)}")
         env = Section({**ENVIRONMENT_DEFAULTS, **raw}, envs_section.full(name), origin)
         environments[name] = _parse_environment(name, env, project_root, app)
 
@@ -387,14 +289,15 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = _no_origin, *, root
         compose_command=compose_command,
         environments=environments,
         section=top,
-        features={},
     )
-    features: dict[str, Any] = {}
-    for module_name in FEATURES:
-        module = importlib.import_module(module_name)
-        features[module.SECTION] = module.parse(settings)
-    object.__setattr__(settings, "features", features)
-    return settings
+    features = Features(
+        release=release_settings.parse(settings),
+        eb=eb_settings.parse(settings),
+        ssh=ssh_settings.parse(settings),
+        ecs=ecs_settings.parse(settings),
+        ci=ci_settings.parse(settings),
+    )
+    return replace(settings, features=features)
 
 
 def _parse_environment(name: str, env: Section, root: Path, app: str) -> Environment:
@@ -422,6 +325,84 @@ def _parse_environment(name: str, env: Section, root: Path, app: str) -> Environ
         project_name=env.str("project_name") or f"{app}-{name}".replace(".", "-"),
         section=env,
     )
+
+
+# --- INVOKE_DOCKYARD_* variables --------------------------------------------------------------------------------
+
+#: Invoke's prefix for configuration variables (``inv``; a custom Program may use another).
+ENV_PREFIX = "INVOKE_"
+
+
+def environment_variables(config: Mapping[str, Any], prefix: str = ENV_PREFIX) -> dict[str, tuple[str, ...]]:
+    """The variables Invoke reads for the ``dockyard`` section, each with its key path, derived the way Invoke does.
+
+    Invoke names a variable after each leaf of the merged settings (``dockyard.environments.dev.port`` is
+    ``INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PORT``) and refuses to start a task when two leaves get the same name.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, Mapping):
+            for name, value in node.items():
+                walk(value, (*path, str(name)))
+            return
+        variable = prefix + "_".join(path).upper()
+        if variable in found:
+            raise ConfigError(f"{'.'.join(found[variable])} and {'.'.join(path)} both read {variable}, which Invoke "
+                              "refuses: rename one of them")
+        found[variable] = path
+
+    walk(config, ("dockyard",))
+    return found
+
+
+def check_environment_variables(settings: Mapping[str, Any], files: list[Mapping[str, Any]],
+                                environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> None:
+    """Refuse an ``INVOKE_DOCKYARD_*`` variable that Invoke would fail to read, or would silently ignore.
+
+    ``settings`` are the defaults and ``files`` the ``dockyard`` sections of the settings files, in merge order:
+    a variable's type is the type of the value it replaces. Invoke reads the variables only when a task starts,
+    and a value it cannot cast ends in a traceback there; this runs when the collection loads instead.
+    """
+    from invoke.config import merge_dicts
+
+    merged = copy.deepcopy(dict(settings))
+    for data in files:
+        merge_dicts(merged, copy.deepcopy(dict(data)))
+    known = environment_variables(merged, prefix)
+    for variable in sorted(v for v in environ if v.startswith(prefix + "DOCKYARD_")):
+        path = known.get(variable)
+        if path is None:
+            close = difflib.get_close_matches(variable, list(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{variable}: not a dockyard setting, Invoke would ignore it{hint}")
+        problem = _uncastable(_value_at(merged, path[1:]), environ[variable], ".".join(path))
+        if problem:
+            raise ConfigError(f"{variable}: {problem}")
+
+
+def _value_at(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _uncastable(old: Any, text: str, key: str) -> str:
+    """What is wrong with ``text`` replacing ``old`` at ``key`` under Invoke's casting rules ("" = nothing)."""
+    if isinstance(old, bool):
+        if text.lower() in ("", "0", "1", "true", "yes", "on"):
+            return ""
+        return f"expected 1 or 0 for {key}, got {describe(text)} (Invoke reads any text but 0 or empty as true)"
+    if old is None or isinstance(old, str):
+        return ""
+    if isinstance(old, (list, tuple)):
+        return f"{key} is a list, which Invoke cannot read from a variable; set it in invoke.yaml or a -f file"
+    try:
+        type(old)(text)
+    except (TypeError, ValueError):
+        kind = {int: "an integer", float: "a number"}.get(type(old), type(old).__name__)
+        return f"expected {kind} for {key}, got {describe(text)}"
+    return ""
 
 
 def load_settings(c: Any) -> Settings:

@@ -33,8 +33,8 @@ SUPPORTED: Mapping[str, Mapping[str, frozenset[str]]] = {
         "history": frozenset({"count"}),
     },
     "ssh": {
-        "deploy": frozenset({"version", "dry_run", "lock_wait", "limit"}),
-        "rollback": frozenset({"to", "dry_run", "lock_wait", "limit"}),
+        "deploy": frozenset({"version", "dry_run", "lock_wait", "limit", "force_unlock"}),
+        "rollback": frozenset({"to", "dry_run", "lock_wait", "limit", "force_unlock"}),
         "status": frozenset(),
         "history": frozenset({"count"}),
     },

@@ -66,6 +66,16 @@ class Unreachable(DockyardError):
     exit_code = 7
 
 
+class AwsError(DockyardError):
+    """An AWS call failed: the text names the call, the resource and what to check."""
+
+    exit_code = 8
+
+
+class NoCredentials(AwsError):
+    """No AWS credentials were found for an AWS call."""
+
+
 # --- deploy outcomes, the same codes for every target (Elastic Beanstalk, ECS, staging over SSH) ----------------
 
 

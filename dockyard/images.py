@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from .clients.git import Revision
 from .config import Environment, Settings
+from .core.compose import image_reference
 from .errors import ConfigError
 
 LABEL_REVISION = "org.opencontainers.image.revision"
@@ -21,7 +22,7 @@ LABEL_DIRTY = "dev.dockyard.dirty"
 
 def env_ref(settings: Settings, env: Environment) -> str:
     """The moving tag of an environment's image: ``<repository>:<env>``."""
-    return f"{settings.repository}:{env.name}"
+    return image_reference(settings.repository, env.name)
 
 
 def commit_tag(settings: Settings, env: Environment, revision: Revision) -> str:
@@ -36,7 +37,7 @@ def commit_tag(settings: Settings, env: Environment, revision: Revision) -> str:
 
 
 def image_tags(settings: Settings, env: Environment, revision: Revision) -> tuple[str, ...]:
-    return (env_ref(settings, env), f"{settings.repository}:{commit_tag(settings, env, revision)}")
+    return (env_ref(settings, env), image_reference(settings.repository, commit_tag(settings, env, revision)))
 
 
 def oci_labels(
@@ -111,11 +112,69 @@ def build_args_for(spec: BuildSpec, configured: Mapping[str, str], metadata: Map
     return args
 
 
-def compose_variables(settings: Settings, env: Environment) -> dict[str, str]:
-    """What compose files may interpolate: the image, the published port, and the configured build args."""
-    variables = dict(settings.build_args)
-    variables["DOCKYARD_IMAGE"] = env_ref(settings, env)
-    variables["DOCKYARD_ENV"] = env.name
-    if env.port:
-        variables["DOCKYARD_PORT"] = str(env.port)
-    return variables
+# --- the commit image of an environment, pushed once per commit ------------------------------------------------
+
+
+def compose_less_spec(dockerfile: Path, context: Path) -> BuildSpec:
+    """How an environment without a compose file (a staging over SSH) is built: the app's Dockerfile."""
+    return BuildSpec(context=context, dockerfile=dockerfile)
+
+
+@dataclass(frozen=True)
+class PushState:
+    """What is known before pushing the commit image ``ref`` of ``commit``."""
+
+    ref: str
+    commit: str
+    remote_revision: str | None  # the registry's image's revision label; None: not in the registry
+    remote_digest: str = ""
+    local_revision: str | None = None  # the local image's revision label; None: not on this engine
+
+
+@dataclass(frozen=True)
+class PushDecision:
+    ref: str
+    commit: str
+    build: bool
+    push: bool
+    remote_digest: str = ""  # set when the registry already holds this commit's image
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.build and not self.push
+
+
+def decide_push(state: PushState) -> PushDecision:
+    """Build and push only what the registry lacks; refuse to move a commit tag to another commit."""
+    from .errors import Refused
+
+    if state.remote_revision is not None:
+        if state.remote_revision != state.commit:
+            raise Refused(
+                f"the registry's {state.ref} was built from {state.remote_revision[:7] or 'an unlabelled image'}, "
+                f"not {state.commit[:7]}: a commit tag never moves; check dockyard.ssh.version_format"
+            )
+        return PushDecision(state.ref, state.commit, build=False, push=False, remote_digest=state.remote_digest)
+    return PushDecision(state.ref, state.commit, build=state.local_revision != state.commit, push=True)
+
+
+def push_plan(decision: PushDecision, actions: Any, *, registry: str, login: Any = None, build: Any = None) -> Any:
+    """Log in, build (unless this commit's image is here), push, check the registry's digest, record it."""
+    from .plan import Plan, Step
+    from .runner import Command
+
+    d = decision
+    steps = [Step(f"log in to {registry} (password on stdin)", action=actions.login, command=login)]
+    if d.nothing_to_do:
+        steps.append(Step(f"{d.ref} is in the registry, built from {d.commit[:7]} ({d.remote_digest}): "
+                          "nothing to build or push", action=lambda: None))
+    else:
+        if d.build:
+            steps.append(Step(f"build {d.ref} from {d.commit[:7]}", action=actions.build, command=build))
+        else:
+            steps.append(Step(f"{d.ref} is on this engine, built from {d.commit[:7]}: not rebuilt",
+                              action=lambda: None))
+        steps.append(Step(f"push {d.ref}", action=actions.push, command=Command(("docker", "push", d.ref))))
+    steps.append(Step(f"check the registry's digest of {d.ref}", action=actions.verify))
+    steps.append(Step("record the digest", action=actions.record))
+    return Plan(f"push the commit image {d.ref}", tuple(steps))

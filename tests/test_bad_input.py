@@ -122,3 +122,41 @@ def test_runtime_file_is_checked_too(sample_project, tmp_path):
     extra.write_text("dockyard:\n  image: latest\n")
     assert_one_clear_line(sample_project.inv("-f", str(extra), "--list"), "dockyard.image: expected a mapping",
                           str(extra))
+
+
+def test_typo_key_in_an_environment_names_key_file_and_nearest_key(sample_project):
+    sample_project.configure({"dockyard": {"environments": {"dev": {"helth_path": "/x"}}}})
+    result = sample_project.inv("dev.ps")
+    assert_one_clear_line(result, "dockyard.environments.dev.helth_path: unknown setting (set in invoke.yaml); "
+                                  "did you mean health_path?")
+    assert result.returncode == 2
+
+
+def test_typo_key_in_a_per_environment_override(sample_project):
+    sample_project.configure({"dockyard": {"environments": {"staging": {"ssh": {"hots": ["deploy@web1"]}}}}})
+    result = sample_project.inv("staging.status")
+    assert_one_clear_line(result, "dockyard.environments.staging.ssh.hots: unknown setting (set in invoke.yaml); "
+                                  "did you mean hosts?")
+    assert result.returncode == 2
+
+
+def test_typo_key_in_a_runtime_file_names_that_file(sample_project, tmp_path):
+    extra = tmp_path / "ci.yaml"
+    extra.write_text("dockyard:\n  eb:\n    bukket: bundles\n")
+    result = sample_project.inv("-f", str(extra), "image.list")
+    assert_one_clear_line(result, f"dockyard.eb.bukket: unknown setting (set in {extra}); did you mean bucket?")
+    assert result.returncode == 2
+
+
+def test_badly_typed_invoke_variable_is_one_line(sample_project):
+    result = sample_project.inv("dev.ps", env={"INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PORT": "abc"})
+    assert_one_clear_line(result, "INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PORT: expected an integer for "
+                                  "dockyard.environments.dev.port, got text 'abc'")
+    assert result.returncode == 2
+
+
+def test_invoke_variable_that_is_not_a_setting_is_one_line(sample_project):
+    result = sample_project.inv("image.list", env={"INVOKE_DOCKYARD_IMAGE_REPOSITROY": "x/y"})
+    assert_one_clear_line(result, "INVOKE_DOCKYARD_IMAGE_REPOSITROY: not a dockyard setting",
+                          "did you mean INVOKE_DOCKYARD_IMAGE_REPOSITORY?")
+    assert result.returncode == 2

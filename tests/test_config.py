@@ -4,9 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from invoke import Config
 
-from dockyard.config import defaults, load_settings, parse_settings, registry_host
+from dockyard.config import (
+    check_environment_variables,
+    defaults,
+    deploy_target,
+    load_settings,
+    parse_settings,
+    registry_host,
+)
 from dockyard.errors import ConfigError, UnknownEnvironment
 
 
@@ -121,3 +129,143 @@ def test_ecr_registry_is_detected():
     assert settings.registry.kind == "ecr"
     assert registry_host("library/nginx") == "docker.io"
     assert registry_host("localhost/x") == "localhost"
+
+
+# --- unknown keys ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line"),
+    [
+        ("dockyard: {ap: shop}", "dockyard.ap: unknown setting (set in invoke.yaml); did you mean app?"),
+        ("dockyard: {environments: {dev: {helth_path: /x}}}",
+         "dockyard.environments.dev.helth_path: unknown setting (set in invoke.yaml); did you mean health_path?"),
+        ("dockyard: {image: {relase_env: prod}}",
+         "dockyard.image.relase_env: unknown setting (set in invoke.yaml); did you mean release_env?"),
+        ("dockyard: {eb: {bukket: bundles}}",
+         "dockyard.eb.bukket: unknown setting (set in invoke.yaml); did you mean bucket?"),
+        ("dockyard: {release: {tag_prefx: rel-}}",
+         "dockyard.release.tag_prefx: unknown setting (set in invoke.yaml); did you mean tag_prefix?"),
+        ("dockyard: {environments: {staging: {target: ssh, ssh: {hots: ['deploy@web1']}}}}",
+         "dockyard.environments.staging.ssh.hots: unknown setting (set in invoke.yaml); did you mean hosts?"),
+        ("dockyard: {environments: {prod: {target: eb, eb: {twinn: shop-green}}}}",
+         "dockyard.environments.prod.eb.twinn: unknown setting (set in invoke.yaml); did you mean twin?"),
+        ("dockyard: {environments: {prod: {ecs: {clustr: shop}}}}",
+         "dockyard.environments.prod.ecs.clustr: unknown setting (set in invoke.yaml); did you mean cluster?"),
+        ("dockyard: {ci: {services: {redis: {imag: 'redis:7'}}}}",
+         "dockyard.ci.services.redis.imag: unknown setting (set in invoke.yaml); did you mean image?"),
+        ("dockyard: {ssh: {hosts: [{address: deploy@web1, proxy_prot: 8080}]}}",
+         "dockyard.ssh.hosts[1].proxy_prot: unknown setting (set in invoke.yaml); did you mean proxy_port?"),
+        ("dockyard: {ssh: {accessories: {redis: {image: 'redis:7', volumes: [d:/data], comand: redis-server}}}}",
+         "dockyard.ssh.accessories.redis.comand: unknown setting (set in invoke.yaml); did you mean command?"),
+        ("dockyard: {git: {upstream: origin}}",
+         ("dockyard.git.upstream: unknown setting (set in invoke.yaml); the keys of dockyard.git are "
+          "main_branch, remote")),
+    ],
+)
+def test_unknown_key_names_key_file_and_nearest_key(tmp_path, monkeypatch, yaml_text, line):
+    monkeypatch.chdir(tmp_path)  # the file is named relative to where inv runs
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, yaml_text + "\n")
+    assert str(err.value) == line
+    assert err.value.exit_code == 2
+
+
+def test_several_unknown_keys_are_counted_after_the_first(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "dockyard: {ap: shop, environments: {dev: {prot: 1, helth_path: /x}}}\n")
+    assert str(err.value).startswith("dockyard.ap: unknown setting")
+    assert str(err.value).endswith("(2 more unknown)")
+
+
+def test_unknown_key_is_refused_before_a_bad_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"^dockyard.environments.dev.helth_path: unknown setting"):
+        _load(tmp_path, "dockyard: {environments: {dev: {port: eighty, helth_path: /x}}}\n")
+
+
+def test_names_of_the_projects_own_are_not_keys(tmp_path):
+    settings = _load(tmp_path, """
+dockyard:
+  image: {build_args: {PYTHON_IMAGE: python:3.12, ANY_NAME: x}}
+  environments:
+    qa: {compose: docker/compose.yml, target: ssh, ssh: {hosts: [deploy@qa1], accessories: {search: {image: 'x:1'}}}}
+    prod: {target: eb, eb: {name: shop-blue, twin: shop-green, platform: v1}, ecs: {cluster: shop}}
+  ssh:
+    hosts: [{address: deploy@web1, prefix: shop, proxy_port: 8080, state_dir: .dy}, deploy@web2]
+    accessories: {redis: {image: 'redis:7', port: '6379', env: {REDIS_ARGS: --save}, command: redis-server}}
+  ci:
+    env: {MY_FLAG: '1'}
+    build_args: {EXTRA: y}
+    services: {elastic: {image: 'elasticsearch:8', env: {discovery.type: single-node}, ready: [true]}}
+""")
+    assert settings.build_args["ANY_NAME"] == "x"
+    assert settings.ssh.target("qa").accessories[0].name == "search"
+    assert settings.eb.environment("prod").twin == "shop-green"
+    assert settings.ecs.target("prod").cluster == "shop"
+    assert [s.name for s in settings.ci.services] == ["redis", "mariadb", "elastic"]
+
+
+def test_the_repositorys_own_invoke_yaml_validates():
+    from invoke.config import merge_dicts
+
+    repo = Path(__file__).resolve().parent.parent
+    data = defaults()
+    merge_dicts(data, yaml.safe_load((repo / "invoke.yaml").read_text())["dockyard"])
+    settings = parse_settings(data, root=repo)
+    assert sorted(settings.ssh.targets) == ["staging"] and sorted(settings.eb.environments) == ["prod"]
+
+
+def test_typed_feature_settings_and_one_reading_of_the_target(tmp_path):
+    settings = _load(tmp_path, "dockyard: {environments: {staging: {target: ssh}, prod: {target: eb}}}\n")
+    assert settings.release.tag_prefix == "v"
+    assert settings.ci.provider == "github"
+    assert settings.ecs.target("dev").service == "app"
+    assert sorted(settings.environments_deployed_over("ssh")) == sorted(settings.ssh.targets) == ["staging"]
+    assert sorted(settings.environments_deployed_over("eb")) == sorted(settings.eb.environments) == ["prod"]
+    assert deploy_target({"target": "ssh"}) == "ssh"
+    assert deploy_target({"target": "heroku"}) == deploy_target({}) == ""
+
+
+# --- INVOKE_DOCKYARD_* variables --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        ({"INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PORT": "abc"},
+         ("INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PORT: expected an integer for dockyard.environments.dev.port, "
+          "got text 'abc'")),
+        ({"INVOKE_DOCKYARD_EB_TIMEOUT": "soon"},
+         "INVOKE_DOCKYARD_EB_TIMEOUT: expected a number for dockyard.eb.timeout, got text 'soon'"),
+        ({"INVOKE_DOCKYARD_ECS_CHECK_IMAGE": "false"},
+         ("INVOKE_DOCKYARD_ECS_CHECK_IMAGE: expected 1 or 0 for dockyard.ecs.check_image, got text 'false' "
+          "(Invoke reads any text but 0 or empty as true)")),
+        ({"INVOKE_DOCKYARD_SSH_HOSTS": "deploy@web1"},
+         ("INVOKE_DOCKYARD_SSH_HOSTS: dockyard.ssh.hosts is a list, which Invoke cannot read from a variable; "
+          "set it in invoke.yaml or a -f file")),
+        ({"INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PROT": "8000"},
+         ("INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PROT: not a dockyard setting, Invoke would ignore it; "
+          "did you mean INVOKE_DOCKYARD_ENVIRONMENTS_DEV_PORT?")),
+    ],
+)
+def test_bad_invoke_variable_is_one_line_naming_it(environ, line):
+    with pytest.raises(ConfigError) as err:
+        check_environment_variables(defaults(), [], environ)
+    assert str(err.value) == line and err.value.exit_code == 2
+
+
+def test_good_invoke_variables_pass_with_the_types_the_files_give():
+    files = [{"environments": {"qa": {"port": 9000}}, "ssh": {"drain_seconds": 1.5}}]
+    check_environment_variables(defaults(), files, {
+        "INVOKE_DOCKYARD_ENVIRONMENTS_QA_PORT": "9001",  # qa exists only in a file
+        "INVOKE_DOCKYARD_EB_HEALTH_WINDOW": "2.5",  # a number of seconds, not only whole ones
+        "INVOKE_DOCKYARD_ECS_CHECK_IMAGE": "0",
+        "INVOKE_DOCKYARD_APP": "shop",
+        "INVOKE_RUN_ECHO": "1",  # not ours
+    })
+
+
+def test_two_keys_with_one_variable_name_are_refused():
+    files = [{"environments": {"dev_x": {"port": 1}, "dev": {"x_port": 2}}}]
+    with pytest.raises(ConfigError, match=r"both read INVOKE_DOCKYARD_ENVIRONMENTS_DEV_X_PORT"):
+        check_environment_variables(defaults(), files, {})

@@ -141,26 +141,3 @@ def test_only_declared_build_args_are_passed(tmp_path):
     assert args == {"PYTHON_IMAGE": "base:1", "APP_REVISION": "abc", "APP_ENV": "dev"}
 
 
-def test_compose_v1_is_used_when_v2_is_absent_and_said_once(tmp_path, monkeypatch, capsys):
-    from dockyard.clients import compose as compose_module
-    from dockyard.runner import Result
-
-    class NoPluginRunner:
-        """`docker compose version` fails, as on a machine with only the v1 binary."""
-
-        def run(self, cmd, **kwargs):
-            return Result(Command(tuple(cmd)), 1, "", "docker: 'compose' is not a docker command.")
-
-    v1 = tmp_path / "docker-compose"
-    v1.write_text("#!/bin/sh\necho 'docker-compose version 1.29.2'\n")
-    v1.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(compose_module, "_warned_v1", False)
-    assert compose_module.detect_compose(NoPluginRunner()) == ("docker-compose",)
-    assert compose_module.detect_compose(NoPluginRunner()) == ("docker-compose",)
-    assert capsys.readouterr().err.count("using the v1 `docker-compose` binary") == 1
-    with pytest.raises(Exception, match="Compose v2 .* is not installed"):
-        compose_module.detect_compose(NoPluginRunner(), "v2")
-    v1.unlink()
-    with pytest.raises(Exception, match="Docker Compose is not installed"):
-        compose_module.detect_compose(NoPluginRunner())

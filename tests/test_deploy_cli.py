@@ -35,7 +35,7 @@ def test_an_environment_without_target_is_one_line_exit_2(sample_project, verb):
 @pytest.mark.parametrize("env, args, flag", [
     ("staging", ("--no-wait",), "--no-wait"),
     ("staging", ("--timeout", "30"), "--timeout"),
-    ("staging", ("--force-unlock",), "--force-unlock"),
+    ("staging", ("--no-rollback",), "--no-rollback"),
     ("prod", ("--lock-wait", "10"), "--lock-wait"),
     ("prod", ("--limit", "1"), "--limit"),
 ])
@@ -50,6 +50,11 @@ def test_a_flag_the_target_cannot_honour_is_one_line_exit_5(sample_project, env,
 def test_rollback_timeout_on_ssh_is_refused(sample_project):
     line = one_line(sample_project.inv("rollback", "--env", "staging", "--timeout", "5"), 5)
     assert "--timeout is not supported by rollback on staging" in line
+
+
+def test_rollback_force_unlock_on_eb_is_refused(sample_project):
+    line = one_line(sample_project.inv("rollback", "--env", "prod", "--force-unlock"), 5)
+    assert line.startswith("dockyard: --force-unlock is not supported by rollback on prod (target eb")
 
 
 def test_default_env_is_the_release_env_else_refused_with_the_list(sample_project):

@@ -57,7 +57,8 @@ def test_an_environment_without_target_is_a_config_error():
 @pytest.mark.parametrize("target, verb, given, flag", [
     ("ssh", "deploy", {"no_wait": True}, "--no-wait"),
     ("ssh", "deploy", {"timeout": 30}, "--timeout"),
-    ("ssh", "deploy", {"force_unlock": True}, "--force-unlock"),
+    ("eb", "rollback", {"force_unlock": True}, "--force-unlock"),
+    ("ecs", "rollback", {"force_unlock": True}, "--force-unlock"),
     ("ssh", "deploy", {"no_rollback": True}, "--no-rollback"),
     ("eb", "deploy", {"lock_wait": 10}, "--lock-wait"),
     ("ecs", "deploy", {"limit": 2}, "--limit"),
@@ -74,8 +75,8 @@ def test_a_flag_the_target_cannot_honour_is_refused(target, verb, given, flag):
 @pytest.mark.parametrize("target, verb, given", [
     ("eb", "deploy", {"dry_run": True, "no_wait": True, "timeout": 5, "no_rollback": True, "force_unlock": True}),
     ("ecs", "deploy", {"dry_run": True, "no_wait": True, "timeout": 5, "no_rollback": True, "force_unlock": True}),
-    ("ssh", "deploy", {"dry_run": True, "lock_wait": 5, "limit": 2, "version": "v1"}),
-    ("ssh", "rollback", {"to": "v1", "lock_wait": 0, "limit": 1}),
+    ("ssh", "deploy", {"dry_run": True, "lock_wait": 5, "limit": 2, "version": "v1", "force_unlock": True}),
+    ("ssh", "rollback", {"to": "v1", "lock_wait": 0, "limit": 1, "force_unlock": True}),
     ("ecs", "rollback", {"to": "3", "timeout": 9}),
 ])
 def test_flags_the_target_honours_pass(target, verb, given):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import arguments_without_help
+
 
 def test_list_has_a_collection_per_environment_with_a_compose_file(sample_project):
     sample_project.configure({"dockyard": {"environments": {"qa": {"compose": "docker/dev/compose.yml"}}}})
@@ -19,13 +21,7 @@ def test_every_task_argument_has_help(sample_project):
     import dockyard
 
     ns = dockyard.namespace(sample_project.root)
-    missing = []
-    for name in ns.task_names:
-        task = ns[name]
-        for arg in task.get_arguments():
-            if not arg.help and arg.name not in ("c",):
-                missing.append(f"{name} --{arg.name}")
-    assert missing == []
+    assert arguments_without_help(ns) == []
 
 
 @pytest.mark.engine
@@ -47,3 +43,15 @@ def test_doctor_fails_with_the_fix_when_the_engine_is_missing(sample_project, tm
     row = next(line for line in result.stdout.splitlines() if line.startswith("Docker engine"))
     assert "MISSING" in row and ("setup.sh" in row or "install Docker" in row)
     assert "missing: Docker engine" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_doctor_names_a_configured_ssh_key_that_is_missing(sample_project):
+    sample_project.configure({"dockyard": {"ssh": {"key_file": "keys/deploy_ed25519"}}})
+    result = sample_project.inv("doctor", "--no-aws")
+    row = next(line for line in result.stdout.splitlines() if line.startswith("SSH keys"))
+    assert "MISSING" in row and str(sample_project.root / "keys/deploy_ed25519") in row
+    (sample_project.root / "keys").mkdir()
+    (sample_project.root / "keys/deploy_ed25519").write_text("not read by doctor\n")
+    result = sample_project.inv("doctor", "--no-aws")
+    row = next(line for line in result.stdout.splitlines() if line.startswith("SSH keys"))
+    assert " OK " in row and "deploy_ed25519" in row

@@ -5,8 +5,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dockyard.clients.aws import AwsError
-from dockyard.eb.client import EbClient
-from dockyard.eb.locks import AuditLog, AuditRecord, DeployLock, LockHeld
+from dockyard.clients.eb import EbClient
+from dockyard.clients.s3 import S3Client
+from dockyard.core.history import AuditRecord, S3AuditStore
+from dockyard.core.locks import DeployLock, S3LockStore
+from dockyard.errors import LockHeld
 
 
 @pytest.fixture
@@ -16,9 +19,14 @@ def s3(aws):
     return client
 
 
+def s3_lock(s3, holder: str | None = None) -> DeployLock:
+    return DeployLock(S3LockStore(S3Client(s3), "locks-bucket", "app/locks/prod.json"), environment="prod",
+                      holder=holder)
+
+
 def test_only_one_holder_and_release(s3):
-    first = DeployLock(s3, "locks-bucket", "app/locks/prod.json", environment="prod", holder="alice@laptop")
-    second = DeployLock(s3, "locks-bucket", "app/locks/prod.json", environment="prod", holder="ci@runner")
+    first = s3_lock(s3, holder="alice@laptop")
+    second = s3_lock(s3, holder="ci@runner")
     first.acquire("1.0.0")
     with pytest.raises(LockHeld) as held:
         second.acquire("1.0.1")
@@ -26,12 +34,12 @@ def test_only_one_holder_and_release(s3):
     first.release()
     second.acquire("1.0.1")
     assert second.current().holder == "ci@runner"
-    assert DeployLock(s3, "locks-bucket", "app/locks/prod.json", environment="prod").force_unlock().version == "1.0.1"
+    assert s3_lock(s3).force_unlock().version == "1.0.1"
     assert second.current() is None
 
 
 def test_audit_records_newest_first(s3):
-    log = AuditLog(s3, "locks-bucket", "dockyard/app")
+    log = S3AuditStore(S3Client(s3), "locks-bucket", "dockyard/app")
     for n, result in enumerate(["succeeded", "rolled back"]):
         log.write(AuditRecord(action="deploy", environment="prod", target="app-prod", version=f"1.0.{n}",
                               label=f"1.0.{n}-abc", who="me@here", started=f"2026-01-0{n + 1}T00:00:00+00:00",

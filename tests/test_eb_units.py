@@ -11,10 +11,10 @@ import pytest
 
 from dockyard.containers import UnsupportedComposeKey, container_definitions, interpolate, read_compose_file
 from dockyard.eb.bundle import Bundle, BundleFile
-from dockyard.eb.client import EnvironmentState, Event
+from dockyard.clients.eb import EnvironmentState, Event
 from dockyard.eb.deploy import LabelConflict, WaitPolicy, check_label, wait_for_update
 from dockyard.eb.dockerrun import DockercfgLocation, dockercfg, dockerrun_v1, dockerrun_v2, dockerrun_v3, pinned_compose
-from dockyard.eb.client import AppVersion
+from dockyard.clients.eb import AppVersion
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,18 +31,20 @@ def test_every_supported_key_converts(tmp_path):
         "environment": {"A": "1", "B": True}, "env_file": [".env"],
         "ports": ["8080:80", "9000", {"target": 53, "published": 53, "protocol": "udp"}],
         "expose": ["7000"], "volumes": ["data:/data", "./conf/site.conf:/etc/site.conf:ro", "/scratch"],
-        "links": ["db"], "depends_on": {"db": {"condition": "service_healthy"}}, "mem_limit": "512m",
-        "mem_reservation": "1g", "working_dir": "/app", "user": "app", "hostname": "web1", "privileged": False,
+        "links": ["db"], "depends_on": {"db": {"condition": "service_healthy"}}, "mem_limit": "1g",
+        "mem_reservation": "512m", "working_dir": "/app", "user": "app", "hostname": "web1", "privileged": False,
         "read_only": True, "extra_hosts": ["h:10.0.0.1"], "labels": {"l": "v"},
-        "healthcheck": {"test": ["CMD", "true"], "interval": "10s", "timeout": "1m30s", "retries": 3,
+        "healthcheck": {"test": ["CMD", "true"], "interval": "1m30s", "timeout": "10s", "retries": 3,
                         "start_period": "5s"},
         "stop_grace_period": "20s", "logging": {"driver": "awslogs", "options": {"awslogs-group": "g"}},
         "ulimits": {"nofile": {"soft": 1024, "hard": 2048}, "nproc": 64}, "tty": True, "stdin_open": False,
-    }, "db": {"image": "db:1", "environment": ["X=y"]}}
-    out = convert(services, tmp_path)
+    }, "db": {"image": "db:1", "environment": ["X=y"], "healthcheck": {"test": "pg_isready"}}}
+    # ECS ranges (memoryReservation < memory, health timeout <= 60 s) hold; the named volume is decided
+    out = convert(services, tmp_path, named_volumes={"data": "scratch"})
     db, web = out.containers
     assert db == {"name": "db", "image": "db:1", "essential": True, "memory": 256,
-                  "environment": [{"name": "X", "value": "y"}]}
+                  "environment": [{"name": "X", "value": "y"}],
+                  "healthCheck": {"command": ["CMD-SHELL", "pg_isready"]}}
     assert web["command"] == ["gunicorn", "app:wsgi"] and web["entryPoint"] == ["/entry.sh", "-x"]
     assert web["environment"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "true"}]
     assert web["portMappings"] == [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 9000},
@@ -56,13 +58,13 @@ def test_every_supported_key_converts(tmp_path):
     assert out.shipped == {"conf/site.conf": tmp_path / "conf" / "site.conf"}
     assert out.env_files == {"web": (".env",)}
     assert web["links"] == ["db"] and web["dependsOn"] == [{"containerName": "db", "condition": "HEALTHY"}]
-    assert (web["memory"], web["memoryReservation"]) == (512, 1024)
+    assert (web["memory"], web["memoryReservation"]) == (1024, 512)
     assert (web["workingDirectory"], web["user"], web["hostname"]) == ("/app", "app", "web1")
     assert (web["privileged"], web["readonlyRootFilesystem"], web["pseudoTerminal"], web["interactive"]) == (
         False, True, True, False)
     assert web["extraHosts"] == [{"hostname": "h", "ipAddress": "10.0.0.1"}]
     assert web["dockerLabels"] == {"l": "v"}
-    assert web["healthCheck"] == {"command": ["CMD", "true"], "interval": 10, "timeout": 90, "startPeriod": 5,
+    assert web["healthCheck"] == {"command": ["CMD", "true"], "interval": 90, "timeout": 10, "startPeriod": 5,
                                   "retries": 3}
     assert web["stopTimeout"] == 20
     assert web["logConfiguration"] == {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}
@@ -75,24 +77,20 @@ def test_pinned_image_replaces_build(tmp_path):
     assert out.containers[0]["image"] == "reg/app:1.2.3"
 
 
+# cap_add, devices, deploy, restart, profiles, sysctls, port ranges, host paths and tmpfs were refused here; ECS has
+# them, and tests/test_compose_conversion.py checks what they convert to (issue 13).
 @pytest.mark.parametrize("service, key", [
     ({"image": "x", "network_mode": "host"}, "network_mode"),
+    ({"image": "x", "ports": ["8000-8010:80"]}, "ports"),
+    ({"image": "x", "volumes": [{"type": "npipe", "source": "x", "target": "/t"}]}, "volumes"),
+    ({"image": "x", "volumes": ["data:/d"]}, "volumes.data"),
     ({"image": "x", "networks": ["a"]}, "networks"),
-    ({"image": "x", "cap_add": ["NET_ADMIN"]}, "cap_add"),
-    ({"image": "x", "devices": ["/dev/x"]}, "devices"),
-    ({"image": "x", "deploy": {}}, "deploy"),
     ({"image": "x", "secrets": ["s"]}, "secrets"),
     ({"image": "x", "configs": ["c"]}, "configs"),
     ({"image": "x", "container_name": "c"}, "container_name"),
-    ({"image": "x", "restart": "always"}, "restart"),
-    ({"image": "x", "profiles": ["p"]}, "profiles"),
     ({"image": "x", "pid": "host"}, "pid"),
-    ({"image": "x", "sysctls": {}}, "sysctls"),
     ({"build": "."}, "build"),
     ({"image": "x", "environment": {"FROM_SHELL": None}}, "environment.FROM_SHELL"),
-    ({"image": "x", "ports": ["8000-8010:8000-8010"]}, "ports"),
-    ({"image": "x", "volumes": ["/etc/passwd:/x"]}, "volumes"),
-    ({"image": "x", "volumes": [{"type": "tmpfs", "target": "/t"}]}, "volumes"),
     ({"image": "x", "mem_limit": "lots"}, "mem_limit"),
     ({"image": "x", "healthcheck": {"disable": True}}, "healthcheck.disable"),
     ({"image": "x", "depends_on": {"db": {"condition": "whenever"}}}, "depends_on.db.condition"),
@@ -113,7 +111,7 @@ def test_prod_compose_file_converts(tmp_path):
     model = read_compose_file(REPO / "docker/prod/compose.yml", {"DOCKYARD_IMAGE": "reg/app:1.0.0",
                                                                  "NGINX_IMAGE": "nginx:1", "DOCKYARD_PORT": "80"})
     out = container_definitions(model, images={"web": "reg/app:1.0.0"}, project_root=REPO,
-                                compose_dir=REPO / "docker/prod")
+                                compose_dir=REPO / "docker/prod", named_volumes={"static": "scratch"})
     nginx, web = out.containers
     assert nginx["portMappings"] == [{"containerPort": 80, "hostPort": 80}] and nginx["links"] == ["web"]
     assert web["image"] == "reg/app:1.0.0" and web["memory"] == 512

@@ -26,11 +26,11 @@ def ecs_ssm(ecs):  # noqa: F811
 
 def ssm_lock(ecs: Ecs, holder: str = "alice@build-7"):
     """The lock another deploy would take (dockyard's own class, through the same moto server)."""
-    from dockyard.ecs.locks import SsmDeployLock
-    from dockyard.ecs.ssm import SsmClient
+    from dockyard.clients.ssm import SsmClient
+    from dockyard.core.locks import DeployLock, SsmLockStore
 
-    return SsmDeployLock(SsmClient(ecs.aws.session(), endpoint_url=ecs.aws.endpoint), LOCK.format(app=ecs.project.app),
-                         environment="prod", holder=holder)
+    store = SsmLockStore(SsmClient(ecs.aws.session(), endpoint_url=ecs.aws.endpoint), LOCK.format(app=ecs.project.app))
+    return DeployLock(store, environment="prod", holder=holder)
 
 
 def ssm_records(ecs: Ecs) -> list[dict]:
@@ -109,17 +109,17 @@ def test_a_failed_deploy_releases_the_ssm_lock_and_records_the_outcome(ecs_ssm):
 
 def write_record(ecs: Ecs, bucketless: bool, **fields) -> None:
     """An audit record as dockyard writes one (its own writer, into the same store)."""
-    from dockyard.eb.locks import AuditLog, AuditRecord
-    from dockyard.ecs.locks import SsmAuditLog
-    from dockyard.ecs.ssm import SsmClient
+    from dockyard.clients.s3 import S3Client
+    from dockyard.clients.ssm import SsmClient
+    from dockyard.core.history import AuditRecord, S3AuditStore, SsmAuditStore
 
     record = AuditRecord(environment="prod", target="ecs:shop/shop-web", who="carol@laptop",
                          started="2026-01-01T10:00:00+00:00", finished="2026-01-01T10:05:00+00:00", **fields)
     if bucketless:
         ssm = SsmClient(ecs.aws.session(), endpoint_url=ecs.aws.endpoint)
-        SsmAuditLog(ssm, f"dockyard/{ecs.project.app}").write(record)
+        SsmAuditStore(ssm, f"dockyard/{ecs.project.app}").write(record)
     else:
-        AuditLog(ecs.aws.client("s3"), BUCKET, f"dockyard/{ecs.project.app}").write(record)
+        S3AuditStore(S3Client(ecs.aws.client("s3")), BUCKET, f"dockyard/{ecs.project.app}").write(record)
 
 
 @pytest.mark.parametrize("bucketless", [True, False], ids=["ssm-records", "s3-records"])

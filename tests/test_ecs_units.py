@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dockyard.ecs.client import Deployment, ServiceEvent, ServiceState
+from dockyard.clients.ecs import Deployment, ServiceEvent, ServiceState
 from dockyard.ecs.planner import env_file_split, plan_task_definition, previous_revision, revisions_to_deregister
 from dockyard.ecs.taskdef import TaskDefinition, UnknownContainer, diff
 from dockyard.ecs.waiter import DeploymentFailed, assess, wait_for_deployment
@@ -122,7 +122,7 @@ def test_wait_loop_polls_until_steady_and_times_out():
 
 
 def record(label, result, action="deploy"):
-    from dockyard.eb.locks import AuditRecord
+    from dockyard.core.history import AuditRecord
 
     return AuditRecord(action=action, environment="prod", target="ecs:c/s", version="x", label=label, who="w",
                        started="2026-01-01T00:00:00+00:00", result=result)
@@ -143,7 +143,7 @@ def record(label, result, action="deploy"):
     ([record("shop:5", "succeeded"), record("shop:4", "failed")], "shop:5", ["shop:5", "shop:4"], None),
 ])
 def test_previous_good_release_from_audit_records(records, live, active, expected):
-    from dockyard.ecs.planner import previous_good_release
+    from dockyard.core.history import previous_good_release
 
     found = previous_good_release(records, live, active)
     assert (found.label if found else None) == expected
@@ -161,8 +161,7 @@ def test_secret_writes_skip_values_ssm_already_holds_and_never_show_them():
 
 
 def test_parameter_names_and_arns():
-    from dockyard.ecs.locks import parameter_name
-    from dockyard.ecs.ssm import parameter_arn
+    from dockyard.clients.ssm import parameter_arn, parameter_name
 
     assert parameter_name("dockyard/shop", "audit", "prod", "2026-deploy-shop:3") == \
         "/dockyard/shop/audit/prod/2026-deploy-shop.3"

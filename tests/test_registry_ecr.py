@@ -11,7 +11,8 @@ import pytest
 from dockyard.clients.docker import DockerClient
 from dockyard.config import parse_settings
 from dockyard.errors import Unreachable
-from dockyard.registry import login, resolve_credentials
+from dockyard.core.credentials import resolve_credentials
+from dockyard.registry import login
 from dockyard.runner import Runner
 
 ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"

@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import pytest
 
+from dockyard.core.versions import BadVersion, ReleaseVersion, read_version, versions_from_tags
 from dockyard.errors import Refused
 from dockyard.release import (
-    BadVersion,
     Commit,
     PublishState,
     ReleaseRecord,
     ReleaseState,
-    ReleaseVersion,
     changelog,
     check_publish,
     check_release,
     last_release,
     previous_release,
-    read_version,
     release_plan,
-    versions_from_tags,
 )
 
 V = ReleaseVersion.parse

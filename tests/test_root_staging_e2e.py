@@ -83,3 +83,8 @@ def test_deploy_json_on_ssh_success_failure_lock_history_rollback(staging, stagi
     data = as_json(locked)
     assert data["result"] == "locked" and "someone@ci" in data["message"]
     assert staging.live_version() == "v1"
+
+    # --force-unlock is staging.ssh-deploy's own flag: `inv deploy` passes it on instead of refusing it.
+    unlocked = as_json(staging.inv("deploy", "--env", "staging", "--version", "v2", "--force-unlock", "--json"))
+    assert (unlocked["result"], unlocked["version"], unlocked["previous"]) == ("succeeded", "v2", "v1")
+    assert staging.live_version() == "v2" and not lock.exists()

@@ -476,6 +476,28 @@ exec "{real}" "$@"
         assert token not in result.stdout + result.stderr
         assert watch.scans > 10 and watch.seen == []
         assert not (staging.state_dir() / "lock").exists()
-        assert "app-v1" not in docker("ps", "-a", "--format", "{{.Names}}").stdout
+        # this project's containers only: other projects on the same engine may be deploying their own v1
+        assert "app-v1" not in docker("ps", "-a", "--filter", f"label=dev.dockyard.ssh.prefix={staging.prefix}",
+                                      "--format", "{{.Names}}").stdout
     finally:
         staging.cleanup()
+
+
+def test_the_samples_app_tasks_run_on_the_first_staging_host(staging):
+    """`tasks/app.py` through the staging exec path; the superuser's password never shows on a command line."""
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    staging.inv("app.migrate", "--env", "staging", check=True)
+    with CmdlineWatch([password]) as watch:
+        created = staging.inv("app.createsuperuser", "--env", "staging", "--username", "ops",
+                              env={"DJANGO_SUPERUSER_PASSWORD": password}, check=True)
+    assert "Superuser created successfully." in created.stdout
+    assert watch.scans > 10 and watch.seen == []
+    assert password not in created.stdout + created.stderr
+    staging.inv("app.loaddata", "--env", "staging", check=True)
+    checked = staging.inv("app.shell", "--env", "staging", "--command",
+                          "from django.contrib.auth.models import Group, User; "
+                          f"print('ops', User.objects.get(username='ops').check_password('{password}'), "
+                          "sorted(g.name for g in Group.objects.all()))", check=True)
+    assert "ops True ['editors', 'viewers']" in checked.stdout

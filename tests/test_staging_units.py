@@ -9,8 +9,8 @@ from conftest import deep_merge
 from dockyard.config import defaults, parse_settings
 from dockyard.errors import ConfigError, Refused
 from dockyard.staging import commands as cmd
-from dockyard.staging.deploy import (Container, HostSession, HostState, batches, images_to_prune, parse_audit,
-                                     parse_containers, plan_host, previous_version)
+from dockyard.core.history import append_line, parse_audit, previous_good_release
+from dockyard.staging.deploy import Container, HostSession, HostState, batches, images_to_prune, parse_containers, plan_host
 from dockyard.staging.model import Layout, valid_version
 from dockyard.staging.proxy import live_version, render_proxy_conf, render_upstream
 
@@ -22,7 +22,7 @@ def settings_with(ssh: dict, staging: dict | None = None, tmp: Path = Path("/tmp
 
 
 def target_of(ssh: dict, staging: dict | None = None):
-    return settings_with(ssh, staging).feature("ssh").target("staging")
+    return settings_with(ssh, staging).ssh.target("staging")
 
 
 # --- settings ------------------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_bad_settings_name_the_key(ssh, needle):
 def test_environments_without_ssh_target_have_no_ssh_settings():
     settings = settings_with({})
     with pytest.raises(ConfigError, match="target: ssh"):
-        settings.feature("ssh").target("prod")
+        settings.ssh.target("prod")
 
 
 def test_versions_are_docker_tags():
@@ -97,7 +97,7 @@ def test_app_container_gets_env_file_never_values():
 
 
 def test_shell_commands_pass_values_as_parameters():
-    command = cmd.append_line("/x/audit.log", "deploy version=v1; rm -rf /")
+    command = append_line("/x/audit.log", "deploy version=v1; rm -rf /")
     assert command.argv[:2] == ("sh", "-c") and "rm -rf" not in command.argv[2]
     assert command.argv[-2:] == ("deploy version=v1; rm -rf /", "/x/audit.log")
 
@@ -178,14 +178,20 @@ def test_exec_tty_asks_docker_for_a_terminal():
     assert argv[3:6] == ("exec", "--interactive", "--tty") and argv[-3:] == ("sh", "-c", "python manage.py shell")
 
 
+def test_exec_with_stdin_feeds_it_without_a_terminal():
+    command = cmd.exec_in(LAYOUT, "c", 'read -r p; echo "$p"', stdin="s3cret\n")
+    assert command.argv[3:5] == ("exec", "--interactive") and "--tty" not in command.argv
+    assert command.stdin == "s3cret\n" and "s3cret" not in " ".join(command.argv)
+
+
 def test_previous_version_comes_from_the_audit_log():
     log = ("2026-01-01T00:00:00Z deploy version=v1 previous=- by=a outcome=ok\n"
            "2026-01-02T00:00:00Z deploy version=v2 previous=v1 by=a outcome=ok\n"
            "2026-01-03T00:00:00Z deploy version=bad previous=v2 by=a outcome=health-failed\n")
     entries = parse_audit(log)
     assert [e.version for e in entries] == ["v1", "v2", "bad"]
-    assert previous_version(entries, "v2", {"v1", "v2"}) == "v1"
-    assert previous_version(entries, "v2", {"v2"}) is None
+    assert previous_good_release(entries[::-1], "v2", {"v1", "v2"}).version == "v1"
+    assert previous_good_release(entries[::-1], "v2", {"v2"}) is None
 
 
 def test_parse_containers_and_batches():

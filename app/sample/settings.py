@@ -58,6 +58,9 @@ APP_REVISION = os.environ.get("APP_REVISION", "unknown")
 SAMPLE_FAIL_HEALTH = env_bool("SAMPLE_FAIL_HEALTH", False)
 
 INSTALLED_APPS = [
+    # users and groups: `inv app.createsuperuser`, `inv app.loaddata` (fixtures/groups.json)
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "sample",
 ]

@@ -72,3 +72,12 @@ class SettingsHelperTests(TestCase):
             self.assertEqual(sample_settings.env_list("X_HOSTS", "*"), ["a.example", "b.example"])
         with mock.patch.dict("os.environ", {}, clear=True):
             self.assertEqual(sample_settings.env_list("X_HOSTS", "*"), ["*"])
+
+
+class FixtureTests(TestCase):
+    fixtures = ["groups"]  # what `inv app.loaddata` loads by default
+
+    def test_groups_fixture(self):
+        from django.contrib.auth.models import Group
+
+        self.assertEqual(sorted(Group.objects.values_list("name", flat=True)), ["editors", "viewers"])

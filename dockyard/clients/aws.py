@@ -1,23 +1,48 @@
-"""boto3 sessions and clients from the project's settings (profile, region, endpoint_url).
+"""boto3 sessions and clients from the project's settings, and :class:`AwsApi`, the one way dockyard calls AWS.
 
 boto3 is imported only when a session is made, so tasks that never talk to AWS do not pay for it. Callers
-pass the session to the typed client they need; no client here does network work when it is created.
+pass the session (or a boto3 client) to the typed client they need; no client here does network work when it is
+created.
+
+Every typed client (:mod:`.s3`, :mod:`.ssm`, :mod:`.eb`, :mod:`.ecs`) calls boto3 only through
+:meth:`AwsApi.call`, which retries throttling and turns every botocore error into one :class:`AwsError` line that
+names the call, the resource and what to check (exit 8).
 """
 from __future__ import annotations
 
-from typing import Any
+import random
+import re
+import time
+from collections import Counter
+from typing import Any, Callable
 
-from ..errors import DockyardError
+from ..errors import AwsError, NoCredentials
+
+__all__ = ["AwsApi", "AwsError", "ExpectedError", "NoCredentials", "aws_client", "aws_session", "describe_error",
+           "error_code"]
+
+THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+              "SlowDown", "ProvisionedThroughputExceededException"}
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+          "UnauthorizedException", "403", "Forbidden"}
+BAD_CREDENTIALS = {"InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesNotMatch", "UnrecognizedClientException",
+                   "ExpiredToken", "ExpiredTokenException", "InvalidToken", "AuthFailure"}
+NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                  "or dockyard.aws.profile")
+# Managed transfers are no API method; these are the API calls (and IAM actions) they make.
+MANAGED = {"upload_fileobj": "PutObject", "download_fileobj": "GetObject"}
+# What a denied call's identity lacks a permission on, by IAM service prefix ("it" for the others).
+RESOURCE_WORDS = {"s3": "that bucket", "ssm": "that parameter", "ecs": "that cluster or service",
+                  "elasticbeanstalk": "that application or environment"}
 
 
-class AwsError(DockyardError):
-    """An AWS call failed (its code and message are in the text)."""
+class ExpectedError(Exception):
+    """An AWS answer the caller asked to handle itself (``expected=``): a missing key, a taken name..."""
 
-    exit_code = 8
-
-
-class NoCredentials(AwsError):
-    exit_code = 8
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
 
 
 def aws_session(settings: Any) -> Any:
@@ -38,10 +63,7 @@ def aws_client(settings: Any, service: str, session: Any | None = None, *, endpo
     """
     session = session or aws_session(settings)
     if session.get_credentials() is None:
-        raise NoCredentials(
-            "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "or dockyard.aws.profile"
-        )
+        raise NoCredentials(NO_CREDENTIALS)
     if not session.region_name:
         raise AwsError("no AWS region: set dockyard.aws.region or AWS_DEFAULT_REGION")
     return session.client(service, endpoint_url=endpoint_url or settings.aws_endpoint_url or None)
@@ -59,3 +81,101 @@ def describe_error(exc: Exception) -> str:
     if err:
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
     return str(exc)
+
+
+class AwsApi:
+    """One boto3 client and :meth:`call`, the single place its calls are made and their errors translated.
+
+    ``calls`` counts the calls per operation (a dry run proves it made no mutating one; the benchmark reports
+    them); clients of one deploy may share one counter.
+    """
+
+    def __init__(self, client: Any, *, service: str = "", sleep: Callable[[float], None] = time.sleep,
+                 attempts: int = 6, calls: Counter[str] | None = None) -> None:
+        self.client = client
+        self.service = service or _signing_name(client)
+        self.sleep = sleep
+        self.attempts = attempts
+        self.calls: Counter[str] = Counter() if calls is None else calls
+
+    def action(self, operation: str) -> str:
+        """The IAM action of a boto3 method: ``put_object`` -> ``s3:PutObject``."""
+        mapping = getattr(getattr(self.client, "meta", None), "method_to_api_mapping", None) or {}
+        api = MANAGED.get(operation) or mapping.get(operation) or "".join(p.capitalize() for p in operation.split("_"))
+        return f"{self.service}:{api}" if self.service else api
+
+    def call(self, operation: str, resource: str = "", *, expected: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        """``client.<operation>(**kwargs)``; an error code in ``expected`` is raised as :class:`ExpectedError`,
+        throttling is retried with jittered backoff, anything else becomes one :class:`AwsError` line."""
+        return self.run(operation, resource, lambda: getattr(self.client, operation)(**kwargs), expected=expected)
+
+    def run(self, operation: str, resource: str, func: Callable[[], Any], *,
+            expected: tuple[str, ...] = ()) -> Any:
+        """Like :meth:`call` for what is not one API method (a managed transfer such as ``upload_fileobj``)."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        delay = 0.5
+        for attempt in range(self.attempts):
+            self.calls[operation] += 1
+            try:
+                return func()
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in expected:
+                    raise ExpectedError(code, describe_error(exc)) from None
+                if code in THROTTLING and attempt < self.attempts - 1:
+                    self.sleep(delay * (0.5 + random.random()))  # jitter keeps parallel deploys apart
+                    delay = min(delay * 2, 20)
+                    continue
+                raise self.failure(operation, resource, exc) from None
+            except (BotoCoreError, Boto3Error) as exc:
+                code = _code_in_text(str(exc))
+                if code in expected:
+                    raise ExpectedError(code, str(exc)) from None
+                raise self.failure(operation, resource, exc) from None
+        raise AwsError(f"{self.action(operation)}{_on(resource)} is still throttled after {self.attempts} attempts: "
+                       "retry later, or raise the account's API rate limit")
+
+    def failure(self, operation: str, resource: str, exc: Exception) -> AwsError:
+        """The one line an AWS failure becomes."""
+        from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError, ParamValidationError
+
+        action, on = self.action(operation), _on(resource)
+        if isinstance(exc, NoCredentialsError):
+            return NoCredentials(f"{action}{on}: {NO_CREDENTIALS}")
+        if isinstance(exc, EndpointConnectionError):
+            return AwsError(f"{action}{on}: cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}: check "
+                            "dockyard.aws.region and dockyard.aws.endpoint_url, and the network")
+        if isinstance(exc, NoRegionError):
+            return AwsError(f"{action}{on}: no AWS region: set dockyard.aws.region or AWS_DEFAULT_REGION")
+        if isinstance(exc, ParamValidationError):
+            return AwsError(f"{action}{on}: invalid request ({_one_line(str(exc))}): check the settings it came from")
+        code = error_code(exc) or _code_in_text(str(exc))
+        if code in DENIED:
+            what = RESOURCE_WORDS.get(self.service, "it") if resource else "the resource"
+            return AwsError(f"{action}{on} was denied ({code}): the deploying identity needs {action} on {what}")
+        if code in BAD_CREDENTIALS:
+            return AwsError(f"{action}{on}: the AWS credentials were rejected ({code}): check AWS_PROFILE or "
+                            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and the clock")
+        said = _one_line(describe_error(exc))
+        return AwsError(f"{action}{on} failed ({said}): check dockyard.aws (region, endpoint_url) and the resource")
+
+
+def _signing_name(client: Any) -> str:
+    model = getattr(getattr(client, "meta", None), "service_model", None)
+    return str(getattr(model, "signing_name", "") or "")
+
+
+def _on(resource: str) -> str:
+    return f" on {resource}" if resource else ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _code_in_text(text: str) -> str:
+    """The code in a message like ``An error occurred (AccessDenied) when calling ...`` (managed transfers)."""
+    found = re.search(r"An error occurred \(([\w.]+)\)", text)
+    return found.group(1) if found else ""

@@ -49,9 +49,12 @@ def build_command(
     return Command(tuple(argv), env=dict(build_args))
 
 
-def login_command(registry: str, username: str, password: str) -> Command:
-    """``docker login`` with the password on stdin, never on the command line."""
-    return Command((DOCKER, "login", "--username", username, "--password-stdin", registry), stdin=password + "\n")
+def login_command(registry: str, username: str, password: str, *, config: str = "") -> Command:
+    """``docker login`` with the password on stdin, never on the command line: the one login every path uses
+    (``publish`` here, a staging host over SSH). ``config`` is a ``docker --config`` directory of its own."""
+    options = ("--config", config) if config else ()
+    return Command((DOCKER, *options, "login", "--username", username, "--password-stdin", registry),
+                   stdin=password + "\n")
 
 
 # --- values -----------------------------------------------------------------------------------------------------

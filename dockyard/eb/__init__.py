@@ -1,2 +1,2 @@
-"""Elastic Beanstalk: Dockerrun renderers, deterministic bundles, a typed EB/S3 client, the deploy planner and
-waiter, and the deploy lock with its audit records (shared with the ECS feature)."""
+"""Elastic Beanstalk: Dockerrun renderers, deterministic bundles, the deploy planner and waiter, and the service
+(its client is :mod:`dockyard.clients.eb`; the lock and audit records are :mod:`dockyard.core`'s)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..core.compose import DeployCompose
 from ..errors import ConfigError
 from .dockerrun import (
     DockercfgLocation,
@@ -39,6 +40,7 @@ class BundleFile:
 @dataclass(frozen=True)
 class Bundle:
     files: tuple[BundleFile, ...]
+    changes: tuple[str, ...] = ()  # what behaves differently than under Compose (dockyard.containers)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
@@ -86,7 +88,6 @@ class BundleInputs:
     eb_environment: str
     platform: str  # v1 | v2 | compose
     image: str  # the app image, pinned (repository:X.Y.Z)
-    app_service: str
     auth: str  # none | ecr | dockercfg | ssm
     registry: str
     dockercfg: DockercfgLocation | None
@@ -94,49 +95,41 @@ class BundleInputs:
     ssm_password: str = ""
     container_port: int = 8000
     default_memory: int = 256
-    compose_variables: Mapping[str, str] = field(default_factory=dict)
+    compose: DeployCompose | None = None  # the compose file as every deploy reads it (not needed by v1)
+    volumes: Mapping[str, Any] = field(default_factory=dict)  # eb.volumes: what each named volume becomes (v2)
 
 
 def build_bundle(inputs: BundleInputs) -> Bundle:
     """Render the bundle for ``inputs.platform``."""
     files: list[BundleFile] = []
+    changes: tuple[str, ...] = ()
     auth = inputs.dockercfg if inputs.auth == "dockercfg" else None
     if inputs.platform == "v1":
         files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v1(
             inputs.image, container_port=inputs.container_port, auth=auth)).encode()))
     else:
-        model = _compose_model(inputs)
-        compose_dir = inputs.env.compose.parent
-        images = {inputs.app_service: inputs.image}
+        compose = inputs.compose
+        if compose is None:
+            raise ConfigError(f"dockyard.environments.{inputs.env.name}.compose: the {inputs.platform} platform "
+                              "builds its containers from the compose file; set it (or use eb.platform: v1)")
         if inputs.platform == "v2":
-            definitions = container_definitions(model, images=images, project_root=inputs.project_root,
-                                                compose_dir=compose_dir, default_memory=inputs.default_memory)
+            definitions = container_definitions(compose.model, images=compose.images,
+                                                project_root=inputs.project_root, compose_dir=compose.compose_dir,
+                                                default_memory=inputs.default_memory, named_volumes=inputs.volumes,
+                                                volumes_setting="dockyard.eb.volumes")
+            changes = tuple(str(c) for c in definitions.changes)
             files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v2(definitions, auth=auth)).encode()))
             shipped = definitions.shipped
         else:
-            pinned, shipped = pinned_compose(model, images=images, project_root=inputs.project_root,
-                                             compose_dir=compose_dir)
+            pinned, shipped = pinned_compose(compose.model, images=compose.images, project_root=inputs.project_root,
+                                             compose_dir=compose.compose_dir)
             files.append(BundleFile("docker-compose.yml", compose_yaml(pinned).encode()))
             if auth is not None:
                 files.append(BundleFile("Dockerrun.aws.json", dumps(dockerrun_v3(auth)).encode()))
         for inside, source in sorted(shipped.items()):
             files.append(BundleFile(inside, source.read_bytes()))
     files += _rendered_extensions(inputs)
-    return Bundle(tuple(files))
-
-
-def _compose_model(inputs: BundleInputs) -> dict[str, Any]:
-    from ..containers import read_compose_file
-
-    if inputs.env.compose is None:
-        raise ConfigError(f"dockyard.environments.{inputs.env.name}.compose: the {inputs.platform} platform "
-                          "builds its containers from the compose file; set it (or use eb.platform: v1)")
-    model = read_compose_file(inputs.env.compose, {**inputs.compose_variables, "DOCKYARD_IMAGE": inputs.image,
-                                                  "DOCKYARD_PORT": "80"})
-    if inputs.app_service not in model["services"]:
-        raise ConfigError(f"dockyard.environments.{inputs.env.name}.app_service: {inputs.app_service!r} is not a "
-                          f"service of {inputs.env.compose}")
-    return model
+    return Bundle(tuple(files), changes)
 
 
 def template_environment(project_root: Path) -> Any:
@@ -172,6 +165,8 @@ def _rendered_extensions(inputs: BundleInputs) -> list[BundleFile]:
 def describe(bundle: Bundle) -> str:
     """The bundle as people read it in a dry run: file list and the Dockerrun document."""
     lines = ["files:"] + [f"  {line}" for line in bundle.listing()]
+    if bundle.changes:
+        lines += ["changes of meaning (Compose -> ECS):"] + [f"  warning: {change}" for change in bundle.changes]
     dockerrun = bundle.text("Dockerrun.aws.json")
     if dockerrun:
         lines += ["Dockerrun.aws.json:"] + [f"  {line}" for line in dockerrun.splitlines()]

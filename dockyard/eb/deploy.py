@@ -10,18 +10,17 @@ from __future__ import annotations
 import difflib
 import io
 import json
-import re
 import time
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..clients.eb import AppVersion, EbClient, EnvironmentState, Event
+from ..core.versions import Release
 from ..errors import DeployFailed, DeployTimedOut, DockyardError, Refused, RolledBack  # noqa: F401 - re-exported
 from ..plan import Plan, Step
 from .bundle import Bundle, describe
-from .client import AppVersion, EbClient, EnvironmentState, Event
 
-RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 FAILURE_MESSAGES = ("failed to deploy application", "reverted to the previous", "failed to pull",
                     "instance deployment failed", "deployment failed", "command failed on")
 AUTH_MESSAGES = ("unauthorized", "authentication required", "no basic auth credentials", "denied",
@@ -30,45 +29,6 @@ AUTH_MESSAGES = ("unauthorized", "authentication required", "no basic auth crede
 
 class LabelConflict(Refused):
     """The version label already names a different bundle."""
-
-
-# --- releases -------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Release:
-    version: str  # X.Y.Z
-    sha: str
-    description: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.version}-{self.sha[:7]}"
-
-
-def version_key(tag: str) -> tuple[int, int, int]:
-    match = RELEASE_TAG.match(tag)
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else (-1, -1, -1)
-
-
-def resolve_release(git: Any, version: str = "") -> Release:
-    """The release ``version`` (``1.2.3`` or ``v1.2.3``), default the highest ``vX.Y.Z`` tag."""
-    if version:
-        tag = version if version.startswith("v") else f"v{version}"
-        if not RELEASE_TAG.match(tag):
-            raise Refused(f"{version!r} is not a release version (X.Y.Z)")
-    else:
-        tags = [t for t in git.git("tag", "--list", "v*").stdout.split() if RELEASE_TAG.match(t)]
-        if not tags:
-            raise Refused("no release yet (no vX.Y.Z git tag): run `inv release` first, or name a VERSION")
-        tag = max(tags, key=version_key)
-    found = git.git("rev-list", "-n", "1", f"refs/tags/{tag}", check=False)
-    if not found.ok:
-        raise Refused(f"release {tag[1:]} is not published: there is no git tag {tag} (see `git tag --list 'v*'`)")
-    subject = git.git("tag", "--list", "--format=%(contents:subject)", tag).stdout.strip()
-    if not subject:
-        subject = git.git("log", "-1", "--format=%s", found.stdout.strip()).stdout.strip()
-    return Release(version=tag[1:], sha=found.stdout.strip(), description=subject or f"release {tag[1:]}")
 
 
 # --- the wait -------------------------------------------------------------------------------------------------------

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..compose_model import escape_dollars, normalize
 from ..containers import (
     ContainerDefinitions,
     UnsupportedComposeKey,
     container_definitions,
+    inside_project,
     parse_volume,
     project_path,
+    shipped_files,
 )
 
 
@@ -81,12 +84,17 @@ def pinned_compose(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """The compose model for the bundle, and the project files it mounts (bundle path -> file).
 
-    Images are pinned, ``build`` sections go, bind-mount sources become ``./<path in the project>`` and every
-    ``env_file`` becomes ``.env``, the file the platform writes from the environment properties.
+    Images are pinned, ``build`` sections go, bind-mount sources inside the project become ``./<path in the
+    project>`` (a directory ships with every file under it) and every ``env_file`` becomes ``.env``, the file the
+    platform writes from the environment properties. What Compose's resolved model spells out (the default network,
+    the project-prefixed volume names, long-syntax ports) is written back the short way, so the file reads like the
+    project's own.
     """
+    model = normalize(compose_model)
+    project = str(model.get("name") or "")
     services: dict[str, Any] = {}
     shipped: dict[str, Path] = {}
-    for name, raw in sorted((compose_model.get("services") or {}).items()):
+    for name, raw in sorted((model.get("services") or {}).items()):
         service = dict(raw or {})
         if name in images:
             service["image"] = images[name]
@@ -95,21 +103,54 @@ def pinned_compose(
             raise UnsupportedComposeKey(name, "build", "builds its image on the instance; pin a released image")
         if service.get("env_file"):
             service["env_file"] = [".env"]
+        if service.get("networks") == {"default": None}:
+            service.pop("networks")
+        if service.get("ports"):
+            service["ports"] = [_short_port(p) for p in service["ports"]]
         mounts = []
         for spec in service.get("volumes") or []:
             volume = parse_volume(spec, name)
-            if volume.kind == "bind":
+            suffix = ":ro" if volume.read_only else ""
+            if volume.kind == "bind" and inside_project(volume.source, compose_dir, project_root):
                 inside = project_path(volume.source, compose_dir, project_root, name)
-                shipped[inside] = project_root / inside
-                mounts.append(f"./{inside}:{volume.target}" + (":ro" if volume.read_only else ""))
+                shipped.update(shipped_files(inside, project_root))
+                mounts.append(f"./{inside}:{volume.target}{suffix}")
+            elif volume.kind in ("bind", "volume") and set(spec) <= _SHORT_VOLUME_KEYS:
+                mounts.append(f"{volume.source}:{volume.target}{suffix}")
+            elif volume.kind == "anonymous" and set(spec) <= _SHORT_VOLUME_KEYS:
+                mounts.append(volume.target)
             else:
                 mounts.append(spec)
         if mounts:
             service["volumes"] = mounts
         services[name] = service
-    model = {k: v for k, v in compose_model.items() if k not in ("services", "version", "name")}
-    model["services"] = services
-    return model, shipped
+    out = {k: v for k, v in model.items() if k not in ("services", "version", "name")}
+    networks = {k: v for k, v in (out.pop("networks", None) or {}).items()
+                if not (k == "default" and set(v or {}) <= {"name", "ipam"} and not (v or {}).get("ipam")
+                        and (v or {}).get("name", f"{project}_default") == f"{project}_default")}
+    if networks:
+        out["networks"] = networks
+    if out.get("volumes"):
+        out["volumes"] = {k: ({f: x for f, x in (v or {}).items() if not (f == "name" and x == f"{project}_{k}")}
+                              or None) for k, v in out["volumes"].items()}
+    out["services"] = services
+    return escape_dollars(out), shipped
+
+
+_SHORT_VOLUME_KEYS = {"type", "source", "target", "read_only", "bind", "volume"}
+
+
+def _short_port(port: Any) -> Any:
+    """A long-syntax port the short way (``"127.0.0.1:8080:80/udp"``) when nothing else is set."""
+    if not isinstance(port, Mapping) or set(port) - {"mode", "host_ip", "target", "published", "protocol"} or \
+            port.get("mode", "ingress") != "ingress":
+        return port
+    text = str(port["target"])
+    if port.get("published"):
+        text = f"{port['published']}:{text}"
+        if port.get("host_ip"):
+            text = f"{port['host_ip']}:{text}"
+    return text + (f"/{port['protocol']}" if port.get("protocol", "tcp") != "tcp" else "")
 
 
 def compose_yaml(model: Mapping[str, Any]) -> str:

@@ -8,24 +8,25 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Callable
 
+from ..clients.eb import ENV_NAMESPACE, EbClient, EnvironmentState, make_client
+from ..core.actor import stamp, utc_now
+from ..core.history import AuditRecord, S3AuditStore, previous_good_release
+from ..core.locks import DeployLock, S3LockStore
 from ..errors import ConfigError, Refused
 from ..plan import Plan, Step, execute
 from .bundle import Bundle, BundleInputs, build_bundle
-from .client import ENV_NAMESPACE, EbClient, EnvironmentState, make_client
+from ..core.versions import Release, configured_release, label_version
 from .deploy import (
     DeployFailed,
     Deployment,
-    Release,
     WaitPolicy,
     bundle_dockerrun_diff,
     check_label,
     deploy_plan,
     dry_run_report,
-    resolve_release,
     wait_for_update,
 )
 from .dockerrun import DockercfgLocation, dockercfg
-from .locks import AuditLog, AuditRecord, DeployLock, now_utc, who
 
 AUTH_HINTS = {
     "dockercfg": "check the dockercfg: `inv eb.dockercfg`",
@@ -40,7 +41,7 @@ class EbService:
     def __init__(self, project: Any, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.project = project
         self.settings = project.settings
-        self.eb = self.settings.feature("eb")
+        self.eb = self.settings.eb
         self.env = self.settings.environment(env_name)
         self.target = self.eb.environment(env_name)
         self.sleep = sleep
@@ -63,24 +64,24 @@ class EbService:
 
     # --- inputs ----------------------------------------------------------------------------------------------------
     def release(self, version: str = "") -> Release:
-        return resolve_release(self.project.git, version)
+        return configured_release(self.settings, self.project.git, version)
 
     def image(self, release: Release) -> str:
-        return f"{self.settings.repository}:{release.version}"
+        from ..core.compose import release_image
+
+        return release_image(self.settings, release)
 
     def credentials(self) -> Any:
-        from ..registry import resolve_credentials
+        from ..core.credentials import gather_credentials
 
-        env_file = self.project.env_file(self.env, required=False)
-        values = dict(env_file.values) if env_file else {}
-        return resolve_credentials(self.settings, env_values=values)
+        return gather_credentials(self.settings, mask=self.project.mask, env_file=self.env.env_file)
 
     def require_image(self, release: Release) -> None:
         from ..registry import remote_digest
 
         if self.eb.auth == "none" and not self.settings.registry.username:
             return
-        if remote_digest(self.credentials(), self.settings.repository, release.version) is None:
+        if remote_digest(self.credentials(), self.settings.repository, release.image_tag) is None:
             raise Refused(f"release {release.version} is not published: {self.image(release)} is not in the "
                           "registry (run `inv release`, or push the image)")
 
@@ -92,22 +93,28 @@ class EbService:
         return DockercfgLocation(self.eb.bucket, self.eb.dockercfg_key)
 
     def bundle(self, release: Release, platform: str = "") -> Bundle:
-        from ..images import compose_variables
+        from ..core.compose import deploy_compose
 
+        platform = platform or self.target.platform
+        image = self.image(release)
+        compose = None
+        if platform != "v1":  # v1 runs one container and reads no compose file
+            compose = deploy_compose(self.settings, self.env, image, needed_by=(
+                f"the {platform} platform builds its containers from the compose file; set it (or use eb.platform: "
+                "v1)"))
         return build_bundle(BundleInputs(
             project_root=self.settings.root, env=self.env, eb_environment=self.target.name,
-            platform=platform or self.target.platform, image=self.image(release), app_service=self.env.app_service,
-            auth=self.eb.auth, registry=self.settings.registry.url, dockercfg=self.dockercfg_location(),
-            ssm_username=self.eb.ssm_username, ssm_password=self.eb.ssm_password,
-            container_port=self.eb.container_port, default_memory=self.eb.memory,
-            compose_variables=compose_variables(self.settings, self.env)))
+            platform=platform, image=image, auth=self.eb.auth, registry=self.settings.registry.url,
+            dockercfg=self.dockercfg_location(), ssm_username=self.eb.ssm_username,
+            ssm_password=self.eb.ssm_password, container_port=self.eb.container_port, default_memory=self.eb.memory,
+            compose=compose, volumes=self.eb.volumes))
 
     def lock(self) -> DeployLock:
-        return DeployLock(self.client.s3, self.eb.bucket, self.eb.key("locks", f"{self.env.name}.json"),
-                          environment=self.env.name)
+        store = S3LockStore(self.client.s3, self.eb.bucket, self.eb.key("locks", f"{self.env.name}.json"))
+        return DeployLock(store, environment=self.env.name, sleep=self.sleep)
 
-    def audit(self) -> AuditLog:
-        return AuditLog(self.client.s3, self.eb.bucket, self.eb.key())
+    def audit(self) -> S3AuditStore:
+        return S3AuditStore(self.client.s3, self.eb.bucket, self.eb.key())
 
     def ready_state(self, name: str) -> EnvironmentState:
         self.client.require_application(self.application)
@@ -127,7 +134,7 @@ class EbService:
         self.client.require_bucket(self.eb.bucket)
         lock = self.lock()
         if dry_run:
-            lock_step = Step(f"take the deploy lock of {self.env.name} (s3://{lock.bucket}/{lock.key})"
+            lock_step = Step(f"take the deploy lock of {self.env.name} ({lock.where})"
                              + (", clearing any stale one first" if force_unlock else ""))
             deployment, plan, state = self._prepare(release, name, lock_step, timeout=timeout, no_wait=no_wait,
                                                     no_rollback=no_rollback)
@@ -136,9 +143,9 @@ class EbService:
             return deployment
         self._take_lock(lock, release, force_unlock)
         deployment = None
-        started = now_utc()
+        started = utc_now()
         try:
-            held = Step(f"hold the deploy lock of {self.env.name} (s3://{lock.bucket}/{lock.key})")
+            held = Step(f"hold the deploy lock of {self.env.name} ({lock.where})")
             deployment, plan, _ = self._prepare(release, name, held, timeout=timeout, no_wait=no_wait,
                                                 no_rollback=no_rollback)
             execute(plan, mask=self.project.mask)
@@ -164,13 +171,13 @@ class EbService:
         state = self.ready_state(name)
         self.require_image(release)
         location = self.dockercfg_location()
-        if location is not None and self.client.object_metadata(location.bucket, location.key) is None:
+        if location is not None and self.client.s3.metadata(location.bucket, location.key) is None:
             raise Refused(f"no dockercfg at s3://{location.bucket}/{location.key}: run `inv eb.dockercfg` first")
         bundle = self.bundle(release)
         key = self.eb.bundle_key(release.label)
         reuse_object, reuse_version = check_label(
             self.client.version(self.application, release.label),
-            self.client.object_metadata(self.eb.bucket, key), self.eb.bucket, key, bundle.digest)
+            self.client.s3.metadata(self.eb.bucket, key), self.eb.bucket, key, bundle.digest)
         deployment = Deployment(
             client=self.client, application=self.application, environment=name, release=release, bundle=bundle,
             bucket=self.eb.bucket, key=key, policy=self.policy(timeout), previous_label=state.version_label,
@@ -182,18 +189,14 @@ class EbService:
         return deployment, plan, state
 
     def _take_lock(self, lock: DeployLock, release: Release, force: bool) -> None:
-        if force:
-            stale = lock.force_unlock()
-            if stale is not None:
-                self.say(f"  cleared the lock of {stale.describe()}")
-        lock.acquire(release.version)
+        lock.acquire(str(release.version), force_unlock=force, say=lambda text: self.say(f"  {text}"))
 
     def _finish(self, lock: DeployLock, deployment: Deployment, started: datetime, action: str) -> None:
         try:
             self.audit().write(AuditRecord(
                 action=action, environment=self.env.name, target=deployment.environment,
-                version=deployment.release.version, label=deployment.label, who=lock.holder,
-                started=started.isoformat(timespec="seconds"), finished=now_utc().isoformat(timespec="seconds"),
+                version=str(deployment.release.version), label=deployment.label, who=lock.holder,
+                started=stamp(started), finished=stamp(utc_now()), image=self.image(deployment.release),
                 result=deployment.result, previous_label=deployment.previous_label,
                 detail="; ".join(deployment.notes)[:500]))
         finally:
@@ -204,9 +207,7 @@ class EbService:
         if state.version_label:
             version = self.client.version(self.application, state.version_label)
             if version is not None:
-                text = self.client.s3.get_object(Bucket=version.bucket, Key=version.key)["Body"].read() \
-                    if self.client.object_metadata(version.bucket, version.key) is not None else None
-                live = text
+                live = self.client.s3.read(version.bucket, version.key)
         return bundle_dockerrun_diff(live, bundle, state.version_label)
 
     # --- status and events -----------------------------------------------------------------------------------------
@@ -252,22 +253,33 @@ class EbService:
 
     # --- rollback ------------------------------------------------------------------------------------------------
     def previous_good_label(self, current: str) -> str:
-        for record in self.audit().records(self.env.name):
-            if record.action in ("deploy", "rollback") and record.result == "succeeded" and record.label \
-                    and record.label != current:
-                return record.label
+        good = previous_good_release(self.audit().records(self.env.name), current)
+        if good is not None:
+            return good.label
         raise Refused(f"no earlier successful deploy of {self.env.name} in the audit records: name a LABEL "
                       "(see `inv eb.versions`)")
+
+    def rollback_label(self, text: str) -> str:
+        """What ``eb.rollback --label`` names: a label as it is, or a release (``2.0.0-rc.1``, its git tag) as the
+        label it was deployed under (``<version>-<sha7>``)."""
+        from ..core.versions import BadVersion
+
+        if label_version(text) is not None or self.client.version(self.application, text) is not None:
+            return text
+        try:
+            return self.release(text).label
+        except BadVersion:
+            return text  # a label dockyard did not make; the existence check below decides
 
     def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> None:
         name = self.target.name
         state = self.ready_state(name)
-        label = label or self.previous_good_label(state.version_label)
+        label = self.rollback_label(label) if label else self.previous_good_label(state.version_label)
         if self.client.version(self.application, label) is None:
             raise Refused(f"application version {label!r} does not exist (see `inv eb.versions`)")
         lock = self.lock()
         policy = self.policy(timeout)
-        started = now_utc()
+        started = utc_now()
         result = {"value": "failed"}
 
         def update_and_wait() -> None:
@@ -279,7 +291,8 @@ class EbService:
             result["value"] = "succeeded"
 
         plan = Plan(f"roll back {name} from {state.version_label} to {label}", (
-            Step(f"take the deploy lock of {self.env.name}", action=lambda: lock.acquire(label)),
+            Step(f"take the deploy lock of {self.env.name} ({lock.where})",
+                 action=lambda: lock.acquire(label, action="rollback")),
             Step(f"update {name} to {label} and wait for Ready and health", action=update_and_wait,
                  details=(f"elasticbeanstalk:UpdateEnvironment EnvironmentName={name} VersionLabel={label}",)),
         ))
@@ -293,9 +306,9 @@ class EbService:
             if lock.held:
                 try:
                     self.audit().write(AuditRecord(
-                        action="rollback", environment=self.env.name, target=name, version=label.split("-")[0],
-                        label=label, who=who(), started=started.isoformat(timespec="seconds"),
-                        finished=now_utc().isoformat(timespec="seconds"), result=result["value"],
+                        action="rollback", environment=self.env.name, target=name, version=str(label_version(label) or ""),
+                        label=label, who=lock.holder, started=stamp(started),
+                        finished=stamp(utc_now()), result=result["value"],
                         previous_label=state.version_label))
                 finally:
                     lock.release()
@@ -307,7 +320,6 @@ class EbService:
             raise ConfigError("dockyard.eb.bucket: not set; name the bucket the dockercfg goes to")
         fmt = fmt or self.eb.format_for(self.target.platform)
         creds = self.credentials()
-        self.project.mask.add(creds.password)
         text = dockercfg(creds.registry, creds.username, creds.password, fmt=fmt)
         if dry_run:
             self.say(f"would upload a {fmt} dockercfg for {creds.username}@{creds.registry} to "
@@ -361,12 +373,12 @@ class EbService:
             return lines
         secrets = [k for k in self.eb.secret_keys if k in values]
         if secrets:
-            from ..clients.aws import aws_client
+            from ..clients.ssm import SsmClient
 
-            ssm = aws_client(self.settings, "ssm", self.client.session)
+            ssm = SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)
             prefix = self.eb.ssm_secret_prefix or f"/{self.application}/{self.env.name}/"
             for key in secrets:
-                ssm.put_parameter(Name=f"{prefix}{key}", Value=values[key], Type="SecureString", Overwrite=True)
+                ssm.put_secure(f"{prefix}{key}", values[key])
         request = self.client.update_environment(self.application, name, option_settings=settings,
                                                  options_to_remove=remove)
         policy = self.policy(timeout)

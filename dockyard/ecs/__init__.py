@@ -1,1 +1,2 @@
-"""Amazon ECS service deploys: task-definition values and diffs, a planner, a typed client and a waiter."""
+"""Amazon ECS service deploys: task-definition values and diffs, a planner, a waiter and the service (its client is
+:mod:`dockyard.clients.ecs`)."""

@@ -85,20 +85,3 @@ def render_task_definition(family: str, containers: Any, *, network_mode: str = 
     if containers.volumes:
         payload["volumes"] = [dict(v) for v in containers.volumes]
     return payload
-
-
-def previous_good_release(records_newest_first: Iterable[Any], live_label: str,
-                          active_labels: Iterable[str]) -> Any | None:
-    """The audit record of the last successful deploy (or rollback) before the live revision, or None.
-
-    Records newer than the one that made ``live_label`` live are not "before" it; when no record names the live
-    revision (it was set outside dockyard) every record counts. Only revisions still ACTIVE qualify: ECS does not
-    update a service to an INACTIVE one.
-    """
-    records = [r for r in records_newest_first if r.action in ("deploy", "rollback")]
-    live_at = next((n for n, r in enumerate(records) if r.label == live_label), -1)
-    active = set(active_labels)
-    for record in records[live_at + 1:]:
-        if record.result == "succeeded" and record.label and record.label != live_label and record.label in active:
-            return record
-    return None

@@ -6,13 +6,21 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
 
-from ..errors import ConfigError, Refused
+from ..clients.ecs import EcsClient, ServiceState, short_arn
+from ..core.actor import stamp, utc_now
+from ..core.history import AuditRecord, previous_good_release
+from ..core.locks import DeployLock
+from ..errors import ConfigError, Refused, RolledBack
 from ..plan import Plan, Step, execute
-from .client import EcsClient, ServiceState, short_arn
-from .planner import (DeployIntent, env_file_split, plan_task_definition, previous_good_release, previous_revision,
-                      revisions_to_deregister, with_secret_writes)
+from .planner import (
+    DeployIntent,
+    env_file_split,
+    plan_task_definition,
+    previous_revision,
+    revisions_to_deregister,
+    with_secret_writes,
+)
 from .taskdef import TaskDefinition
-from ..errors import RolledBack
 from .waiter import DeploymentFailed, wait_for_deployment
 
 
@@ -30,7 +38,7 @@ class EcsService:
         self.project = project
         self.settings = project.settings
         self.env = self.settings.environment(env_name)
-        self.target = self.settings.feature("ecs")[self.env.name]
+        self.target = self.settings.ecs.target(self.env.name)
         self.sleep = sleep
         if not self.target.cluster:
             raise ConfigError(f"dockyard.ecs.cluster: not set for environment {self.env.name}; name the ECS cluster "
@@ -52,10 +60,12 @@ class EcsService:
 
     # --- inputs ----------------------------------------------------------------------------------------------------
     def image_for(self, version: str) -> tuple[str, str]:
-        from ..eb.deploy import resolve_release
+        """(the release's version, its pinned image reference)."""
+        from ..core.compose import release_image
+        from ..core.versions import configured_release
 
-        release = resolve_release(self.project.git, version)
-        return release.version, f"{self.settings.repository}:{release.version}"
+        release = configured_release(self.settings, self.project.git, version)
+        return str(release.version), release_image(self.settings, release)
 
     def require_published(self, version: str, image: str) -> None:
         if not self.target.check_image:
@@ -65,10 +75,10 @@ class EcsService:
             name = self.settings.repository.split("/", 1)[1]
             published = self.client.ecr_has_image(name, version)
         else:
-            from ..registry import remote_digest, resolve_credentials
+            from ..core.credentials import gather_credentials
+            from ..registry import remote_digest
 
-            env_file = self.project.env_file(self.env, required=False)
-            credentials = resolve_credentials(self.settings, env_values=dict(env_file.values) if env_file else {})
+            credentials = gather_credentials(self.settings, mask=self.project.mask, env_file=self.env.env_file)
             try:
                 published = remote_digest(credentials, self.settings.repository, version) is not None
             except OSError as exc:
@@ -91,7 +101,7 @@ class EcsService:
         secrets: dict[str, str] = {}
         environment, _ = env_file_split(loaded.values, self.target.secret_keys, self.target.ssm_prefix)
         if self.target.secret_keys:
-            from .ssm import parameter_arn
+            from ..clients.ssm import parameter_arn
 
             prefix = self.target.ssm_prefix if self.target.ssm_prefix.endswith("/") else self.target.ssm_prefix + "/"
             wanted = {f"{prefix}{k}": loaded.values[k] for k in self.target.secret_keys}
@@ -104,57 +114,56 @@ class EcsService:
 
     # --- lock and audit ----------------------------------------------------------------------------------------------
     # With a bucket: S3 objects, shared with the Elastic Beanstalk deploys. Without one: SSM parameters, which need
-    # nothing created beforehand (see dockyard/ecs/locks.py).
+    # nothing created beforehand (see dockyard/core/locks.py and history.py).
     def _s3(self) -> Any:
         from ..clients.aws import aws_client
+        from ..clients.s3 import S3Client
 
-        return aws_client(self.settings, "s3", self.client.session)
+        return S3Client(aws_client(self.settings, "s3", self.client.session), sleep=self.sleep)
 
     @cached_property
     def ssm(self) -> Any:
-        from .ssm import SsmClient
+        from ..clients.ssm import SsmClient
 
-        return SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url)
+        return SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)
 
     def _key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.target.prefix, self.settings.app, *parts) if p.strip("/"))
 
+    def lock(self) -> DeployLock:
+        if self.target.bucket:
+            from ..core.locks import S3LockStore
+
+            store: Any = S3LockStore(self._s3(), self.target.bucket, self._key("locks", f"{self.env.name}.json"))
+        else:
+            from ..clients.ssm import parameter_name
+            from ..core.locks import SsmLockStore
+
+            store = SsmLockStore(self.ssm, parameter_name(self._key("locks", self.env.name)))
+        return DeployLock(store, environment=self.env.name, sleep=self.sleep)
+
     @property
     def lock_location(self) -> str:
-        from .locks import parameter_name
-
-        if self.target.bucket:
-            return f"s3://{self.target.bucket}/{self._key('locks', self.env.name + '.json')}"
-        return f"SSM parameter {parameter_name(self._key('locks', self.env.name))} (no dockyard.ecs.bucket)"
-
-    def lock(self) -> Any:
-        if self.target.bucket:
-            from ..eb.locks import DeployLock
-
-            return DeployLock(self._s3(), self.target.bucket, self._key("locks", f"{self.env.name}.json"),
-                              environment=self.env.name)
-        from .locks import SsmDeployLock, parameter_name
-
-        return SsmDeployLock(self.ssm, parameter_name(self._key("locks", self.env.name)), environment=self.env.name)
+        return self.lock().where + ("" if self.target.bucket else " (no dockyard.ecs.bucket)")
 
     def audit_log(self) -> Any:
         if self.target.bucket:
-            from ..eb.locks import AuditLog
+            from ..core.history import S3AuditStore
 
-            return AuditLog(self._s3(), self.target.bucket, self._key())
-        from .locks import SsmAuditLog
+            return S3AuditStore(self._s3(), self.target.bucket, self._key())
+        from ..core.history import SsmAuditStore
 
-        return SsmAuditLog(self.ssm, self._key())
+        return SsmAuditStore(self.ssm, self._key())
 
-    def audit(self, action: str, version: str, outcome: Outcome, started: str, previous: str) -> None:
-        from ..eb.locks import AuditRecord, now_utc, who
+    def audit(self, action: str, version: str, outcome: Outcome, started: str, previous: str, *,
+              who: str = "", image: str = "") -> None:
+        from ..core.actor import actor
 
         record = AuditRecord(action=action, environment=self.env.name, target=f"ecs:{self.target.where}",
-                             version=version, label=outcome.label, who=who(), started=started,
-                             finished=now_utc().isoformat(timespec="seconds"), result=outcome.result,
-                             previous_label=previous, detail=outcome.detail)
-        key = self.audit_log().write(record)
-        self.say(f"audit: s3://{self.target.bucket}/{key}" if self.target.bucket else f"audit: SSM parameter {key}")
+                             version=version, label=outcome.label, who=who or actor(), started=started,
+                             finished=stamp(utc_now()), result=outcome.result, previous_label=previous,
+                             image=image, detail=outcome.detail)
+        self.say(f"audit: {self.audit_log().write(record)}")
 
     def records(self) -> list[Any]:
         """This service's audit records, newest first (other targets may share the store)."""
@@ -175,8 +184,6 @@ class EcsService:
 
     def deploy(self, version: str = "", *, dry_run: bool = False, timeout: float = 0, no_wait: bool = False,
                no_rollback: bool = False, force_unlock: bool = False) -> None:
-        from ..eb.locks import now_utc
-
         version, image = self.image_for(version)
         state = self.state()
         intent = self.intent(state, image)
@@ -185,15 +192,11 @@ class EcsService:
         live = state.task_definition
         outcome = Outcome()
         registered: dict[str, TaskDefinition] = {}
-        started_at = now_utc()
+        started_at = utc_now()
         lock = self.lock()
 
         def take_lock() -> None:
-            if force_unlock:
-                cleared = lock.force_unlock()
-                if cleared is not None:
-                    self.say(f"      cleared the lock of {cleared.describe()}")
-            lock.acquire(version)
+            lock.acquire(version, force_unlock=force_unlock, say=lambda text: self.say(f"      {text}"))
 
         def write_secrets() -> None:
             for name, value in intent.ssm_writes:
@@ -243,7 +246,7 @@ class EcsService:
         if dry_run:
             execute(plan, dry_run=True, mask=self.project.mask)
             return
-        started = started_at.isoformat(timespec="seconds")
+        started = stamp(started_at)
         try:
             execute(plan, mask=self.project.mask)
         except BaseException as exc:
@@ -251,12 +254,12 @@ class EcsService:
                 outcome.detail = getattr(exc, "message", "") or type(exc).__name__
             if lock.held:
                 try:
-                    self.audit("deploy", version, outcome, started, short_arn(live))
+                    self.audit("deploy", version, outcome, started, short_arn(live), who=lock.holder, image=image)
                 finally:
                     lock.release()
             raise
         try:
-            self.audit("deploy", version, outcome, started, short_arn(live))
+            self.audit("deploy", version, outcome, started, short_arn(live), who=lock.holder, image=image)
         finally:
             lock.release()
         self.say(f"deployed {version} to {self.target.where} as {outcome.label}"
@@ -267,12 +270,10 @@ class EcsService:
                             sleep=self.sleep, report=lambda line: self.say(f"      {line}"))
 
     def _roll_back_after(self, failure: DeploymentFailed, live: str, outcome: Outcome) -> None:
-        from ..eb.locks import now_utc
-
         self.project.warn(f"dockyard: deploy failed: {failure.message}; rolling back to {short_arn(live)}")
         self.client.update_service(self.target.cluster, self.target.service, live)
         try:
-            self._wait(live, self.target.rollback_timeout, since=now_utc())
+            self._wait(live, self.target.rollback_timeout, since=utc_now())
         except DeploymentFailed as exc:
             outcome.result = "failed"
             raise DeploymentFailed(f"deploy failed ({failure.message}) and the rollback to {short_arn(live)} did "
@@ -321,8 +322,6 @@ class EcsService:
         return previous
 
     def rollback(self, revision: str = "", *, dry_run: bool = False, timeout: float = 0) -> None:
-        from ..eb.locks import now_utc
-
         state = self.state()
         live = state.task_definition
         family = short_arn(live).rsplit(":", 1)[0]
@@ -341,7 +340,7 @@ class EcsService:
             self.say(f"  {line}")
         outcome = Outcome(label=target.label)
         lock = self.lock()
-        started = now_utc()
+        started = utc_now()
 
         def update() -> None:
             self.client.update_service(self.target.cluster, self.target.service, target.arn)
@@ -351,7 +350,8 @@ class EcsService:
             outcome.result = "succeeded"
 
         plan = Plan(f"ecs.rollback {self.target.where} to {target.label}", (
-            Step(f"Take the deploy lock of {self.env.name}: {self.lock_location}", lambda: lock.acquire(target.label)),
+            Step(f"Take the deploy lock of {self.env.name}: {self.lock_location}",
+                 lambda: lock.acquire(target.label, action="rollback")),
             Step(f"Update service {self.target.where} to {target.label}", update),
             Step("Wait until the PRIMARY deployment runs it", wait),
         ))
@@ -366,8 +366,8 @@ class EcsService:
         finally:
             if lock.held:
                 try:
-                    self.audit("rollback", self.version_of(target), outcome, started.isoformat(timespec="seconds"),
-                               short_arn(live))
+                    self.audit("rollback", self.version_of(target), outcome, stamp(started), short_arn(live),
+                               who=lock.holder)
                 finally:
                     lock.release()
         self.say(f"rolled back {self.target.where} to {target.label}")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from ..clients.ecs import ServiceState, short_arn
 from ..errors import DeployFailed, DeployTimedOut
-from .client import ServiceState, short_arn
 
 
 class DeploymentFailed(DeployFailed):

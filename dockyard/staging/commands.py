@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 from typing import Mapping, Sequence
 
+from ..clients.docker import login_command
 from ..runner import Command
 from .model import (LABEL_APP, LABEL_ENV, LABEL_PREFIX, LABEL_ROLE, LABEL_VERSION, Accessory, Layout,
                     StagingTarget)
@@ -65,7 +66,7 @@ def list_containers(layout: Layout, role: str = "") -> Command:
 
 
 def login(layout: Layout, registry: str, username: str, password: str) -> Command:
-    return docker(layout, "login", "--username", username, "--password-stdin", registry, stdin=password + "\n")
+    return login_command(registry, username, password, config=layout.docker_config)
 
 
 def pull(layout: Layout, image: str) -> Command:
@@ -160,26 +161,11 @@ def logs(layout: Layout, container: str, *, tail: int | None = 50, follow: bool 
     return docker(layout, *argv, container)
 
 
-def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False) -> Command:
-    """``tty``: an interactive command (``-it``); the SSH session then needs a pty too."""
-    return docker(layout, "exec", *(["--interactive", "--tty"] if tty else []), container, "sh", "-c", cmd)
-
-
-def take_lock(layout: Layout) -> Command:
-    """Atomic: ``mkdir`` fails when another deploy holds the lock."""
-    return shell('mkdir "$1"', layout.lock_dir)
-
-
-def release_lock(layout: Layout) -> Command:
-    return shell('rm -rf "$1"', layout.lock_dir)
-
-
-def read_file(path: str) -> Command:
-    return shell('cat "$1" 2>/dev/null || true', path)
-
-
-def append_line(path: str, line: str) -> Command:
-    return shell('printf "%s\\n" "$1" >> "$2"', line, path)
+def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False, stdin: str | None = None) -> Command:
+    """``tty``: an interactive command (``-it``); the SSH session then needs a pty too. ``stdin`` is fed to the
+    command (``-i``): how a secret reaches it without appearing on a command line."""
+    flags = ["--interactive", "--tty"] if tty else ["--interactive"] if stdin is not None else []
+    return docker(layout, "exec", *flags, container, "sh", "-c", cmd, stdin=stdin)
 
 
 def tail_file(path: str, lines: int) -> Command:

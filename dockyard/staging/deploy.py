@@ -1,19 +1,19 @@
 """Deploying to SSH hosts: read each host's state, plan (pure), then run the plan host by host.
 
 A host is anything with ``run(Command)``, ``write_file``, ``read_file`` and ``http_get`` (see
-:class:`dockyard.clients.ssh.SshHost`); this module imports no client. Waits take ``sleep`` and ``clock``.
+:class:`dockyard.clients.ssh.SshHost`); this module imports no client. Waits take ``sleep`` and ``clock``. The lock
+(an atomic ``mkdir`` on the first host) and the audit log (a line per host) are :mod:`dockyard.core`'s.
 """
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import CommandFailed, DockyardError, HealthCheckFailed, LockHeld, Refused, Unreachable
+from ..core.actor import actor, stamp, utc_now
+from ..core.history import SUCCEEDED, AuditRecord, HostAuditLog
+from ..core.locks import DeployLock, HostDirLockStore
+from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
 from ..health import Probe
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
@@ -101,69 +101,13 @@ def check_docker(session: HostSession) -> str:
     return result.stdout.strip()
 
 
-# --- who and when -------------------------------------------------------------------------------------------------
+# --- lock -------------------------------------------------------------------------------------------------------
 
 
-def performer() -> str:
-    for variable in ("GITHUB_ACTOR", "CIRCLE_USERNAME", "GITLAB_USER_LOGIN"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    try:
-        user = getpass.getuser()
-    except Exception:  # pragma: no cover - no user database entry
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- lock ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DeployLock:
-    """An atomic ``mkdir`` on the first host, with a details file saying who holds it and why."""
-
-    session: HostSession
-    env_name: str = "staging"
-    held: bool = False
-
-    def details(self) -> str | None:
-        text = self.session.host.read_file(self.session.layout.lock_details)
-        if text is None:
-            exists = self.session.host.run(cmd.shell('test -d "$1"', self.session.layout.lock_dir), check=False)
-            return "(no details)" if exists.ok else None
-        return " ".join(text.split())
-
-    def acquire(self, action: str, version: str, *, wait: float = 0, sleep: Callable[[float], None] = time.sleep,
-                clock: Callable[[], float] = time.monotonic, say: Say | None = None) -> None:
-        deadline = clock() + wait
-        told = False
-        while True:
-            result = self.session.host.run(cmd.take_lock(self.session.layout), check=False)
-            if result.ok:
-                self.held = True
-                details = f"holder: {performer()}\naction: {action}\nversion: {version}\nsince: {now()}\npid: {os.getpid()}\n"
-                self.session.host.write_file(self.session.layout.lock_details, details, mode=0o644)
-                return
-            holder = self.details()
-            if holder is None:  # mkdir failed for another reason (permissions...)
-                said = (result.stderr or result.stdout).strip()
-                raise CommandFailed(f"{self.session.name}: cannot create the lock {self.session.layout.lock_dir}: {said}")
-            if clock() >= deadline:
-                raise LockHeld(f"another deploy holds the lock on {self.session.name} ({holder}); wait for it, "
-                              f"use --lock-wait SECONDS, or clear a stale lock with `inv {self.env_name}.unlock`")
-            if say and not told:
-                say(f"waiting up to {wait:g}s for the lock ({holder})")
-                told = True
-            sleep(min(1.0, max(0.0, deadline - clock())))
-
-    def release(self) -> None:
-        if self.held:
-            self.session.host.run(cmd.release_lock(self.session.layout), check=False)
-            self.held = False
+def host_lock(session: HostSession, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> DeployLock:
+    """The environment's deploy lock: an atomic ``mkdir`` on the (first) host's state directory."""
+    store = HostDirLockStore(session.host, session.layout.lock_dir, host_name=session.name)
+    return DeployLock(store, environment=env_name, sleep=sleep)
 
 
 # --- plans --------------------------------------------------------------------------------------------------------
@@ -252,6 +196,7 @@ class HostDeployer:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     health_interval: float = 0.25
+    started: str = ""  # when this host's deploy began (for its audit record)
 
     @property
     def host(self) -> Any:
@@ -267,6 +212,7 @@ class HostDeployer:
     def deploy(self, plan: HostPlan, registration: Registration) -> str:
         if plan.noop:
             return f"{plan.version} already live"
+        self.started = stamp(utc_now())
         started = self.clock()
 
         def progress(text: str) -> None:
@@ -300,7 +246,7 @@ class HostDeployer:
         pruned = self.prune_images(plan)
         if pruned:
             progress(f"removed the images {', '.join(pruned)}")
-        self.audit("rollback" if plan.rollback else "deploy", plan.version, plan.previous, "ok")
+        self.audit(plan, SUCCEEDED)
         return f"{plan.previous or 'nothing'} -> {plan.version}"
 
     def prune_images(self, plan: HostPlan) -> list[str]:
@@ -327,7 +273,8 @@ class HostDeployer:
         result = self.run(cmd.login(self.layout, registration.registry, registration.username,
                                     registration.password), check=False)
         if not result.ok:
-            from ..registry import RegistryCredentials, login_error
+            from ..core.credentials import RegistryCredentials
+            from ..registry import login_error
 
             said = self.host.mask((result.stderr or result.stdout).strip())
             error = login_error(RegistryCredentials(registration.registry, registration.username, "x"), said)
@@ -381,7 +328,7 @@ class HostDeployer:
             self.run(cmd.stop(self.layout, [plan.container], self.target.stop_timeout), check=False)
         else:
             self.run(cmd.remove(self.layout, [plan.container]), check=False)
-        self.audit("rollback" if plan.rollback else "deploy", plan.version, plan.previous, "health-failed")
+        self.audit(plan, "health-failed")
         kept = f"{plan.previous} keeps serving" if plan.previous else "nothing was live"
         raise HealthCheckFailed(
             f"{self.session.name}: {plan.version} did not answer {self.target.health_path} with 2xx within "
@@ -417,10 +364,13 @@ class HostDeployer:
         raise CommandFailed(f"{self.session.name}: the proxy still serves {answer or 'nothing'} {timeout:g}s after "
                             f"the reload; check `inv {self.target.env_name}.logs --service proxy`")
 
-    def audit(self, action: str, version: str, previous: str | None, outcome: str) -> None:
-        line = (f"{now()} {action} version={version} previous={previous or '-'} by={performer()} "
-                f"outcome={outcome}")
-        self.run(cmd.append_line(self.layout.audit_log, line), check=False)
+    def audit(self, plan: HostPlan, result: str) -> None:
+        record = AuditRecord(action="rollback" if plan.rollback else "deploy", environment=self.target.env_name,
+                             target=self.session.name, version=plan.version, label=plan.version, who=actor(),
+                             started=self.started or stamp(utc_now()), finished=stamp(utc_now()), result=result,
+                             previous_label=plan.previous or "", previous_version=plan.previous or "",
+                             image="" if plan.rollback else plan.image)
+        HostAuditLog(self.host, self.layout.audit_log).write(record)
 
 
 # --- setup ----------------------------------------------------------------------------------------------------------
@@ -474,43 +424,6 @@ def start_accessories(target: StagingTarget, session: HostSession, state: HostSt
         session.host.run(cmd.run_accessory(target, session.layout, accessory, env_file=bool(values)))
         done.append(f"{name} created from {accessory.image}")
     return done
-
-
-# --- audit and history --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    when: str
-    action: str
-    fields: dict
-
-    @property
-    def version(self) -> str:
-        return self.fields.get("version", "")
-
-    @property
-    def ok(self) -> bool:
-        return self.fields.get("outcome") == "ok"
-
-
-def parse_audit(text: str) -> list[AuditEntry]:
-    entries = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        fields = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
-        entries.append(AuditEntry(parts[0], parts[1], fields))
-    return entries
-
-
-def previous_version(entries: Sequence[AuditEntry], live: str | None, retained: set[str]) -> str | None:
-    """The version that was live before the current one: newest successful entry other than ``live``."""
-    for entry in reversed(entries):
-        if entry.ok and entry.version and entry.version != live and entry.version in retained:
-            return entry.version
-    return None
 
 
 def images_to_prune(listed: str, repository: str, keep: set[str]) -> list[str]:

@@ -86,7 +86,9 @@ class StagingTarget:
     prefix: str
 
     def image(self, version: str) -> str:
-        return f"{self.repository}:{version}"
+        from ..core.compose import image_reference
+
+        return image_reference(self.repository, version)
 
     def accessory(self, name: str) -> Accessory | None:
         return next((a for a in self.accessories if a.name == name), None)

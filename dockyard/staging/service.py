@@ -5,12 +5,12 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
+from ..core.history import HostAuditLog, previous_good_release
 from ..errors import ConfigError, DockyardError, Refused
 from ..plan import Plan, Step, execute
 from . import commands as cmd
-from .deploy import (DeployLock, HostDeployer, HostSession, Registration, batches, check_docker,
-                     describe_error, open_session, parse_audit, plan_host, previous_version, setup_host,
-                     start_accessories)
+from .deploy import (HostDeployer, HostSession, Registration, batches, check_docker, describe_error, host_lock,
+                     open_session, plan_host, setup_host, start_accessories)
 from .model import StagingTarget, valid_version
 
 
@@ -19,7 +19,7 @@ class StagingService:
         self.project = project
         self.settings = project.settings
         self.env = project.environment(env_name)
-        self.target: StagingTarget = self.settings.feature("ssh").target(env_name)
+        self.target: StagingTarget = self.settings.ssh.target(env_name)
         self.sleep = sleep
         if not self.target.hosts:
             raise ConfigError(f"dockyard.ssh.hosts is empty for {env_name}: list user@host[:port] under dockyard.ssh "
@@ -73,6 +73,11 @@ class StagingService:
     # --- inputs ---------------------------------------------------------------------------------------------
 
     def resolve_version(self, version: str) -> str:
+        """The image tag to run: a release as on every target (its tag prefix dropped), else the tag given, else
+        ``version_format`` of the current commit."""
+        from ..core.versions import deploy_tag
+
+        version = deploy_tag(version, self.settings.release.tag_prefix) if version else ""
         if not version:
             sha = os.environ.get("CIRCLE_SHA1") or os.environ.get("GITHUB_SHA") or ""
             if not sha:
@@ -100,26 +105,16 @@ class StagingService:
         registry = self.settings.registry
         if registry.kind != "ecr" and not registry.username:
             return Registration(env_text=env_text)  # a public registry: no login
-        from ..registry import resolve_credentials
+        from ..core.credentials import gather_credentials
 
-        values: dict[str, str] = {}
-        if self.target.env_file.exists():
-            from ..envfile import parse_env_file
-
-            values = parse_env_file(self.target.env_file)
-        prompt = None
-        if os.environ.get("CI", "").lower() != "true" and os.isatty(0):
-            import getpass
-
-            prompt = getpass.getpass
-        credentials = resolve_credentials(self.settings, env_values=values, prompt=prompt)
-        self.project.mask.add(credentials.password)
+        credentials = gather_credentials(self.settings, mask=self.project.mask, env_file=self.target.env_file,
+                                         interactive=True)
         return Registration(credentials.registry, credentials.username, credentials.password, env_text)
 
     # --- deploy and rollback ----------------------------------------------------------------------------------
 
     def deploy(self, version: str, *, dry_run: bool = False, lock_wait: float | None = None, limit: int = 0,
-               rollback: bool = False) -> None:
+               rollback: bool = False, force_unlock: bool = False) -> None:
         action = "rollback" if rollback else "deploy"
         if not rollback:
             version = self.resolve_version(version)
@@ -133,16 +128,20 @@ class StagingService:
             if states[session.name].proxy() is None or not states[session.name].proxy().running:
                 raise Refused(f"{session.name}: the proxy is not running; run `inv {self.env.name}.setup` first")
         if rollback:
+            from ..core.versions import deploy_tag
+
+            version = deploy_tag(version, self.settings.release.tag_prefix) if version else ""
             version = version or self.default_rollback(sessions, states)
             if not valid_version(version):
                 raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
         plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback) for s in sessions}
-        lock = DeployLock(sessions[0], self.env.name)
+        lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
         groups = batches(sessions, limit or self.target.batch_size)
         steps = [Step(f"take the deploy lock on {sessions[0].name}",
-                      lambda: lock.acquire(action, version, wait=self.target.lock_wait if lock_wait is None
-                                           else lock_wait, sleep=self.sleep, say=self.say),
-                      details=(f"mkdir {lock.session.layout.lock_dir}",))]
+                      lambda: lock.acquire(version, action=action, force_unlock=force_unlock, say=self._indented,
+                                           wait=self.target.lock_wait if lock_wait is None else lock_wait),
+                      details=(f"mkdir {sessions[0].layout.lock_dir}",)
+                      + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
         outcomes: dict[str, str] = {}
         for n, group in enumerate(groups, 1):
             names = ", ".join(s.name for s in group)
@@ -169,6 +168,9 @@ class StagingService:
         if not dry_run:
             self._report(sessions, outcomes)
             self.say(f"{self.env.name} now runs {version}")
+
+    def _indented(self, text: str) -> None:
+        self.say(f"  {text}")
 
     def _run_batch(self, group: Sequence[HostSession], version: str, rollback: bool, registration: Registration,
                    outcomes: dict[str, str]) -> None:
@@ -202,14 +204,14 @@ class StagingService:
 
     def default_rollback(self, sessions: Sequence[HostSession], states: dict) -> str:
         first = sessions[0]
-        text = first.host.run(cmd.read_file(first.layout.audit_log)).stdout
+        records = HostAuditLog(first.host, first.layout.audit_log).records(self.env.name)
         retained = set.intersection(*({c.version for c in states[s.name].apps()} for s in sessions))
         live = states[first.name].live
-        version = previous_version(parse_audit(text), live, retained)
-        if version is None:
+        good = previous_good_release(records, live or "", retained)
+        if good is None:
             raise Refused(f"no previous version to roll back to on {first.name} (live: {live or 'none'}, retained: "
                           f"{', '.join(sorted(retained)) or 'none'}); name one: `inv {self.env.name}.rollback VERSION`")
-        return version
+        return good.version
 
     # --- setup and the rest -------------------------------------------------------------------------------------
 
@@ -255,8 +257,8 @@ class StagingService:
     def status(self) -> None:
         try:
             sessions = self.sessions(check=False)
-            holder = DeployLock(sessions[0]).details()
-            self.say(f"lock: {holder or 'free'}")
+            holder = host_lock(sessions[0], self.env.name).current()
+            self.say(f"lock: {holder.describe() if holder else 'free'}")
             for session in sessions:
                 state = session.state()
                 running = [c for c in state.apps() if c.running]
@@ -289,14 +291,11 @@ class StagingService:
     def unlock(self) -> None:
         try:
             session = self.sessions(check=False)[0]
-            lock = DeployLock(session)
-            holder = lock.details()
+            holder = host_lock(session, self.env.name).force_unlock()
             if holder is None:
                 self.say(f"no lock on {session.name}")
                 return
-            lock.held = True
-            lock.release()
-            self.say(f"removed the lock on {session.name} ({holder})")
+            self.say(f"removed the lock on {session.name} ({holder.describe()})")
         finally:
             self.close()
 
@@ -362,7 +361,7 @@ class StagingService:
         if errors:
             raise errors[0]
 
-    def exec(self, command: str, *, all_hosts: bool, service: str, tty: bool = False) -> int:
+    def exec(self, command: str, *, all_hosts: bool, service: str, tty: bool = False, stdin: str | None = None) -> int:
         if tty and all_hosts:
             raise DockyardError("--tty runs one interactive command on one host: drop --all-hosts", exit_code=2)
         try:
@@ -372,8 +371,8 @@ class StagingService:
                 container = self.container_of(session, service)
                 if all_hosts:
                     self.say(f"== {session.name}")
-                result = session.host.run(cmd.exec_in(session.layout, container, command, tty=tty), stream=True,
-                                          check=False, pty=tty)
+                result = session.host.run(cmd.exec_in(session.layout, container, command, tty=tty, stdin=stdin),
+                                          stream=True, check=False, pty=tty)
                 code = code or result.returncode
             return code
         finally:

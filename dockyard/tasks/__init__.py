@@ -27,9 +27,10 @@ MODULES = (
 
 
 def build_namespace(root: Path, runtime_files: list[Path] = ()) -> Collection:
+    import os
     import sys
 
-    from ..config import defaults
+    from ..config import check_environment_variables, defaults
     from ..errors import ConfigError
 
     settings = defaults()
@@ -37,8 +38,10 @@ def build_namespace(root: Path, runtime_files: list[Path] = ()) -> Collection:
         files = read_settings_files(root, runtime_files)
         for path, data in files:
             check_mergeable(settings, data, "dockyard", _shown(path, root))
+        check_environment_variables(settings, [data for _, data in files], os.environ)
     except ConfigError as exc:
-        # Invoke would merge these files next and fail with a traceback; say it in one line instead.
+        # Invoke would merge these files (and read the INVOKE_* variables) next and fail with a traceback; say it
+        # in one line instead.
         print(f"dockyard: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     environments = configured_environments(files)
@@ -83,8 +86,8 @@ def read_settings_files(root: Path, runtime_files: list[Path] = ()) -> list[tupl
 
 def check_mergeable(defaults: Mapping[str, Any], data: Mapping[str, Any], key: str, source: str) -> None:
     """Refuse a value Invoke cannot merge over its default: a mapping where a plain value is expected, or back."""
-    from ..config import _describe
     from ..errors import ConfigError
+    from ..section import describe
 
     for name, value in data.items():
         if name not in defaults:
@@ -92,7 +95,7 @@ def check_mergeable(defaults: Mapping[str, Any], data: Mapping[str, Any], key: s
         default = defaults[name]
         full = f"{key}.{name}"
         if isinstance(default, dict) and not isinstance(value, dict):
-            raise ConfigError(f"{full}: expected a mapping, got {_describe(value)} (set in {source})")
+            raise ConfigError(f"{full}: expected a mapping, got {describe(value)} (set in {source})")
         if isinstance(value, dict) and not isinstance(default, dict):
             raise ConfigError(f"{full}: expected a single value, got a mapping (set in {source})")
         if isinstance(value, dict):

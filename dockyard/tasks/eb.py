@@ -16,7 +16,8 @@ def _service(c: Any, env: str):
     return EbService(Project(c), env)
 
 
-@task(help={"version": "release to deploy (X.Y.Z; default: the latest vX.Y.Z tag)", "env": ENV_HELP,
+@task(help={"version": "release to deploy (X.Y.Z, X.Y.Z-rc.N or its git tag; default: the latest release tag)",
+            "env": ENV_HELP,
             "dry_run": "show the bundle, the Dockerrun diff and the API calls; change nothing",
             "no_wait": "return once the update has started",
             "timeout": "seconds to wait for Ready and health (default: eb.timeout)",
@@ -83,7 +84,8 @@ def versions(c, env="prod"):
     service.say(table(rows))
 
 
-@task(help={"label": "version label to return to (default: the previous good one from the audit records)",
+@task(help={"label": "version label (or release X.Y.Z[-pre]) to return to (default: the previous good one from the "
+                     "audit records)",
             "env": ENV_HELP, "timeout": "seconds to wait (default: eb.timeout)",
             "dry_run": "show what would happen"})
 @edge

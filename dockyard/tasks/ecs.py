@@ -16,7 +16,8 @@ def _service(c: Any, env: str):
     return EcsService(Project(c), env)
 
 
-@task(help={"version": "release to deploy (X.Y.Z; default: the latest vX.Y.Z tag)", "env": ENV_HELP,
+@task(help={"version": "release to deploy (X.Y.Z, X.Y.Z-rc.N or its git tag; default: the latest release tag)",
+            "env": ENV_HELP,
             "dry_run": "print the task-definition diff and the plan; register and change nothing",
             "timeout": "seconds to wait for the deployment (default: ecs.timeout)",
             "no_wait": "return once the service is updated (no wait, no rollback)",
@@ -30,7 +31,7 @@ def deploy(c, version="", env="prod", dry_run=False, timeout=0, no_wait=False, n
                             no_rollback=no_rollback, force_unlock=force_unlock)
 
 
-@task(help={"version": "release to compare with (default: the latest vX.Y.Z tag)", "env": ENV_HELP})
+@task(help={"version": "release to compare with (default: the latest release tag)", "env": ENV_HELP})
 @edge
 def diff(c, version="", env="prod"):
     """Show how deploying VERSION would change the service's task definition."""
@@ -46,7 +47,7 @@ def status(c, env="prod", events=5):
 
 def show_status(service: Any, events: int = 5):  # -> (ServiceState, TaskDefinition)
     """Print the service's state (``ecs.status`` and ``inv status``); returns it with the live task definition."""
-    from ..ecs.client import short_arn
+    from ..clients.ecs import short_arn
 
     state = service.state()
     definition = service.client.task_definition(state.task_definition)
@@ -73,7 +74,7 @@ def rollback(c, revision="", env="prod", dry_run=False, timeout=0):
     _service(c, env).rollback(str(revision or ""), dry_run=dry_run, timeout=float(timeout))
 
 
-@task(help={"version": "release whose image the app containers get (default: the latest vX.Y.Z tag)",
+@task(help={"version": "release whose image the app containers get (default: the latest release tag)",
             "env": "environment whose compose file is converted (default prod)",
             "output": "write the JSON here instead of printing it"})
 @edge
@@ -82,24 +83,23 @@ def render(c, version="", env="prod", output=""):
     import json
     from pathlib import Path
 
-    from ..containers import container_definitions, read_compose_file
+    from ..containers import container_definitions
+    from ..core.compose import deploy_compose, release_image
+    from ..core.versions import configured_release
     from ..ecs.planner import render_task_definition
-    from ..eb.deploy import resolve_release
-    from ..errors import ConfigError
-    from ..images import compose_variables
 
     project = Project(c)
     settings = project.settings
     environment = project.environment(env)
-    if environment.compose is None:
-        raise ConfigError(f"dockyard.environments.{env}.compose: not set; ecs.render converts that compose file")
-    release = resolve_release(project.git, version)
-    target = settings.feature("ecs")[env]
-    model = read_compose_file(environment.compose, compose_variables(settings, environment))
-    converted = container_definitions(model, images={environment.app_service: f"{settings.repository}:{release.version}"},
-                                      project_root=settings.root, compose_dir=environment.compose.parent,
-                                      default_memory=target.default_memory)
+    image = release_image(settings, configured_release(settings, project.git, version))
+    target = settings.ecs.target(env)
+    compose = deploy_compose(settings, environment, image, needed_by="ecs.render converts that compose file")
+    converted = container_definitions(compose.model, images=compose.images, project_root=settings.root,
+                                      compose_dir=compose.compose_dir, default_memory=target.default_memory,
+                                      named_volumes=target.volumes, volumes_setting="dockyard.ecs.volumes")
     text = json.dumps(render_task_definition(target.family, converted), indent=2) + "\n"
+    for change in converted.changes:
+        project.warn(f"warning: {change}")
     for service, files in sorted(converted.env_files.items()):
         project.warn(f"note: {service} reads {', '.join(files)}: not copied into the task definition (secrets); "
                      "set dockyard.ecs.env_file: true to send it at deploy time")

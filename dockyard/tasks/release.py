@@ -1,7 +1,6 @@
 """Releases: tag a version in git, build its image, publish both (release, publish, releases)."""
 from __future__ import annotations
 
-import sys
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -17,11 +16,11 @@ class _Release:
     """One project's release context: settings, the version asked for, and the clients (created on use)."""
 
     def __init__(self, c: Any, version_text: str | None = None) -> None:
-        from ..release import read_version
+        from ..core.versions import read_version
 
         self.project = Project(c)
         self.settings = self.project.settings
-        self.rules = self.settings.feature("release")
+        self.rules = self.settings.release
         self.git = self.project.git
         self.version = None
         if version_text is not None:
@@ -38,7 +37,9 @@ class _Release:
 
     @property
     def image_ref(self) -> str:
-        return f"{self.settings.repository}:{self.version.image_tag}"
+        from ..core.compose import image_reference
+
+        return image_reference(self.settings.repository, self.version.image_tag)
 
     @property
     def line_branch(self) -> str:
@@ -77,22 +78,11 @@ class _Release:
     # --- registry -----------------------------------------------------------------------------------------------
     def credentials(self, *, interactive: bool = True):  # -> RegistryCredentials
         """Registry credentials; the password is masked in everything dockyard prints from here on."""
-        from ..envfile import parse_env_file
-        from ..registry import resolve_credentials
+        from ..core.credentials import gather_credentials
 
-        env_values: dict[str, str] = {}
         release_env = self.settings.environments.get(self.settings.release_env)
-        if release_env is not None and release_env.env_file.is_file():
-            env_values = parse_env_file(release_env.env_file)
-            self.project.mask.add(*env_values.values())
-        prompt = None
-        if interactive and sys.stdin is not None and sys.stdin.isatty():
-            import getpass
-
-            prompt = getpass.getpass
-        credentials = resolve_credentials(self.settings, env_values=env_values, prompt=prompt)
-        self.project.mask.add(credentials.password)
-        return credentials
+        return gather_credentials(self.settings, mask=self.project.mask, interactive=interactive,
+                                  env_file=release_env.env_file if release_env is not None else None)
 
 
 def _now() -> str:
@@ -105,7 +95,8 @@ def _now() -> str:
 
 
 def _release_state(r: _Release):  # -> ReleaseState
-    from ..release import Commit, ReleaseState, previous_release, versions_from_tags
+    from ..core.versions import versions_from_tags
+    from ..release import Commit, ReleaseState, previous_release
 
     remote = r.settings.git_remote
     r.git.fetch(remote)
@@ -280,14 +271,38 @@ class _PublishActions:
         self.r.write_record(replace(old, digest=self.digest, published_at=_now()))
 
 
-def _local_release_checks(r: _Release) -> tuple[str, str, Any]:
-    """Refusals that need no network: the tag exists, its image is here and was built from it."""
+def _published_image(r: _Release, tag_commit: str, credentials: Any):  # -> Image | None
+    """The registry's image of the release when it was built from the tag's commit (published from another clone,
+    e.g. the laptop that ran `inv release`, before CI's tag job runs `publish`)."""
+    from ..clients.docker import Image
+    from ..images import LABEL_REVISION
+    from ..registry import remote_image
+
+    if not tag_commit or credentials is None:
+        return None
+    from ..errors import DockyardError
+
+    try:
+        remote = remote_image(credentials, r.settings.repository, r.version.image_tag)
+    except DockyardError:
+        return None
+    if remote is None or remote.labels.get(LABEL_REVISION) != tag_commit:
+        return None
+    r.say(f"{r.image_ref} is not on this machine; the registry has it, built from {r.tag} ({tag_commit[:7]})")
+    return Image(id=remote.image_id, tags=(), created="", size=0, labels=dict(remote.labels))
+
+
+def _local_release_checks(r: _Release, credentials: Any = None) -> tuple[str, str, Any]:
+    """Refusals that need no network: the tag exists, its image is here (or, with ``credentials``, already in the
+    registry) and was built from it."""
     from ..images import LABEL_REVISION
     from ..release import check_publish_locally
 
     tag_commit = r.git.commit_of(f"refs/tags/{r.tag}")
     r.project.docker.server_version()
     image = r.project.docker.inspect_image(r.image_ref)
+    if image is None and credentials is not None:
+        image = _published_image(r, tag_commit, credentials)
     check_publish_locally(
         tag=r.tag, tag_commit=tag_commit, image_ref=r.image_ref, image_id=image.id if image else "",
         image_revision=image.labels.get(LABEL_REVISION, "") if image else "", release_hint=f"inv release {r.version}",
@@ -335,19 +350,29 @@ def publish(c, version, latest=False, env="", dry_run=False):
     """
     from ..clients.docker import login_command
     from ..clients.git import push_command
+    from ..core.compose import image_reference
     from ..errors import DockyardError
     from ..plan import execute
     from ..release import check_publish, publish_plan
 
     r = _Release(c, version)
     r.require_repository()
-    tag_commit, tag_object, image = _local_release_checks(r)
+    credentials = None
+    if r.git.commit_of(f"refs/tags/{r.tag}") and not latest and not env:
+        r.project.docker.server_version()
+        if r.project.docker.inspect_image(r.image_ref) is None:
+            # Not built here: publish verifies what another clone published (moving tags need the local image).
+            try:
+                credentials = r.credentials(interactive=False)
+            except DockyardError:
+                credentials = None  # then the refusal below says where to publish from
+    tag_commit, tag_object, image = _local_release_checks(r, credentials)
     if env:
         r.settings.environment(env)
     extra = tuple(dict.fromkeys(
-        ([f"{r.settings.repository}:latest"] if latest else []) + ([f"{r.settings.repository}:{env}"] if env else [])))
+        image_reference(r.settings.repository, tag) for tag in (["latest"] if latest else []) + ([env] if env else [])))
     try:
-        credentials = r.credentials()
+        credentials = credentials or r.credentials()
     except DockyardError:
         if not dry_run:
             raise
@@ -403,10 +428,12 @@ def releases(c, offline=False, json=False):
 
 def _list_releases(c: Any, offline: bool, report: dict[str, Any]) -> None:
     """Print the releases table; ``report`` gets each release (full digest) and the notes, for ``--json``."""
+    from ..core.compose import image_reference
+    from ..core.versions import versions_from_tags
     from ..errors import DockyardError
     from ..images import LABEL_REVISION
     from ..registry import remote_digest
-    from ..release import ReleaseRow, ordered, releases_table, versions_from_tags
+    from ..release import ReleaseRow, ordered, releases_table
 
     r = _Release(c)
     r.require_repository()
@@ -432,7 +459,7 @@ def _list_releases(c: Any, offline: bool, report: dict[str, Any]) -> None:
     rows = []
     for v in ordered(versions):
         info = tags[versions[v]]
-        ref = f"{r.settings.repository}:{v.image_tag}"
+        ref = image_reference(r.settings.repository, v.image_tag)
         image = local_images.get(ref) if local_images is not None else None
         local = "?" if local_images is None else "no"
         if image is not None:

@@ -23,25 +23,28 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
     open_service = _service(env_name)
 
     @task(name="ssh-deploy", help={
-        "version": "image tag to deploy (default: from CIRCLE_SHA1/GITHUB_SHA/git HEAD via ssh.version_format)",
+        "version": "image tag to deploy; a release X.Y.Z[-rc.N] or its git tag runs X.Y.Z[-rc.N] "
+                   "(default: from CIRCLE_SHA1/GITHUB_SHA/git HEAD via ssh.version_format)",
         "dry_run": "print the plan and change nothing",
         "lock_wait": "seconds to wait when another deploy holds the lock (default: ssh.lock_wait)",
-        "limit": "hosts deployed at once (default: ssh.batch_size)"})
+        "limit": "hosts deployed at once (default: ssh.batch_size)",
+        "force_unlock": "clear a stale deploy lock first"})
     @edge
-    def ssh_deploy(c, version="", dry_run=False, lock_wait=-1, limit=0):
+    def ssh_deploy(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False):
         """Deploy VERSION to every host: pull, start beside the old one, health gate, switch the proxy, stop the old."""
         open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
-                               limit=limit)
+                               limit=limit, force_unlock=force_unlock)
 
     @task(help={"version": "version to go back to (default: the previous one, from the audit log)",
                 "dry_run": "print the plan and change nothing",
                 "lock_wait": "seconds to wait when another deploy holds the lock",
-                "limit": "hosts rolled back at once (default: ssh.batch_size)"})
+                "limit": "hosts rolled back at once (default: ssh.batch_size)",
+                "force_unlock": "clear a stale deploy lock first"})
     @edge
-    def rollback(c, version="", dry_run=False, lock_wait=-1, limit=0):
+    def rollback(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False):
         """Bring back a retained version (no pull) through the same health gate and proxy switch."""
         open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
-                               limit=limit, rollback=True)
+                               limit=limit, rollback=True, force_unlock=force_unlock)
 
     @task(help={"dry_run": "say what would be done and change nothing"})
     @edge
@@ -117,8 +120,10 @@ def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> Non
     When the environment also has a local compose stack, ``<env>.logs`` means the remote hosts' logs (the
     environment *is* those hosts); the stack's own ``logs`` task stays reachable as ``<env>.local-logs``.
     """
+    from ..config import deploy_target
+
     for name, entry in environments.items():
-        if entry.get("target") != "ssh":
+        if deploy_target(entry) != "ssh":
             continue
         collection = environment_collection(ns, name)
         tasks, accessories = ssh_tasks(name)

@@ -1,13 +1,14 @@
 """One adapter per deploy target behind ``inv deploy|rollback|status|history``, and the run that picks one.
 
 Each adapter calls the target's own service (the code behind ``eb.*``, ``ecs.*`` and ``<env>.ssh-deploy``), never
-a copy of it, and fills a :class:`~dockyard.dispatch.Result`. Reading the audit records is each adapter's
-``records`` method alone, so pointing them at a shared history store is a change in three small places.
+a copy of it, and fills a :class:`~dockyard.dispatch.Result`. The audit records are read one way for every target:
+each adapter names its :mod:`dockyard.core.history` stores (S3, SSM, one log per host) and :func:`read_history`
+reads them.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,9 +20,10 @@ Options = Mapping[str, Any]
 
 
 def _result_word(text: str) -> str:
-    """One vocabulary for the records' results: ``rolled back`` -> ``rolled_back``, staging's ``ok`` -> ``succeeded``."""
+    """One vocabulary for the records' results: ``rolled back`` -> ``rolled_back``, ``health-failed`` ->
+    ``health_failed`` (staging's older ``ok`` is already ``succeeded`` in :mod:`dockyard.core.history`)."""
     word = "_".join((text or "").split())
-    return {"ok": "succeeded", "health-failed": "health_failed"}.get(word, word)
+    return {"health-failed": "health_failed"}.get(word, word)
 
 
 def _lock_wait(options: Options) -> float | None:
@@ -33,11 +35,12 @@ def _registry_digest(project: Project, version: str) -> str:
     """The registry's digest of the release's image, when a plain (v2) registry can say; else ""."""
     if project.settings.registry.kind != "v2" or not version:
         return ""
+    from ..core.credentials import gather_credentials
     from ..errors import DockyardError
-    from ..registry import remote_digest, resolve_credentials
+    from ..registry import remote_digest
 
     try:
-        credentials = resolve_credentials(project.settings)
+        credentials = gather_credentials(project.settings, mask=project.mask)
         return remote_digest(credentials, project.settings.repository, version, timeout=10) or ""
     except (DockyardError, OSError):
         return ""
@@ -57,7 +60,7 @@ class EbTarget:
     def deploy(self, options: Options, result: Any) -> None:
         service = self.service
         release = service.release(options["version"])
-        result.version, result.image = release.version, service.image(release)
+        result.version, result.image = str(release.version), service.image(release)
         deployment = service.deploy(options["version"], dry_run=options["dry_run"], no_wait=options["no_wait"],
                                     timeout=float(options["timeout"]), no_rollback=options["no_rollback"],
                                     force_unlock=options["force_unlock"])
@@ -66,37 +69,38 @@ class EbTarget:
         result.result = "planned" if options["dry_run"] else _result_word(deployment.result)
 
     def rollback(self, options: Options, result: Any) -> None:
-        from ..eb.deploy import RELEASE_TAG
+        from ..core.versions import label_version
 
         to = options["to"]
-        label = to
-        if to and RELEASE_TAG.match(to if to.startswith("v") else f"v{to}"):
-            label = self.service.release(to).label  # a release version names the label it was deployed as
+        label = self.service.rollback_label(to) if to else ""  # a release names the label it was deployed as
         if label:
             result.details["label"] = label
-        if label != to:
-            result.version = to.removeprefix("v")
+            result.version = str(label_version(label) or "")
         self.service.rollback(label, timeout=float(options["timeout"]), dry_run=options["dry_run"])
         result.result = "planned" if options["dry_run"] else "succeeded"
 
     def status(self, options: Options, result: Any) -> None:
+        from ..core.versions import label_version
         from .eb import show_status
 
         state = show_status(self.service)
-        result.version = _label_version(state.version_label)
+        result.version = str(label_version(state.version_label or "") or state.version_label or "")
         result.url = self.url(state)
         result.details.update(label=state.version_label, status=state.status, health=state.health,
                               health_status=state.health_status, eb_environment=state.name)
         result.result = "ok"
 
-    def records(self, count: int) -> list[dict[str, Any]]:
+    def stores(self) -> list[tuple[str, Any]]:
         from ..errors import ConfigError
 
         if not self.service.eb.bucket:
             raise ConfigError("dockyard.eb.bucket: not set; the audit records live in that bucket")
-        found = [r for r in self.service.audit().records(self.service.env.name, limit=max(count, 1) * 2)
-                 if not r.target.startswith("ecs:")]  # an ECS service may share the bucket
-        return [_audit_record(r) for r in found[:count]]
+        return [(self.service.target.name, self.service.audit())]
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        # An ECS service may share the bucket: its records are not this environment's.
+        return read_history(self.stores(), self.service.env.name, count,
+                            keep=lambda r: not r.target.startswith("ecs:"))
 
     def url(self, state: Any = None) -> str:
         if state is None:
@@ -135,11 +139,11 @@ class EcsTarget:
 
     def revision_of(self, version: str) -> str:
         """The revision a release version ran as: from the audit records, else the ACTIVE revision with its image."""
-        from ..ecs.client import short_arn
+        from ..clients.ecs import short_arn
         from ..errors import Refused
 
         for record in self.service.records():
-            if record.version == version and record.result == "succeeded" and record.label:
+            if record.version == version and record.succeeded and record.label:
                 return record.label
         family = short_arn(self.service.state().task_definition).rsplit(":", 1)[0]
         for arn in reversed(self.service.client.active_revisions(family)):
@@ -150,7 +154,7 @@ class EcsTarget:
                       "see `inv history`)")
 
     def status(self, options: Options, result: Any) -> None:
-        from ..ecs.client import short_arn
+        from ..clients.ecs import short_arn
         from .ecs import show_status
 
         state, definition = show_status(self.service)
@@ -161,8 +165,12 @@ class EcsTarget:
                               service=self.service.target.where)
         result.result = "ok"
 
+    def stores(self) -> list[tuple[str, Any]]:
+        return [(f"ecs:{self.service.target.where}", self.service.audit_log())]
+
     def records(self, count: int) -> list[dict[str, Any]]:
-        return [_audit_record(r) for r in self.service.records()[:count]]
+        where = f"ecs:{self.service.target.where}"  # the bucket or path may hold another service's records
+        return read_history(self.stores(), self.service.env.name, count, keep=lambda r: r.target == where)
 
     def url(self, state: Any = None) -> str:
         return ""  # the service's load balancer is not part of dockyard's settings
@@ -189,14 +197,14 @@ class SshTarget:
         version = self.service.resolve_version(options["version"])
         result.version, result.image = version, self.service.target.image(version)
         self.service.deploy(options["version"], dry_run=options["dry_run"], lock_wait=_lock_wait(options),
-                            limit=int(options["limit"]))
+                            limit=int(options["limit"]), force_unlock=options["force_unlock"])
         result.result = "planned" if options["dry_run"] else "succeeded"
 
     def rollback(self, options: Options, result: Any) -> None:
         if options["to"]:
             result.version, result.image = options["to"], self.service.target.image(options["to"])
         self.service.deploy(options["to"], dry_run=options["dry_run"], lock_wait=_lock_wait(options),
-                            limit=int(options["limit"]), rollback=True)
+                            limit=int(options["limit"]), rollback=True, force_unlock=options["force_unlock"])
         result.result = "planned" if options["dry_run"] else "succeeded"
 
     def status(self, options: Options, result: Any) -> None:
@@ -213,24 +221,14 @@ class SshTarget:
         result.result = "ok"
 
     def records(self, count: int) -> list[dict[str, Any]]:
-        from ..staging import commands as cmd
-        from ..staging.deploy import parse_audit
+        from ..core.history import HostAuditLog
 
         reader = self._fresh()
-        found: list[dict[str, Any]] = []
         try:
-            for session in reader.sessions(check=False):
-                text = session.host.run(cmd.read_file(session.layout.audit_log)).stdout
-                for entry in parse_audit(text):
-                    previous = entry.fields.get("previous", "")
-                    found.append({"when": entry.when, "action": entry.action, "version": entry.version,
-                                  "label": "", "previous": "" if previous == "-" else previous,
-                                  "result": _result_word(entry.fields.get("outcome", "")),
-                                  "who": entry.fields.get("by", ""), "detail": "", "where": session.name})
+            stores = [(s.name, HostAuditLog(s.host, s.layout.audit_log)) for s in reader.sessions(check=False)]
+            return read_history(stores, self.env_name, count)
         finally:
             reader.close()
-        found.sort(key=lambda r: _when(r["when"]), reverse=True)
-        return found[:count]
 
     def url(self, state: Any = None) -> str:
         first = self.service.target.hosts[0]
@@ -240,16 +238,24 @@ class SshTarget:
 ADAPTERS = {"eb": EbTarget, "ecs": EcsTarget, "ssh": SshTarget}
 
 
-def _audit_record(record: Any) -> dict[str, Any]:
-    """An EB/ECS :class:`~dockyard.eb.locks.AuditRecord` in the shape every target's history has."""
+def read_history(stores: Iterable[tuple[str, Any]], environment: str, count: int,
+                 keep: Callable[[Any], bool] = lambda record: True) -> list[dict[str, Any]]:
+    """The newest ``count`` records of ``environment`` over ``stores`` (``(where, AuditStore)`` pairs), newest first.
+
+    ``keep`` drops records of another service sharing a store; a record that does not say where it ran (an older
+    host log line) gets its store's ``where``.
+    """
+    found = [_history_entry(record, where) for where, store in stores
+             for record in store.records(environment, limit=max(count, 1) * 2) if keep(record)]
+    found.sort(key=lambda r: _when(r["when"]), reverse=True)
+    return found[:count]
+
+
+def _history_entry(record: Any, where: str) -> dict[str, Any]:
+    """A :class:`~dockyard.core.history.AuditRecord` in the shape ``inv history --json`` prints for every target."""
     return {"when": record.finished or record.started, "action": record.action, "version": record.version,
             "label": record.label, "previous": record.previous_label, "result": _result_word(record.result),
-            "who": record.who, "detail": record.detail, "where": record.target}
-
-
-def _label_version(label: str) -> str:
-    """The release version of an EB version label (``<version>-<sha7>``)."""
-    return label.rpartition("-")[0] or label
+            "who": record.who, "detail": record.detail, "where": record.target or where}
 
 
 def _when(text: str) -> datetime:

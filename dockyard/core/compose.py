@@ -1,0 +1,80 @@
+"""Image references and the variables a compose file is read with, once for the local stack and every deploy.
+
+A compose file may interpolate ``DOCKYARD_IMAGE``, ``DOCKYARD_ENV``, ``DOCKYARD_PORT`` and the configured build
+args. Locally they are the environment's moving tag and its configured port (:func:`stack_variables`). A deploy
+(the EB bundle, ``ecs.render``, the ECS task definition, a staging host) reads the same file with
+:func:`deploy_variables`: ``DOCKYARD_IMAGE`` pinned to the release's image reference and ``DOCKYARD_PORT`` the
+port the platform routes to (80), never the laptop's. :func:`deploy_compose` is the one way a deploy reads it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+
+#: What a deployed stack publishes: the load balancer / instance port, whatever the local stack uses.
+DEPLOY_PORT = 80
+
+
+def image_reference(repository: str, tag: str = "", *, digest: str = "") -> str:
+    """``<repository>:<tag>``, or ``<repository>@<digest>`` when the digest (``sha256:...``) is known."""
+    if digest:
+        return f"{repository}@{digest}"
+    if not tag:
+        raise ValueError("an image reference needs a tag or a digest")
+    return f"{repository}:{tag}"
+
+
+def _base_variables(settings: Any, env: Any) -> dict[str, str]:
+    variables = dict(settings.build_args)
+    variables["DOCKYARD_ENV"] = env.name
+    return variables
+
+
+def stack_variables(settings: Any, env: Any) -> dict[str, str]:
+    """The local stack's variables: the environment's moving tag and its configured host port."""
+    variables = _base_variables(settings, env)
+    variables["DOCKYARD_IMAGE"] = image_reference(settings.repository, env.name)
+    if env.port:
+        variables["DOCKYARD_PORT"] = str(env.port)
+    return variables
+
+
+def deploy_variables(settings: Any, env: Any, image: str) -> dict[str, str]:
+    """A deploy's variables: ``DOCKYARD_IMAGE`` is ``image`` (the pinned release), ``DOCKYARD_PORT`` 80."""
+    variables = _base_variables(settings, env)
+    variables["DOCKYARD_IMAGE"] = image
+    variables["DOCKYARD_PORT"] = str(DEPLOY_PORT)
+    return variables
+
+
+@dataclass(frozen=True)
+class DeployCompose:
+    """An environment's compose file as a deploy reads it: the interpolated model and the pinned images."""
+
+    model: Mapping[str, Any]
+    images: Mapping[str, str]  # service -> pinned image reference (the app service gets the release)
+    compose_dir: Path
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+def deploy_compose(settings: Any, env: Any, image: str, *, needed_by: str) -> DeployCompose:
+    """Read ``env.compose`` for a deploy of ``image``; ``needed_by`` says who needs it, for the missing-file error."""
+    from ..containers import read_compose_file
+
+    if env.compose is None:
+        raise ConfigError(f"dockyard.environments.{env.name}.compose: not set; {needed_by}")
+    variables = deploy_variables(settings, env, image)
+    model = read_compose_file(env.compose, variables)
+    if env.app_service not in model["services"]:
+        raise ConfigError(f"dockyard.environments.{env.name}.app_service: {env.app_service!r} is not a service of "
+                          f"{env.compose}")
+    return DeployCompose(model=model, images={env.app_service: image}, compose_dir=env.compose.parent,
+                         variables=variables)
+
+
+def release_image(settings: Any, release: Any) -> str:
+    """The pinned image reference of a release (:class:`~dockyard.core.versions.Release`): ``<repository>:X.Y.Z``."""
+    return image_reference(settings.repository, release.image_tag)

@@ -1,0 +1,166 @@
+"""Settings of the ``dockyard.eb`` section (owned by the Elastic Beanstalk feature).
+
+``DEFAULTS`` declares every key with its default; ``parse`` validates the section once, at load. Per-environment
+keys live under ``dockyard.environments.<env>.eb`` (``name``, ``twin``, ``platform``) for environments whose
+``target`` is ``eb``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..errors import ConfigError
+from ..section import Names, keys_of
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+SECTION = "eb"
+
+PLATFORMS = ("v1", "v2", "compose")
+AUTH_MODES = ("auto", "none", "ecr", "dockercfg", "ssm")
+HEALTH_STATES = ("Green", "Yellow", "Red", "Grey")
+
+DEFAULTS: dict[str, Any] = {
+    "application": "",  # EB application; default: dockyard.app
+    "bucket": "",  # S3 bucket for bundles, the dockercfg, locks and audit records
+    "prefix": "dockyard",  # key prefix inside the bucket
+    "endpoint_url": "",  # Elastic Beanstalk endpoint only (S3/SSM keep dockyard.aws.endpoint_url)
+    "platform": "v2",  # v1 (Docker, one container) | v2 (ECS multi-container) | compose (Docker on AL2/AL2023)
+    "auth": "auto",  # auto | none | ecr | dockercfg | ssm ; auto = ecr for ECR registries, else dockercfg
+    "dockercfg_key": "",  # default <prefix>/<application>/dockercfg.json
+    "dockercfg_format": "auto",  # auto | legacy | auths (auto: legacy for v1, auths otherwise)
+    "ssm_username": "",  # SSM parameter names for auth=ssm; default /<application>/registry/username|password
+    "ssm_password": "",
+    "ssm_secret_prefix": "",  # eb.setenv: SSM path of secret keys; default /<application>/<env>/
+    "secret_keys": [],  # eb.setenv: keys sent as {{resolve:ssm:...}} references, never as plain values
+    "container_port": 8000,  # v1: the app container's port
+    "memory": 256,  # v2: MiB for containers whose compose service sets no mem_limit/mem_reservation
+    "healthy_states": ["Green"],  # health the window accepts (add Yellow to accept warnings)
+    "health_window": 30.0,  # seconds the health must stay accepted after Ready before a deploy counts
+    "timeout": 900.0,  # overall deadline of one wait, seconds
+    "poll_interval": 5.0,  # seconds between polls
+    "smoke_path": "",  # eb.swap smoke test path; default: the environment's health_path
+    "volumes": {},  # v2: what each compose named volume becomes: scratch | shared | /host/path | {efs: fs-...}
+}
+
+SCHEMA = keys_of(DEFAULTS, volumes=Names())
+#: ``dockyard.environments.<env>.eb``
+ENVIRONMENT_SCHEMA = {"name": None, "twin": None, "platform": None}
+
+
+@dataclass(frozen=True)
+class EbEnvironment:
+    """One dockyard environment deployed to Elastic Beanstalk."""
+
+    env: str  # dockyard's name (prod)
+    name: str  # EB environment name
+    twin: str  # blue/green twin ("" = none)
+    platform: str
+
+
+@dataclass(frozen=True)
+class EbSettings:
+    application: str
+    bucket: str
+    prefix: str
+    endpoint_url: str
+    platform: str
+    auth: str
+    dockercfg_key: str
+    dockercfg_format: str
+    ssm_username: str
+    ssm_password: str
+    ssm_secret_prefix: str
+    secret_keys: tuple[str, ...]
+    container_port: int
+    memory: int
+    healthy_states: tuple[str, ...]
+    health_window: float
+    timeout: float
+    poll_interval: float
+    smoke_path: str
+    environments: Mapping[str, EbEnvironment]
+    volumes: Mapping[str, Any] = field(default_factory=dict)  # compose volume -> named_volumes.VolumeDecision
+
+    def key(self, *parts: str) -> str:
+        """An S3 key under ``<prefix>/<application>/``."""
+        return "/".join(p.strip("/") for p in (self.prefix, self.application, *parts) if p.strip("/"))
+
+    def bundle_key(self, label: str) -> str:
+        return self.key(f"{label}.zip")
+
+    def environment(self, env: str) -> EbEnvironment:
+        if env not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                f"environment {env!r} is not deployed to Elastic Beanstalk (target: eb environments: {known}); "
+                f"set dockyard.environments.{env}.target: eb"
+            )
+        return self.environments[env]
+
+    def format_for(self, platform: str) -> str:
+        if self.dockercfg_format != "auto":
+            return self.dockercfg_format
+        return "legacy" if platform == "v1" else "auths"
+
+
+def parse(settings: Settings) -> EbSettings:
+    """Validate ``dockyard.eb`` and the ``eb`` keys of every environment whose target is ``eb``."""
+    section = settings.section.section(SECTION)
+    application = section.str("application") or settings.app
+    platform = section.str("platform", "v2", choices=PLATFORMS)
+    auth = section.str("auth", "auto", choices=AUTH_MODES)
+    if auth == "auto":
+        auth = "ecr" if settings.registry.kind == "ecr" else "dockercfg"
+    states = section.strings("healthy_states", ("Green",))
+    for state in states:
+        if state not in HEALTH_STATES:
+            raise section.fail("healthy_states", f"expected states among {', '.join(HEALTH_STATES)}, got {state!r}")
+    if not states:
+        raise section.fail("healthy_states", "name at least one state (Green)")
+    prefix = section.str("prefix", "dockyard")
+    environments: dict[str, EbEnvironment] = {}
+    for name, env in settings.environments_deployed_over("eb").items():
+        own = env.section.section("eb")
+        environments[name] = EbEnvironment(
+            env=name,
+            name=own.str("name") or f"{application}-{name}",
+            twin=own.str("twin"),
+            platform=own.str("platform", platform, choices=PLATFORMS),
+        )
+    parsed = EbSettings(
+        application=application,
+        bucket=section.str("bucket"),
+        prefix=prefix,
+        endpoint_url=section.str("endpoint_url"),
+        platform=platform,
+        auth=auth,
+        dockercfg_key="",
+        dockercfg_format=section.str("dockercfg_format", "auto", choices=("auto", "legacy", "auths")),
+        ssm_username=section.str("ssm_username") or f"/{application}/registry/username",
+        ssm_password=section.str("ssm_password") or f"/{application}/registry/password",
+        ssm_secret_prefix=section.str("ssm_secret_prefix"),
+        secret_keys=section.strings("secret_keys"),
+        container_port=section.int("container_port", 8000, minimum=1),
+        memory=section.int("memory", 256, minimum=4),
+        healthy_states=states,
+        health_window=section.float("health_window", 30, minimum=0),
+        timeout=section.float("timeout", 900, minimum=1),
+        poll_interval=section.float("poll_interval", 5, minimum=0.05),
+        smoke_path=section.str("smoke_path"),
+        environments=environments,
+        volumes=_volume_decisions(section),
+    )
+    key = section.str("dockercfg_key") or parsed.key("dockercfg.json")
+    object.__setattr__(parsed, "dockercfg_key", key)
+    return parsed
+
+
+def _volume_decisions(section: Any) -> dict[str, Any]:
+    from ..named_volumes import parse_decisions
+
+    try:
+        return parse_decisions(section.raw("volumes"), section.full("volumes"))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (set in {section.origin(section.full('volumes'))})") from None

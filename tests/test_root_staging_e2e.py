@@ -13,15 +13,20 @@ def as_json(result) -> dict:
     return data
 
 
+def _untimed(line: str) -> str:
+    """An audit line without its finished time (the first word) and its ``started=`` field."""
+    return " ".join(w for w in line.split(" ")[1:] if not w.startswith("started="))
+
+
 def what_it_did(staging, result) -> dict:  # noqa: F811
-    """What a user checks after a deploy: the app containers, the audit line (minus its time), the plan shown."""
+    """What a user checks after a deploy: the app containers, the audit line (minus its times), the plan shown."""
     assert result.returncode == 0, result.stdout + result.stderr
     containers = docker("ps", "--filter", f"label=dev.dockyard.ssh.prefix={staging.prefix}", "--format",
                         "{{.Names}} {{.Image}} {{.State}}").stdout.split("\n")
     audit = (staging.state_dir() / "audit.log").read_text().splitlines()
     shown = result.stdout.split("\n[1/")[0]  # the plan, printed before it runs
     progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    return {"containers": sorted(c for c in containers if "-app-" in c), "audit": [a.split(" ", 1)[1] for a in audit],
+    return {"containers": sorted(c for c in containers if "-app-" in c), "audit": [_untimed(a) for a in audit],
             "plan": shown, "progress": progress, "live": staging.live_version()}
 
 

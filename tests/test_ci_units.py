@@ -197,6 +197,26 @@ def test_the_generated_lines_of_this_repository_parse_with_its_own_collection():
     assert bind("image.push staging", "staging_tasks", ns, {}, envs).shell() == "inv image.push staging"
 
 
+def test_a_root_deploy_without_env_acts_on_the_environment_it_picks_at_run_time():
+    import dockyard
+    from dockyard.dispatch import default_environment
+
+    ns = dockyard.namespace(Path(__file__).resolve().parent.parent)
+    envs = ["dev", "staging", "prod"]
+    targets = {"dev": "", "staging": "ssh", "prod": "eb"}
+
+    def picks(release_env):
+        return lambda verb: default_environment(targets, release_env, verb)
+
+    assert bind("deploy {version}", "release_tasks", ns, VERSION, envs, picks("prod")).env_values == ("prod",)
+    assert bind("deploy --env staging", "release_tasks", ns, VERSION, envs, picks("prod")).env_values == ("staging",)
+    with pytest.raises(ConfigError) as raised:
+        bind("deploy {version}", "release_tasks", ns, VERSION, envs, picks("dev"))
+    assert raised.value.message == ("dockyard.ci.release_tasks: 'deploy {version}': `inv deploy` would fail in CI: "
+                                    "which environment? several can deploy: prod (eb), staging (ssh); name one "
+                                    "with --env")
+
+
 def test_binding_leaves_the_tasks_help_in_place():
     ns = collection()
     ns["deploy"].help = {"version": "the release"}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import ConfigError
+from ..dispatch import VERBS
+from ..errors import ConfigError, DockyardError
 
 _PLACEHOLDER = re.compile(r"^\{([a-z_]+)\}$")
 
@@ -97,8 +98,12 @@ def check_task_names(entries: Mapping[str, Sequence[str]], collection: Any) -> N
 
 
 def bind(entry: str, key: str, collection: Any, placeholders: Mapping[str, Placeholder],
-         environments: Sequence[str] = ()) -> Invocation:
-    """Turn a configured entry into an :class:`Invocation` the project's ``inv`` accepts, or refuse it."""
+         environments: Sequence[str] = (), run_time_env: Callable[[str], str] | None = None) -> Invocation:
+    """Turn a configured entry into an :class:`Invocation` the project's ``inv`` accepts, or refuse it.
+
+    ``run_time_env(verb)`` is the environment a root ``deploy|rollback|status|history`` picks without ``--env``
+    (:func:`dockyard.dispatch.default_environment`), so the job knows what that line acts on.
+    """
     check_task_names({key: [entry]}, collection)
     words = split_entry(entry, key)
     name, rest = words[0], words[1:]
@@ -165,7 +170,14 @@ def bind(entry: str, key: str, collection: Any, placeholders: Mapping[str, Place
             if nxt is not None:
                 ordered.append(nxt)
     ordered += list(free)  # more words than positional arguments: the parser below names the stray one
-    invocation = Invocation(name, tuple(ordered + flags), _environments_of(name, ctx, ordered, flags, environments))
+    def chosen(verb: str) -> str:
+        try:
+            return run_time_env(verb) if run_time_env is not None else ""
+        except DockyardError as exc:
+            raise ConfigError(f"dockyard.ci.{key}: {entry!r}: `inv {verb}` would fail in CI: {exc.message}") from None
+
+    invocation = Invocation(name, tuple(ordered + flags),
+                            _environments_of(name, ctx, ordered, flags, environments, chosen))
     check(invocation, key, collection)
     return invocation
 
@@ -187,7 +199,7 @@ def check(invocation: Invocation, key: str, collection: Any) -> None:
 
 
 def _environments_of(name: str, ctx: Any, positional: Sequence[Any], flags: Sequence[Any],
-                     environments: Sequence[str]) -> tuple[str, ...]:
+                     environments: Sequence[str], run_time_env: Callable[[str], str]) -> tuple[str, ...]:
     found: list[str] = []
     head = name.split(".", 1)[0]
     if "." in name and head in environments:
@@ -199,6 +211,8 @@ def _environments_of(name: str, ctx: Any, positional: Sequence[Any], flags: Sequ
     env_argument = ctx.args.get("env")
     if env_argument is not None:
         value = values.get("env", env_argument.default)
+        if value == "" and name in VERBS:  # the root task picks it when it runs
+            value = run_time_env(name)
         if isinstance(value, str) and value in environments:
             found.append(value)
     return tuple(dict.fromkeys(found))

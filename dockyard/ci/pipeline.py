@@ -86,12 +86,20 @@ def secret_for_env(ci: Any, env_name: str) -> str:
 def build_pipeline(settings: Any, ci: Any, collection: Any, provider: str) -> Pipeline:
     """Bind every configured task to the collection (refusing what ``inv`` would refuse) and lay out the jobs."""
     command, install_file = install_command(settings, ci)
+    from ..dispatch import default_environment
+
     environments = list(settings.environments)
+    targets = {name: env.target for name, env in settings.environments.items()}
+
+    def run_time_env(verb: str) -> str:
+        return default_environment(targets, settings.release_env, verb)
+
     prefix = settings.release.tag_prefix
     version = Placeholder("version", VERSION_VARIABLE, "0.0.0")
     check_task_names({"staging_tasks": ci.staging_tasks, "release_tasks": ci.release_tasks}, collection)
-    staging = [bind(e, "staging_tasks", collection, {}, environments) for e in ci.staging_tasks]
-    release = [bind(e, "release_tasks", collection, {"version": version}, environments) for e in ci.release_tasks]
+    staging = [bind(e, "staging_tasks", collection, {}, environments, run_time_env) for e in ci.staging_tasks]
+    release = [bind(e, "release_tasks", collection, {"version": version}, environments, run_time_env)
+               for e in ci.release_tasks]
     variables = PROVIDER_VARIABLES[provider]
     staging_job = _job("staging", staging, settings, ci, provider) if staging else None
     release_job = None

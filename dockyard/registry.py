@@ -121,14 +121,10 @@ def remote_image_id(
     this image, whether or not it was pushed from this machine. A multi-platform index has no single config:
     its manifest digest is returned instead.
     """
-    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    answer = _manifest(credentials, repository, tag, timeout)
     if answer is None:
         return None
-    headers, body = answer
-    try:
-        manifest = json.loads(body.decode() or "{}")
-    except ValueError:
-        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
+    headers, manifest = answer
     config = manifest.get("config") or {}
     return config.get("digest") or headers.get("docker-content-digest") or None
 
@@ -157,14 +153,10 @@ def remote_image(
 
     A multi-platform index has no single config: its labels are then empty.
     """
-    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    answer = _manifest(credentials, repository, tag, timeout)
     if answer is None:
         return None
-    headers, body = answer
-    try:
-        manifest = json.loads(body.decode() or "{}")
-    except ValueError:
-        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
+    headers, manifest = answer
     digest = headers.get("docker-content-digest", "")
     config_digest = (manifest.get("config") or {}).get("digest", "")
     if not config_digest:
@@ -177,6 +169,20 @@ def remote_image(
         config = {}
     labels = (config.get("config") or {}).get("Labels") or {}
     return RemoteImage(digest, config_digest, {str(k): str(v) for k, v in labels.items()})
+
+
+def _manifest(
+    credentials: RegistryCredentials, repository: str, tag: str, timeout: float
+) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """The response headers and the parsed manifest (or index) of ``repository:tag``; None when absent."""
+    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    if answer is None:
+        return None
+    headers, body = answer
+    try:
+        return headers, json.loads(body.decode() or "{}")
+    except ValueError:
+        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
 
 
 def _manifest_request(

@@ -141,21 +141,9 @@ class _CommitImage:
                               "the commit CI is building")
 
     def credentials(self):  # -> RegistryCredentials
-        import os
-        import sys
+        from ..core.credentials import gather_credentials
 
-        from ..envfile import parse_env_file
-        from ..registry import resolve_credentials
-
-        values = parse_env_file(self.env.env_file) if self.env.env_file.is_file() else {}
-        prompt = None
-        if os.environ.get("CI", "").lower() != "true" and sys.stdin is not None and sys.stdin.isatty():
-            import getpass
-
-            prompt = getpass.getpass
-        credentials = resolve_credentials(self.settings, env_values=values, prompt=prompt)
-        self.project.mask.add(credentials.password)
-        return credentials
+        return gather_credentials(self.settings, mask=self.project.mask, env_file=self.env.env_file, interactive=True)
 
     def build_spec(self):  # -> BuildSpec | None: None = the environment's compose file says
         from ..images import compose_less_spec

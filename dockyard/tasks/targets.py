@@ -242,8 +242,8 @@ def read_history(stores: Iterable[tuple[str, Any]], environment: str, count: int
                  keep: Callable[[Any], bool] = lambda record: True) -> list[dict[str, Any]]:
     """The newest ``count`` records of ``environment`` over ``stores`` (``(where, AuditStore)`` pairs), newest first.
 
-    ``keep`` drops records of another service sharing a store; a record that does not say where it ran (an older
-    host log line) gets its store's ``where``.
+    ``keep`` drops records of another service sharing a store; each record is shown with its store's ``where`` (the
+    EB environment, ``ecs:<cluster>/<service>``, the SSH host's name), as before the stores were shared.
     """
     found = [_history_entry(record, where) for where, store in stores
              for record in store.records(environment, limit=max(count, 1) * 2) if keep(record)]
@@ -255,7 +255,7 @@ def _history_entry(record: Any, where: str) -> dict[str, Any]:
     """A :class:`~dockyard.core.history.AuditRecord` in the shape ``inv history --json`` prints for every target."""
     return {"when": record.finished or record.started, "action": record.action, "version": record.version,
             "label": record.label, "previous": record.previous_label, "result": _result_word(record.result),
-            "who": record.who, "detail": record.detail, "where": record.target or where}
+            "who": record.who, "detail": record.detail, "where": where or record.target}
 
 
 def _when(text: str) -> datetime:

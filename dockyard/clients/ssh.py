@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import CommandFailed, DockyardError, Unreachable
+from ..errors import CommandFailed, ConfigError, DockyardError, Unreachable
 from ..health import Probe
 from ..runner import Command, Masker, Result, failure_message
 
@@ -84,7 +84,13 @@ class SshHost:
         client._host_keys.clear()  # Fabric preloads ~/.ssh/known_hosts: only the configured file counts
         known = options.known_hosts
         if known is not None and known.is_file():
-            client.load_host_keys(str(known))
+            try:
+                client.load_host_keys(str(known))
+            except (paramiko.hostkeys.InvalidHostKey, UnicodeDecodeError, ValueError) as exc:
+                line = getattr(exc, "line", "")
+                shown = f" ({line.strip()[:40]!r})" if isinstance(line, str) and line.strip() else ""
+                raise ConfigError(f"dockyard.ssh.known_hosts: {known} holds a line that is not a host key{shown}; "
+                                  "fix or remove it (ssh-keygen -R <host> -f <file> rewrites the file)") from None
         if options.accept_new_host_keys and not in_ci():
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         else:

@@ -17,7 +17,7 @@ class Case:
     args: tuple[str, ...]
     fragment: str  # what the one line must say
     code: int = 2
-    plant: Callable[["object"], None] | None = field(default=None, repr=False)  # prepares the sample project
+    plant: Callable[[object], None] | None = field(default=None, repr=False)  # prepares the sample project
     engine: bool = False  # needs the Docker engine (the task asks it before anything else)
 
 
@@ -125,7 +125,8 @@ def snapshot(project) -> list[str]:
     """What a refused command must leave as it was: the project's files (with their content) and its git state."""
     files = sorted(str(p.relative_to(project.root)) + ":" + str(p.stat().st_size) + ":" + str(p.stat().st_mtime_ns)
                    for p in project.root.rglob("*") if ".git" not in p.parts and p.is_file())
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=project.root, capture_output=True, text=True)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project.root, capture_output=True, text=True,
+                            check=False)
     return files + ["git: " + status.stdout]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from conftest import REPO
 from hostile_cases import CASES, run_case
 
@@ -38,7 +37,7 @@ def test_prune_with_a_bad_keep_removes_no_image(engine, sample_project):
                                 capture_output=True, text=True, check=True).stdout.split()
         assert sorted(listed) == sorted(tags)
     finally:
-        subprocess.run(["docker", "rmi", *tags], capture_output=True)
+        subprocess.run(["docker", "rmi", *tags], capture_output=True, check=False)
 
 
 def test_typed_flags_reach_the_task_as_numbers_and_defaults_stay_the_tasks():

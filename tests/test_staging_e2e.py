@@ -276,6 +276,36 @@ def test_staging_ctrl_c_mid_deploy_releases_the_lock(staging):
     assert not lock.exists(), (out, err)
 
 
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_staging_sigterm_mid_deploy_frees_the_lock_and_audits_interrupted(staging, signum, code):
+    """What CI cancel and `timeout` send: the lock is freed, the audit says interrupted, the next deploy runs."""
+    staging.inv("staging.setup", check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "staging.ssh-deploy", "--version", "v1"],
+                            cwd=staging.project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
+    seen = []
+    try:
+        for line in proc.stdout:  # the deployer reports each step as it ends
+            seen.append(line)
+            if "pulled" in line:
+                break
+        assert proc.poll() is None, seen
+        proc.send_signal(signum)  # now inside the host's deploy: starting the container or its health gate
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, ("".join(seen), out, err)
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("dockyard: interrupted by SIG"), err
+    assert not (staging.state_dir() / "lock").exists()
+    audit = (staging.state_dir() / "audit.log").read_text().splitlines()
+    assert "interrupted" in audit[-1] and "v1" in audit[-1], audit
+    again = staging.inv("staging.ssh-deploy", "--version", "v1")
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert staging.live_version() == "v1"
+
+
 def test_staging_unreachable_host_and_wrong_key_change_nothing(staging, sshd_hosts, tmp_path):
     closed = free_port()
     staging.project.configure({"dockyard": {"ssh": {"hosts": [f"{sshd_hosts[0].user}@127.0.0.1:{closed}"]}}})

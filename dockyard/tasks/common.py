@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from invoke.exceptions import Exit
 
 from ..config import Environment, Settings, load_settings
+from ..core.signals import INTERRUPTS, Interrupted, exit_code_of, signals_as_interrupts
 from ..envfile import EnvFile, load_env_file
 from ..errors import DockyardError
 from ..runner import Masker, Runner
@@ -21,6 +22,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def edge(func: F | None = None, /, **kinds: Kind) -> F:
     """Turn a :class:`DockyardError` into one line on stderr and its exit code, with no traceback.
+
+    SIGTERM and SIGHUP unwind the task like Ctrl-C (:mod:`dockyard.core.signals`): locks are released, the audit
+    record says ``interrupted``; the exit code is 130 (Ctrl-C), 143 (SIGTERM) or 129 (SIGHUP).
 
     ``kinds`` declare what a flag may hold (:mod:`dockyard.tasks.flags`); numeric flags get one from their
     default. They are checked here, before the task runs, so a bad value changes nothing.
@@ -49,11 +53,13 @@ def edge(func: F | None = None, /, **kinds: Kind) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             call = _checked(exposed, signature, checks, args, kwargs)
-            return func(*call.args, **call.kwargs)
+            with signals_as_interrupts():
+                return func(*call.args, **call.kwargs)
         except DockyardError as exc:
             raise Exit(f"dockyard: {exc.message}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("dockyard: interrupted", code=130) from None
+        except INTERRUPTS as exc:
+            by = f" by {exc.name}" if isinstance(exc, Interrupted) else ""
+            raise Exit(f"dockyard: interrupted{by}", code=exit_code_of(exc)) from None
 
     wrapper.__signature__ = exposed  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

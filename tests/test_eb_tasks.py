@@ -131,6 +131,23 @@ def test_project_template_overrides_ebextensions(eb, sample_project, tmp_path):
         assert "?from=project" in archive.read(".ebextensions/01-dockyard.config").decode()
 
 
+def test_setenv_debug_output_never_carries_the_values(eb, sample_project):
+    """`inv -d` shows botocore's debug log, UpdateEnvironment's option values included: they are masked there."""
+    secret, host = "planted-Secret/value+1=x", "only-in-the-env.example.org"
+    eb.configure(sample_project, platform="v1", secret_keys=["DJANGO_SECRET_KEY"])
+    (sample_project.root / "environments/prod/.env").write_text(
+        f"DJANGO_SECRET_KEY={secret}\nDJANGO_DEBUG=0\nDJANGO_ALLOWED_HOSTS={host}\nAPP_ENV=prod\n")
+    applied = sample_project.inv("-d", "eb.setenv")
+    assert applied.returncode == 0, applied.stdout + applied.stderr[-3000:]
+    assert "UpdateEnvironment" in applied.stderr and "botocore" in applied.stderr  # the debug log was on
+    from urllib.parse import quote, quote_plus
+
+    for spelling in (secret, quote(secret, safe=""), quote_plus(secret), host):
+        assert spelling not in applied.stdout + applied.stderr, spelling
+    options = eb.standin.snapshot()["environments"]["ebsample-prod"]["options"]
+    assert options["aws:elasticbeanstalk:application:environment:DJANGO_ALLOWED_HOSTS"] == host
+
+
 def test_local_runs_the_v2_bundle(eb, eb_release_images, sample_project):
     port = free_port()
     eb.configure(sample_project, platform="v2")

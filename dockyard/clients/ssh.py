@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import CommandFailed, ConfigError, DockyardError, Unreachable
 from ..health import Probe
-from ..runner import Command, Masker, Result, failure_message
+from ..runner import Command, MaskedStream, Masker, Result, failure_message
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ class SshHost:
             kwargs["in_stream"] = io.StringIO(command.stdin)
         else:
             kwargs["in_stream"] = False if not pty else None
+        shown: list[MaskedStream] = []
+        if stream:  # what a container prints (`env`, logs) may hold the secrets it was given
+            shown = [MaskedStream(sys.stdout, self.mask, per_write=pty), MaskedStream(sys.stderr, self.mask,
+                                                                                     per_write=pty)]
+            kwargs["out_stream"], kwargs["err_stream"] = shown
         try:
             outcome = self.connection.run(shlex.join(command.argv), **kwargs)
         except CommandTimedOut:
@@ -158,6 +164,9 @@ class SshHost:
                 from None
         except (OSError, EOFError) as exc:
             raise Unreachable(f"{self.name}: the SSH connection broke ({exc}); check the host") from None
+        finally:
+            for each in shown:
+                each.close()
         result = Result(command, outcome.exited if outcome.exited is not None else -1,
                         outcome.stdout or "", outcome.stderr or "")
         if check and not result.ok:

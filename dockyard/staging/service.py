@@ -39,11 +39,22 @@ class StagingService:
             from ..clients.ssh import SshHost, SshOptions
 
             t = self.target
+            self._mask_env_values()
             options = SshOptions(key_file=t.key_file, use_agent=t.use_agent, known_hosts=t.known_hosts,
                                  accept_new_host_keys=t.accept_new_host_keys, connect_timeout=t.connect_timeout)
             self._hosts = [SshHost(s.address.user, s.address.host, s.address.port, options, mask=self.project.mask,
                                    name=s.name) for s in t.hosts]
         return self._hosts
+
+    def _mask_env_values(self) -> None:
+        """What the app was given may come back in what it prints (``exec env``, logs): mask it there too."""
+        from ..envfile import parse_env_file
+
+        if self.target.env_file.is_file():
+            try:
+                self.project.mask.add(*secret_values(parse_env_file(self.target.env_file)))
+            except DockyardError:
+                pass  # a broken .env is reported by the deploy that reads it; exec and logs still work
 
     def sessions(self, *, check: bool = True) -> list[HostSession]:
         """Connect to every host at once; nothing is changed when one is unreachable."""

@@ -14,7 +14,7 @@ from ..config import Environment, Settings, load_settings
 from ..core.signals import INTERRUPTS, Interrupted, exit_code_of, signals_as_interrupts
 from ..envfile import EnvFile, load_env_file
 from ..errors import DockyardError
-from ..runner import Masker, Runner
+from ..runner import Masker, Runner, mask_debug_logs
 from .flags import BadFlag, Kind, flag_name, implied
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -117,6 +117,7 @@ class Project:
         self.c = c
         self.settings: Settings = load_settings(c)
         self.mask = Masker()
+        mask_debug_logs(self.mask)  # `inv -d` prints botocore's debug log, API parameters included
         self.runner = Runner(echo=echo, mask=self.mask)
 
     def say(self, text: str = "") -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import urllib.request
 import zipfile
+from pathlib import Path
 
 from conftest import free_port
 from fixtures.eb import tag_release
@@ -159,6 +160,50 @@ def test_local_runs_the_v2_bundle(eb, eb_release_images, sample_project):
             assert response.status == 200
     finally:
         sample_project.inv("eb.local", "--down", timeout=300)
+
+
+def files_holding(secret: str, *, under: Path, since: float, besides: Path) -> list[str]:
+    """Files under ``under`` changed since ``since`` (outside ``besides``) whose bytes contain ``secret``."""
+    found = []
+    for path in under.rglob("*"):
+        try:
+            if besides in path.parents or not path.is_file() or path.is_symlink():
+                continue
+            info = path.stat()
+            if info.st_mtime < since or info.st_size > 1_000_000:
+                continue
+            if secret.encode() in path.read_bytes():
+                found.append(str(path))
+        except OSError:
+            continue
+    return found
+
+
+def test_local_keeps_the_env_values_private_and_removes_them_when_up_fails(eb, eb_release_images, sample_project):
+    import tempfile
+    import time
+
+    secret = f"eb-local-secret-{time.monotonic_ns()}"
+    port = free_port()
+    eb.configure(sample_project, platform="v2")
+    sample_project.configure({"dockyard": {"environments": {"prod": {"health_path": "/no-such-page/",
+                                                                      "health_timeout": 5}}}})
+    env_file = sample_project.root / "environments/prod/.env"
+    env_file.write_text(env_file.read_text().replace("DJANGO_SECRET_KEY=change-me", f"DJANGO_SECRET_KEY={secret}"))
+    tag_release(sample_project, "1.0.0")
+    started = time.time() - 1
+    try:
+        ran = sample_project.inv("eb.local", "--port", str(port), timeout=600)
+        assert ran.returncode == 6, ran.stdout + ran.stderr  # the health gate failed: `up` did not end well
+        assert secret not in ran.stdout + ran.stderr
+        directory = Path(tempfile.gettempdir()) / f"dockyard-{sample_project.app}-eblocal-prod"
+        assert directory.stat().st_mode & 0o777 == 0o700
+        assert (directory / ".env").stat().st_mode & 0o777 == 0o600
+        assert files_holding(secret, under=Path(tempfile.gettempdir()), since=started,
+                             besides=sample_project.root) == []
+    finally:
+        down = sample_project.inv("eb.local", "--down", timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
 
 
 def test_local_runs_the_compose_bundle(eb, eb_release_images, sample_project):

@@ -531,3 +531,17 @@ def test_the_samples_app_tasks_run_on_the_first_staging_host(staging):
                           f"print('ops', User.objects.get(username='ops').check_password('{password}'), "
                           "sorted(g.name for g in Group.objects.all()))", check=True)
     assert "ops True ['editors', 'viewers']" in checked.stdout
+
+
+def test_streamed_container_output_is_masked(staging):
+    """`staging.exec env` and the logs print what the container was given: the .env's secrets come back masked."""
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    shown = staging.inv("staging.exec", "env")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "DJANGO_SECRET_KEY=********" in shown.stdout
+    both = staging.inv("staging.exec", "--all-hosts", "echo $DJANGO_SECRET_KEY >&2; printf %s $DJANGO_SECRET_KEY")
+    logs = staging.inv("staging.logs", "--tail", "50")
+    for result in (shown, both, logs):
+        assert staging.secret not in result.stdout + result.stderr
+    assert "********" in both.stderr and "********" in both.stdout  # a last line without a newline too

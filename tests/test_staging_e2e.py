@@ -545,3 +545,15 @@ def test_streamed_container_output_is_masked(staging):
     for result in (shown, both, logs):
         assert staging.secret not in result.stdout + result.stderr
     assert "********" in both.stderr and "********" in both.stdout  # a last line without a newline too
+
+
+def test_read_only_tasks_create_nothing_on_the_host(staging):
+    """status, audit and logs before any setup: they report, and the host has no new directory."""
+    assert not staging.state_dir().exists()
+    status = staging.inv("staging.status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "lock: free" in status.stdout and "live none" in status.stdout
+    audit = staging.inv("staging.audit")
+    assert audit.returncode == 0 and "(no deploys yet)" in audit.stdout, audit.stdout + audit.stderr
+    staging.inv("staging.logs")  # no container to show: whatever it says, it writes nothing
+    assert not staging.state_dir().exists()

@@ -87,8 +87,8 @@ class HostSession:
         return HostState(containers, live_version(upstream), upstream)
 
 
-def open_session(host: Any, spec: HostSpec) -> HostSession:
-    root = host.run(cmd.resolve_dir(spec.state_dir, spec.prefix)).stdout.strip().splitlines()[-1]
+def open_session(host: Any, spec: HostSpec, *, create: bool = True) -> HostSession:
+    root = host.run(cmd.resolve_dir(spec.state_dir, spec.prefix, create=create)).stdout.strip().splitlines()[-1]
     return HostSession(host, spec, Layout(spec.prefix, root))
 
 

@@ -56,8 +56,9 @@ class StagingService:
             except DockyardError:
                 pass  # a broken .env is reported by the deploy that reads it; exec and logs still work
 
-    def sessions(self, *, check: bool = True) -> list[HostSession]:
-        """Connect to every host at once; nothing is changed when one is unreachable."""
+    def sessions(self, *, check: bool = True, create: bool = True) -> list[HostSession]:
+        """Connect to every host at once; nothing is changed when one is unreachable (nor ever, without
+        ``create``: what read-only tasks use)."""
         from ..clients.ssh import open_hosts, run_on_hosts
 
         hosts = self.hosts()
@@ -66,7 +67,7 @@ class StagingService:
         specs = {id(h): spec for h, spec in zip(hosts, self.target.hosts)}
 
         def prepare(host):
-            session = open_session(host, specs[id(host)])
+            session = open_session(host, specs[id(host)], create=create)
             if check:
                 check_docker(session)
             return session
@@ -267,7 +268,7 @@ class StagingService:
 
     def status(self) -> None:
         try:
-            sessions = self.sessions(check=False)
+            sessions = self.sessions(check=False, create=False)
             holder = host_lock(sessions[0], self.env.name).current()
             self.say(f"lock: {holder.describe() if holder else 'free'}")
             for session in sessions:
@@ -292,7 +293,7 @@ class StagingService:
 
     def audit(self, lines: int) -> None:
         try:
-            for session in self.sessions(check=False):
+            for session in self.sessions(check=False, create=False):
                 self.say(f"== {session.name}")
                 text = session.host.run(cmd.tail_file(session.layout.audit_log, lines)).stdout.rstrip()
                 self.say(text or "(no deploys yet)")
@@ -325,7 +326,7 @@ class StagingService:
 
     def logs(self, *, follow: bool, service: str, tail: int, seconds: float | None = None) -> None:
         try:
-            sessions = self.sessions(check=False)
+            sessions = self.sessions(check=False, create=False)
             if follow:
                 self.follow_logs(sessions, service, tail, seconds)
                 return

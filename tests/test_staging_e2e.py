@@ -557,3 +557,48 @@ def test_read_only_tasks_create_nothing_on_the_host(staging):
     assert audit.returncode == 0 and "(no deploys yet)" in audit.stdout, audit.stdout + audit.stderr
     staging.inv("staging.logs")  # no container to show: whatever it says, it writes nothing
     assert not staging.state_dir().exists()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _pids_running(marker: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_connection_lost_mid_command_is_exit_7_in_one_line(staging):
+    """The SSH session dies while a remote command runs: Unreachable (7), one line, no traceback."""
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    marker = f"{uuid.uuid4().int % 1000}.{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "staging.exec", f"echo started; sleep {marker}"],
+                            cwd=staging.project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
+    try:
+        assert "started" in proc.stdout.readline()
+        # The remote `docker exec` client runs under the SSH session that this test's command opened: end that
+        # session (its sshd process, found from the command's own pid), as a dropped connection would.
+        client = next(pid for pid in _pids_running(marker) if pid != proc.pid and _parent(pid) != 1)
+        session = client
+        while not open(f"/proc/{session}/comm").read().startswith("sshd"):
+            session = _parent(session)
+        os.kill(session, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the SSH connection broke" in lines[0], (proc.returncode, out, err)
+    assert proc.returncode == 7

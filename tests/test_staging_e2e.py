@@ -591,7 +591,7 @@ def test_a_connection_lost_mid_command_is_exit_7_in_one_line(staging):
         # session (its sshd process, found from the command's own pid), as a dropped connection would.
         client = next(pid for pid in _pids_running(marker) if pid != proc.pid and _parent(pid) != 1)
         session = client
-        while not open(f"/proc/{session}/comm").read().startswith("sshd"):
+        while not Path(f"/proc/{session}/comm").read_text().startswith("sshd"):
             session = _parent(session)
         os.kill(session, signal.SIGKILL)
         out, err = proc.communicate(timeout=60)

@@ -164,19 +164,25 @@ def test_local_runs_the_v2_bundle(eb, eb_release_images, sample_project):
 
 def files_holding(secret: str, *, under: Path, since: float, besides: Path) -> list[str]:
     """Files under ``under`` changed since ``since`` (outside ``besides``) whose bytes contain ``secret``."""
+    import os
+
     found = []
-    for path in under.rglob("*"):
-        try:
-            if besides in path.parents or not path.is_file() or path.is_symlink():
+    # os.walk, not rglob: other test runs' temporary directories come and go meanwhile, and walk ignores that
+    for top, _, names in os.walk(under, onerror=lambda _: None):
+        for path in (Path(top) / name for name in names):
+            if besides in path.parents or path.is_symlink() or not path.is_file():
                 continue
-            info = path.stat()
-            if info.st_mtime < since or info.st_size > 1_000_000:
-                continue
-            if secret.encode() in path.read_bytes():
+            if _holds(path, secret, since):
                 found.append(str(path))
-        except OSError:
-            continue
     return found
+
+
+def _holds(path: Path, secret: str, since: float) -> bool:
+    try:
+        info = path.stat()
+        return info.st_mtime >= since and info.st_size <= 1_000_000 and secret.encode() in path.read_bytes()
+    except OSError:
+        return False
 
 
 def test_local_keeps_the_env_values_private_and_removes_them_when_up_fails(eb, eb_release_images, sample_project):

@@ -285,7 +285,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         main_branch=git.str("main_branch", "main", required=True),
         aws_region=aws.str("region"),
         aws_profile=aws.str("profile"),
-        aws_endpoint_url=aws.str("endpoint_url"),
+        aws_endpoint_url=aws.url("endpoint_url"),
         compose_command=compose_command,
         environments=environments,
         section=top,

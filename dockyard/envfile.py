@@ -22,11 +22,31 @@ class EnvFile:
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
+    """The file's variables; refused unless it is UTF-8 text whose every value is one printable line.
+
+    Values reach ``docker run --env-file`` (one line per variable), EB option settings and ECS task definitions:
+    a value that spans lines, or holds control bytes, would be cut or garbled there, so it is refused here.
+    """
+    import io
+
     from dotenv import dotenv_values  # imported here: `inv --list` must stay fast
 
     if not path.is_file():
         raise EnvFileError(f"{path}: file not found")
-    return {k: ("" if v is None else v) for k, v in dotenv_values(path, interpolate=False).items()}
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise EnvFileError(f"{path} line {line}: not UTF-8 text; save the file as UTF-8") from None
+    values = {k: ("" if v is None else v) for k, v in dotenv_values(stream=io.StringIO(text), interpolate=False).items()}
+    for key, value in values.items():
+        if "\n" in value or "\r" in value:
+            raise EnvFileError(f"{path}: {key}'s value spans several lines, which docker --env-file cannot carry; "
+                               "put it on one line (e.g. base64 or \\n escapes)")
+        if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
+            raise EnvFileError(f"{path}: {key}'s value holds control characters; remove them")
+    return values
 
 
 def load_env_file(path: Path, example: Path | None = None, *, root: Path | None = None) -> EnvFile:

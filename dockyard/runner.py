@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Mapping, Sequence
+from typing import IO, Any, Iterable, Mapping, Sequence
 
 from .errors import CommandFailed, DockyardError
 
@@ -28,12 +28,93 @@ class Masker:
 
     def add(self, *values: str) -> None:
         # Very short values would mask ordinary words ("1", "no"); they are not secrets worth hiding.
-        self._secrets.update(v for v in values if v and len(v) >= 4)
+        for value in values:
+            if value and len(value) >= 4:
+                self._secrets.update(_spellings(value))
 
     def __call__(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         return text
+
+
+def _spellings(value: str) -> set[str]:
+    """A secret as it is written and as a debug log may spell it: URL-encoded (query and form bodies), JSON, repr."""
+    import json
+    from urllib.parse import quote, quote_plus
+
+    spelt = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1], repr(value)[1:-1]}
+    return {s for s in spelt if len(s) >= 4}
+
+
+class MaskingFilter:
+    """A logging filter that masks secrets in every record it passes (``inv -d`` shows botocore's and paramiko's
+    debug logs, which carry API parameters and request bodies: the values of ``eb.setenv``, ``ecs.deploy``...)."""
+
+    def __init__(self, mask: Masker) -> None:
+        self.mask = mask
+
+    def filter(self, record: Any) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is shown by its template alone
+            text = str(record.msg)
+        record.msg, record.args = self.mask(text), None
+        if record.exc_info and not record.exc_text:
+            import logging
+
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        return True
+
+
+def mask_debug_logs(mask: Masker) -> None:
+    """Mask secrets in whatever the logging handlers print (the root's, where ``inv -d`` sends everything)."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, MaskingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(MaskingFilter(mask))
+
+
+class MaskedStream:
+    """A text stream that masks secrets before they reach ``target`` (a remote command's streamed output).
+
+    Whole lines are masked (a secret split across two reads is still found); ``per_write`` masks each write as it
+    comes instead, for a terminal session where a prompt must show before its line ends.
+    """
+
+    def __init__(self, target: IO[str], mask: Masker, *, per_write: bool = False) -> None:
+        self.target = target
+        self.mask = mask
+        self.per_write = per_write
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        if self.per_write:
+            self._emit(len(self.pending))
+        else:
+            self._emit(self.pending.rfind("\n") + 1)
+        return len(text)
+
+    def _emit(self, upto: int) -> None:
+        if upto > 0:
+            chunk, self.pending = self.pending[:upto], self.pending[upto:]
+            self.target.write(self.mask(chunk))
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def close(self) -> None:
+        """Write what is left of the last line (the stream's target stays open)."""
+        self._emit(len(self.pending))
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from .errors import ConfigError
 
 Origin = Callable[[str], str]
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
 
 def invoke_origin(config: Any) -> Origin:
     """Return a function naming where dotted key ``dockyard.x.y`` was set in an Invoke ``Config``."""
@@ -100,6 +102,30 @@ class Section:
             raise self.fail(name, "is required and empty")
         if choices and value not in choices:
             raise self.fail(name, f"expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        return value
+
+    def url(self, name: str) -> str:
+        """An http(s) endpoint URL, or ``""`` (none)."""
+        from urllib.parse import urlsplit
+
+        value = self.str(name)
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(
+                ch.isspace() for ch in value):
+            raise self.fail(name, f"expected an http:// or https:// URL with a host, got {value!r}")
+        return value
+
+    def bucket(self, name: str, default: str = "") -> str:
+        """An S3 bucket name (3-63 lower-case letters, digits, '.' and '-'), or ``""`` (none)."""
+        value = self.str(name, default)
+        if value and not _BUCKET.match(value):
+            raise self.fail(name, f"not an S3 bucket name (3-63 lower-case letters, digits, '.' or '-'), got {value!r}")
         return value
 
     def int(self, name: str, default: int = 0, *, minimum: int | None = None) -> int:

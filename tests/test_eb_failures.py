@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import library_path
-from fixtures.eb import tag_release
+from fixtures.eb import tag_release, wait_for
 
 
 def one_line_error(result, *words: str) -> str:
@@ -224,3 +224,39 @@ def test_environment_not_ready_is_refused(eb, eb_release_images, ready):
     result = ready.inv("deploy")
     assert result.returncode == 5
     one_line_error(result, "is Updating, not Ready", "wait until it is Ready")
+
+
+def test_sigterm_while_waiting_frees_the_lock_and_audits_interrupted(eb, eb_release_images, sample_project):
+    """What CI cancel and `timeout` send, during the wait for Ready: like Ctrl-C, with exit 143."""
+    import signal
+
+    eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project)
+    tag_release(sample_project, "1.0.0")
+    env = {**os.environ, "PYTHONPATH": library_path(), **sample_project.env}
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "deploy"], cwd=sample_project.root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "] wait for Ready" in line:
+                break
+        assert proc.poll() is None, seen
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, ("".join(seen), out, err)
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "dockyard: interrupted by SIGTERM", err
+    assert not [k for k in objects(eb) if "/locks/" in k]
+    audit = [k for k in objects(eb) if "/audit/prod/" in k]
+    records = [json.loads(eb.s3().get_object(Bucket=eb.bucket, Key=k)["Body"].read()) for k in audit]
+    assert [(r["version"], r["result"]) for r in records] == [("1.0.0", "interrupted")]
+    again = sample_project.inv("deploy", timeout=600)
+    if again.returncode == 5:  # the interrupted update may still run on the platform: refused by its state, no lock
+        assert "is Updating, not Ready" in again.stderr, again.stderr
+        assert wait_for(lambda: eb.state("ebsample-prod")["Status"] == "Ready", timeout=300)
+        again = sample_project.inv("deploy", timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr

@@ -6,6 +6,7 @@ import json
 import subprocess
 import urllib.request
 import zipfile
+from pathlib import Path
 
 from conftest import free_port
 from fixtures.eb import tag_release
@@ -131,6 +132,23 @@ def test_project_template_overrides_ebextensions(eb, sample_project, tmp_path):
         assert "?from=project" in archive.read(".ebextensions/01-dockyard.config").decode()
 
 
+def test_setenv_debug_output_never_carries_the_values(eb, sample_project):
+    """`inv -d` shows botocore's debug log, UpdateEnvironment's option values included: they are masked there."""
+    secret, host = "planted-Secret/value+1=x", "only-in-the-env.example.org"
+    eb.configure(sample_project, platform="v1", secret_keys=["DJANGO_SECRET_KEY"])
+    (sample_project.root / "environments/prod/.env").write_text(
+        f"DJANGO_SECRET_KEY={secret}\nDJANGO_DEBUG=0\nDJANGO_ALLOWED_HOSTS={host}\nAPP_ENV=prod\n")
+    applied = sample_project.inv("-d", "eb.setenv")
+    assert applied.returncode == 0, applied.stdout + applied.stderr[-3000:]
+    assert "UpdateEnvironment" in applied.stderr and "botocore" in applied.stderr  # the debug log was on
+    from urllib.parse import quote, quote_plus
+
+    for spelling in (secret, quote(secret, safe=""), quote_plus(secret), host):
+        assert spelling not in applied.stdout + applied.stderr, spelling
+    options = eb.standin.snapshot()["environments"]["ebsample-prod"]["options"]
+    assert options["aws:elasticbeanstalk:application:environment:DJANGO_ALLOWED_HOSTS"] == host
+
+
 def test_local_runs_the_v2_bundle(eb, eb_release_images, sample_project):
     port = free_port()
     eb.configure(sample_project, platform="v2")
@@ -142,6 +160,56 @@ def test_local_runs_the_v2_bundle(eb, eb_release_images, sample_project):
             assert response.status == 200
     finally:
         sample_project.inv("eb.local", "--down", timeout=300)
+
+
+def files_holding(secret: str, *, under: Path, since: float, besides: Path) -> list[str]:
+    """Files under ``under`` changed since ``since`` (outside ``besides``) whose bytes contain ``secret``."""
+    import os
+
+    found = []
+    # os.walk, not rglob: other test runs' temporary directories come and go meanwhile, and walk ignores that
+    for top, _, names in os.walk(under, onerror=lambda _: None):
+        for path in (Path(top) / name for name in names):
+            if besides in path.parents or path.is_symlink() or not path.is_file():
+                continue
+            if _holds(path, secret, since):
+                found.append(str(path))
+    return found
+
+
+def _holds(path: Path, secret: str, since: float) -> bool:
+    try:
+        info = path.stat()
+        return info.st_mtime >= since and info.st_size <= 1_000_000 and secret.encode() in path.read_bytes()
+    except OSError:
+        return False
+
+
+def test_local_keeps_the_env_values_private_and_removes_them_when_up_fails(eb, eb_release_images, sample_project):
+    import tempfile
+    import time
+
+    secret = f"eb-local-secret-{time.monotonic_ns()}"
+    port = free_port()
+    eb.configure(sample_project, platform="v2")
+    sample_project.configure({"dockyard": {"environments": {"prod": {"health_path": "/no-such-page/",
+                                                                      "health_timeout": 5}}}})
+    env_file = sample_project.root / "environments/prod/.env"
+    env_file.write_text(env_file.read_text().replace("DJANGO_SECRET_KEY=change-me", f"DJANGO_SECRET_KEY={secret}"))
+    tag_release(sample_project, "1.0.0")
+    started = time.time() - 1
+    try:
+        ran = sample_project.inv("eb.local", "--port", str(port), timeout=600)
+        assert ran.returncode == 6, ran.stdout + ran.stderr  # the health gate failed: `up` did not end well
+        assert secret not in ran.stdout + ran.stderr
+        directory = Path(tempfile.gettempdir()) / f"dockyard-{sample_project.app}-eblocal-prod"
+        assert directory.stat().st_mode & 0o777 == 0o700
+        assert (directory / ".env").stat().st_mode & 0o777 == 0o600
+        assert files_holding(secret, under=Path(tempfile.gettempdir()), since=started,
+                             besides=sample_project.root) == []
+    finally:
+        down = sample_project.inv("eb.local", "--down", timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
 
 
 def test_local_runs_the_compose_bundle(eb, eb_release_images, sample_project):

@@ -190,3 +190,35 @@ def test_render_converts_the_production_compose_file(ecs):
     assert set(containers) == {"web", "nginx"}
     registered = ecs.ecs.register_task_definition(**payload)["taskDefinition"]  # ECS accepts it as it is
     assert registered["containerDefinitions"]
+
+
+def test_sigterm_mid_deploy_frees_the_lock_and_audits_interrupted(ecs):
+    """What CI cancel and `timeout` send, while the deploy waits for the service: like Ctrl-C, exit 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ecs.project.configure({"dockyard": {"ecs": {"timeout": 120, "poll_interval": 1}}})
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "ecs.deploy", "--version", "1.2.4"],
+                            cwd=ecs.project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ecs.aws.env, **PYTHONPATH})
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "registered" in line:
+                break
+        assert proc.poll() is None, seen
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, ("".join(seen), out, err)
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "dockyard: interrupted by SIGTERM", err
+    s3 = ecs.aws.client("s3")
+    assert not [o for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents") or [] if "/locks/" in o["Key"]]
+    assert [(r["version"], r["result"]) for r in audit_records(ecs)] == [("1.2.4", "interrupted")]
+    again = ecs.inv("ecs.deploy", "--version", "1.2.4", "--no-wait")
+    assert again.returncode == 0, again.stdout + again.stderr  # not refused by a lock left behind (exit 9)

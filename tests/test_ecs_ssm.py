@@ -195,3 +195,15 @@ def test_a_secret_key_missing_from_the_env_file_is_refused(ecs_env):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "dockyard.ecs.secret_keys: NOPE not in" in lines[0]
     assert ecs_env.active() == [1]
+
+
+def test_debug_output_of_a_deploy_never_carries_the_env_file_values(ecs_env):
+    """`inv -d` shows botocore's debug log (API parameters, request bodies): the values are masked there too."""
+    result = ecs_env.inv("-d", "ecs.deploy", "--version", "1.2.4", "--no-wait")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "PutParameter" in result.stderr and "botocore" in result.stderr  # the debug log was on
+    assert SECRET not in result.stdout + result.stderr
+    assert "********" in result.stderr
+    stored = ecs_env.aws.client("ssm").get_parameter(Name=f"/{ecs_env.project.app}/prod/DJANGO_SECRET_KEY",
+                                                     WithDecryption=True)["Parameter"]
+    assert stored["Value"] == SECRET  # masked in what people read, not in what was sent

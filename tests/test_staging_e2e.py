@@ -276,6 +276,36 @@ def test_staging_ctrl_c_mid_deploy_releases_the_lock(staging):
     assert not lock.exists(), (out, err)
 
 
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_staging_sigterm_mid_deploy_frees_the_lock_and_audits_interrupted(staging, signum, code):
+    """What CI cancel and `timeout` send: the lock is freed, the audit says interrupted, the next deploy runs."""
+    staging.inv("staging.setup", check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "staging.ssh-deploy", "--version", "v1"],
+                            cwd=staging.project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
+    seen = []
+    try:
+        for line in proc.stdout:  # the deployer reports each step as it ends
+            seen.append(line)
+            if "pulled" in line:
+                break
+        assert proc.poll() is None, seen
+        proc.send_signal(signum)  # now inside the host's deploy: starting the container or its health gate
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, ("".join(seen), out, err)
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("dockyard: interrupted by SIG"), err
+    assert not (staging.state_dir() / "lock").exists()
+    audit = (staging.state_dir() / "audit.log").read_text().splitlines()
+    assert "interrupted" in audit[-1] and "v1" in audit[-1], audit
+    again = staging.inv("staging.ssh-deploy", "--version", "v1")
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert staging.live_version() == "v1"
+
+
 def test_staging_unreachable_host_and_wrong_key_change_nothing(staging, sshd_hosts, tmp_path):
     closed = free_port()
     staging.project.configure({"dockyard": {"ssh": {"hosts": [f"{sshd_hosts[0].user}@127.0.0.1:{closed}"]}}})
@@ -501,3 +531,74 @@ def test_the_samples_app_tasks_run_on_the_first_staging_host(staging):
                           f"print('ops', User.objects.get(username='ops').check_password('{password}'), "
                           "sorted(g.name for g in Group.objects.all()))", check=True)
     assert "ops True ['editors', 'viewers']" in checked.stdout
+
+
+def test_streamed_container_output_is_masked(staging):
+    """`staging.exec env` and the logs print what the container was given: the .env's secrets come back masked."""
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    shown = staging.inv("staging.exec", "env")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "DJANGO_SECRET_KEY=********" in shown.stdout
+    both = staging.inv("staging.exec", "--all-hosts", "echo $DJANGO_SECRET_KEY >&2; printf %s $DJANGO_SECRET_KEY")
+    logs = staging.inv("staging.logs", "--tail", "50")
+    for result in (shown, both, logs):
+        assert staging.secret not in result.stdout + result.stderr
+    assert "********" in both.stderr and "********" in both.stdout  # a last line without a newline too
+
+
+def test_read_only_tasks_create_nothing_on_the_host(staging):
+    """status, audit and logs before any setup: they report, and the host has no new directory."""
+    assert not staging.state_dir().exists()
+    status = staging.inv("staging.status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "lock: free" in status.stdout and "live none" in status.stdout
+    audit = staging.inv("staging.audit")
+    assert audit.returncode == 0 and "(no deploys yet)" in audit.stdout, audit.stdout + audit.stderr
+    staging.inv("staging.logs")  # no container to show: whatever it says, it writes nothing
+    assert not staging.state_dir().exists()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _pids_running(marker: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_connection_lost_mid_command_is_exit_7_in_one_line(staging):
+    """The SSH session dies while a remote command runs: Unreachable (7), one line, no traceback."""
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    marker = f"{uuid.uuid4().int % 1000}.{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "staging.exec", f"echo started; sleep {marker}"],
+                            cwd=staging.project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
+    try:
+        assert "started" in proc.stdout.readline()
+        # The remote `docker exec` client runs under the SSH session that this test's command opened: end that
+        # session (its sshd process, found from the command's own pid), as a dropped connection would.
+        client = next(pid for pid in _pids_running(marker) if pid != proc.pid and _parent(pid) != 1)
+        session = client
+        while not Path(f"/proc/{session}/comm").read_text().startswith("sshd"):
+            session = _parent(session)
+        os.kill(session, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the SSH connection broke" in lines[0], (proc.returncode, out, err)
+    assert proc.returncode == 7

@@ -252,3 +252,24 @@ def test_exec_tty_is_for_one_host(sample_project):
     result = sample_project.inv("staging.exec", "--tty", "--all-hosts", "sh")
     assert_one_line_failure(result, 2)
     assert "--tty" in result.stderr and "--all-hosts" in result.stderr
+
+
+def test_a_connection_whose_io_threads_died_is_unreachable_not_a_traceback():
+    """Invoke raises ThreadException when the socket closes under a running command (`OSError: Socket is closed`)."""
+    from invoke.exceptions import ThreadException
+    from invoke.util import ExceptionWrapper
+
+    from dockyard.clients.ssh import SshHost, SshOptions
+    from dockyard.errors import Unreachable
+    from dockyard.runner import Command
+
+    class DeadConnection:
+        def run(self, *args, **kwargs):
+            raise ThreadException([ExceptionWrapper({}, OSError, OSError("Socket is closed"), None)])
+
+    host = SshHost("deploy", "example.org", 22, SshOptions(), name="example.org")
+    host._connection = DeadConnection()
+    with pytest.raises(Unreachable) as lost:
+        host.run(Command(("docker", "login", "--password-stdin")), check=False)
+    assert lost.value.exit_code == 7
+    assert "the SSH connection broke during `docker login --password-stdin` (Socket is closed)" in lost.value.message

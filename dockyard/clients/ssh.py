@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import shlex
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import CommandFailed, DockyardError, Unreachable
+from ..errors import CommandFailed, ConfigError, DockyardError, Unreachable
 from ..health import Probe
-from ..runner import Command, Masker, Result, failure_message
+from ..runner import Command, MaskedStream, Masker, Result, failure_message
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class SshOptions:
     known_hosts: Path | None = None
     accept_new_host_keys: bool = False
     connect_timeout: float = 10.0
+    #: The bound of a command that streams nothing (a pull, a script); streamed and interactive ones are the user's.
+    command_timeout: float = 900.0
+    #: Seconds between SSH keepalives, so a connection that died is noticed instead of waited on for ever.
+    keepalive: int = 15
 
 
 def in_ci() -> bool:
@@ -84,7 +89,13 @@ class SshHost:
         client._host_keys.clear()  # Fabric preloads ~/.ssh/known_hosts: only the configured file counts
         known = options.known_hosts
         if known is not None and known.is_file():
-            client.load_host_keys(str(known))
+            try:
+                client.load_host_keys(str(known))
+            except (paramiko.hostkeys.InvalidHostKey, UnicodeDecodeError, ValueError) as exc:
+                line = getattr(exc, "line", "")
+                shown = f" ({line.strip()[:40]!r})" if isinstance(line, str) and line.strip() else ""
+                raise ConfigError(f"dockyard.ssh.known_hosts: {known} holds a line that is not a host key{shown}; "
+                                  "fix or remove it (ssh-keygen -R <host> -f <file> rewrites the file)") from None
         if options.accept_new_host_keys and not in_ci():
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         else:
@@ -122,6 +133,8 @@ class SshHost:
                 reason = getattr(first, "strerror", None) or str(first)
             raise Unreachable(f"{self.address} is unreachable ({reason}); check dockyard.ssh.hosts and that sshd "
                               f"runs there") from None
+        if cxn.transport is not None and options.keepalive:
+            cxn.transport.set_keepalive(options.keepalive)
         return cxn
 
     def close(self) -> None:
@@ -140,11 +153,20 @@ class SshHost:
 
         from invoke.exceptions import CommandTimedOut
 
+        from invoke.exceptions import ThreadException
+
+        if timeout is None and not stream and not pty:
+            timeout = self.options.command_timeout
         kwargs: dict[str, Any] = {"hide": not stream, "warn": True, "pty": pty, "timeout": timeout}
         if command.stdin is not None:
             kwargs["in_stream"] = io.StringIO(command.stdin)
         else:
             kwargs["in_stream"] = False if not pty else None
+        shown: list[MaskedStream] = []
+        if stream:  # what a container prints (`env`, logs) may hold the secrets it was given
+            shown = [MaskedStream(sys.stdout, self.mask, per_write=pty), MaskedStream(sys.stderr, self.mask,
+                                                                                     per_write=pty)]
+            kwargs["out_stream"], kwargs["err_stream"] = shown
         try:
             outcome = self.connection.run(shlex.join(command.argv), **kwargs)
         except CommandTimedOut:
@@ -152,11 +174,29 @@ class SshHost:
                 from None
         except (OSError, EOFError) as exc:
             raise Unreachable(f"{self.name}: the SSH connection broke ({exc}); check the host") from None
+        except ThreadException as exc:  # Invoke's I/O threads died with the connection
+            reason = "; ".join(str(e.value) for e in exc.exceptions) or "connection lost"
+            raise Unreachable(f"{self.name}: the SSH connection broke during `{command.display(self.mask)}` "
+                              f"({reason[:200]}); check the host, then run the task again") from None
+        finally:
+            for each in shown:
+                each.close()
+        if outcome.exited in (None, -1) and not self._connected():  # the channel closed with no exit status
+            raise Unreachable(f"{self.name}: the SSH connection broke during `{command.display(self.mask)}`; "
+                              "check the host, then run the task again")
         result = Result(command, outcome.exited if outcome.exited is not None else -1,
                         outcome.stdout or "", outcome.stderr or "")
         if check and not result.ok:
             raise CommandFailed(f"{self.name}: {failure_message(result, self.mask)}")
         return result
+
+    def _connected(self) -> bool:
+        transport = self.connection.transport
+        for _ in range(10):  # the transport notices the closed socket a moment after the channel does
+            if transport is None or not transport.is_active():
+                return False
+            time.sleep(0.05)
+        return True
 
     def follow(self, command: Command, on_line: Callable[[str], None], *, stop: Any,
                seconds: float | None = None) -> int | None:
@@ -206,13 +246,21 @@ class SshHost:
         """Write ``text`` to ``path`` atomically, with ``mode`` set before any byte is written."""
         sftp = self.connection.sftp()
         temporary = f"{path}.dockyard-{os.getpid()}-{time.monotonic_ns()}"
-        handle = sftp.open(temporary, "w")
         try:
-            handle.chmod(mode)
-            handle.write(text.encode())
-        finally:
-            handle.close()
-        sftp.posix_rename(temporary, path)
+            handle = sftp.open(temporary, "w")
+            try:
+                handle.chmod(mode)
+                handle.write(text.encode())
+            finally:
+                handle.close()
+            sftp.posix_rename(temporary, path)
+        except (OSError, EOFError) as exc:  # a full disk or a read-only directory: sftp says "Failure"
+            try:
+                sftp.remove(temporary)
+            except (OSError, EOFError):
+                pass
+            raise CommandFailed(f"{self.name}: cannot write {path} ({getattr(exc, 'strerror', None) or exc or 'sftp failure'}); "
+                                "check the disk space and permissions there") from None
 
     def read_file(self, path: str) -> str | None:
         sftp = self.connection.sftp()

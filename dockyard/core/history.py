@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol
 
@@ -80,6 +80,20 @@ def previous_good_release(records_newest_first: Iterable[AuditRecord], live: str
     return None
 
 
+def as_written(record: AuditRecord) -> AuditRecord:
+    """The record a store writes: one written while Ctrl-C, SIGTERM or SIGHUP unwinds the deploy says so.
+
+    Every target writes its record in a ``finally`` or an ``except`` on the way out, with whatever result it had
+    reached (often none yet); this one check makes all of them tell the truth (:mod:`dockyard.core.signals`).
+    """
+    from .signals import INTERRUPTED, interrupted_now
+
+    if interrupted_now() and record.result != INTERRUPTED:
+        noted = f"was {record.result}" if record.result else ""
+        return replace(record, result=INTERRUPTED, detail="; ".join(x for x in (record.detail, noted) if x))
+    return record
+
+
 class AuditStore(Protocol):
     def write(self, record: AuditRecord) -> str:
         """Store the record; returns where it went (for the deploy's last line)."""
@@ -97,6 +111,7 @@ class S3AuditStore:
         self.prefix = prefix.strip("/")
 
     def write(self, record: AuditRecord) -> str:
+        record = as_written(record)
         stamp = record.started.replace(":", "").replace("+0000", "Z")
         key = f"{self.prefix}/audit/{record.environment}/{stamp}-{record.action}-{record.label or 'none'}.json"
         self.s3.write(self.bucket, key, json.dumps(record.to_dict(), indent=2).encode())
@@ -126,6 +141,7 @@ class SsmAuditStore:
     def write(self, record: AuditRecord) -> str:
         from ..clients.ssm import parameter_name
 
+        record = as_written(record)
         stamp = self.clock().strftime("%Y%m%dT%H%M%S%fZ")  # sorts by time, even two records in one second
         name = parameter_name(self.path, "audit", record.environment,
                               f"{stamp}-{record.action}-{record.label or 'none'}")
@@ -199,6 +215,7 @@ class HostAuditLog:
         self.path = path
 
     def write(self, record: AuditRecord) -> str:
+        record = as_written(record)
         self.host.run(append_line(self.path, audit_line(record)), check=False)
         return f"{self.path} on {getattr(self.host, 'name', '') or 'the host'}"
 

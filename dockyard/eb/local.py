@@ -3,12 +3,14 @@
 The bundle is unpacked into a temporary directory (never the working tree). A compose bundle runs as it is; a v2
 bundle's container definitions are turned back into a compose file (the inverse of :mod:`dockyard.containers`),
 so what runs is what the bundle says, not the project's compose file. Environment properties come from the
-environment's ``.env`` (written as the bundle's ``.env``, as the platform does). Port 80 is published on
+environment's ``.env`` (written as the bundle's ``.env``, as the platform does), in a directory only its owner can
+read, and emptied once ``up`` ends, whether it worked or not. Port 80 is published on
 ``127.0.0.1:<port>``; the health path must answer 2xx.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -58,8 +60,6 @@ def compose_from_v2(document: dict[str, Any], port: int) -> dict[str, Any]:
 
 def run_local(service: Any, version: str = "", *, port: int, down: bool = False) -> None:
     from ..clients.compose import ComposeClient, ComposeProject, detect_compose
-    from ..health import HealthCheck
-    from ..registry import login
 
     project = service.project
     name = f"{service.settings.app}-eblocal-{service.env.name}".replace(".", "-")
@@ -79,12 +79,35 @@ def run_local(service: Any, version: str = "", *, port: int, down: bool = False)
         raise Refused("eb.local runs v2 and compose bundles; a v1 bundle is one container: use the stack tasks")
     release = service.release(version)
     bundle = service.bundle(release)
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    bundle.write_tree(directory)
     env_file = project.env_file(service.env, required=False)
     values = dict(env_file.values) if env_file else {}
-    (directory / ".env").write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    if directory.is_symlink() or (directory.exists() and directory.stat().st_uid != os.getuid()):
+        raise Refused(f"{directory} is not this user's own directory; remove it (it may be a trap for the .env)")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700, parents=True)  # private: the .env below holds the environment's secrets
+    directory.chmod(0o700)  # whatever the umask
+    bundle.write_tree(directory)
+    write_private(directory / ".env", "".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    try:
+        _up(service, compose, directory, release, platform, port)
+    finally:
+        # Compose read the values when it created the containers; `--down` needs the file, not its secrets.
+        write_private(directory / ".env", "")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (0600 from the first byte)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def _up(service: Any, compose: Any, directory: Path, release: Any, platform: str, port: int) -> None:
+    from ..health import HealthCheck
+    from ..registry import login
+
+    project = service.project
     if platform == "v2":
         document = json.loads((directory / "Dockerrun.aws.json").read_text())
         model = compose_from_v2(document, port)

@@ -356,11 +356,8 @@ class EbService:
         return settings, remove, lines
 
     def setenv(self, *, dry_run: bool = False, timeout: float = 0) -> list[str]:
-        from ..envfile import load_env_file
-
-        # Loaded without registering the values with the masker (short ones like "prod" would blank out names);
-        # the diff masks every value itself.
-        values = dict(load_env_file(self.env.env_file, self.env.env_example, root=self.settings.root).values)
+        # The diff masks every value itself; the masker gets them too, for what botocore logs under `inv -d`.
+        values = dict(self.project.env_file(self.env).values)
         name = self.target.name
         state = self.ready_state(name)
         settings, remove, lines = self.setenv_changes(values)

@@ -131,9 +131,9 @@ def parse(settings: Settings) -> EbSettings:
         )
     parsed = EbSettings(
         application=application,
-        bucket=section.str("bucket"),
+        bucket=section.bucket("bucket"),
         prefix=prefix,
-        endpoint_url=section.str("endpoint_url"),
+        endpoint_url=section.url("endpoint_url"),
         platform=platform,
         auth=auth,
         dockercfg_key="",

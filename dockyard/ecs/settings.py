@@ -112,7 +112,7 @@ def _target(settings: Settings, env_name: str) -> EcsTarget:
         env_file=pick("env_file").bool("env_file", False),
         secret_keys=pick("secret_keys").strings("secret_keys"),
         ssm_prefix=pick("ssm_prefix").str("ssm_prefix") or f"/{settings.app}/{env_name}/",
-        bucket=pick("bucket").str("bucket") or eb_bucket,
+        bucket=pick("bucket").bucket("bucket") or eb_bucket,
         prefix=pick("prefix").str("prefix", "dockyard"),
         default_memory=pick("default_memory").int("default_memory", 256, minimum=4),
         volumes=_volume_decisions(pick("volumes")),

@@ -36,8 +36,14 @@ def make_dirs(layout: Layout) -> Command:
                  layout.docker_config)
 
 
-def resolve_dir(state_dir: str, prefix: str) -> Command:
-    """Create the state directory (relative to the login's home) and print its absolute path."""
+def resolve_dir(state_dir: str, prefix: str, *, create: bool = True) -> Command:
+    """Create the state directory (relative to the login's home) and print its absolute path.
+
+    Without ``create`` (read-only tasks) nothing is made: a missing directory is printed as it would be.
+    """
+    if not create:
+        return shell('cd "$1/$2" 2>/dev/null && pwd -P || { case "$1" in /*) d="$1/$2";; *) d="$HOME/$1/$2";; esac; '
+                     'printf "%s\\n" "$d"; }', state_dir, prefix)
     return shell('mkdir -p "$1/$2" && chmod 700 "$1" "$1/$2" && cd "$1/$2" && pwd -P', state_dir, prefix)
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..core.actor import actor, stamp, utc_now
 from ..core.history import SUCCEEDED, AuditRecord, HostAuditLog
 from ..core.locks import DeployLock, HostDirLockStore
+from ..core.signals import INTERRUPTED, INTERRUPTS
 from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
 from ..health import Probe
 from . import commands as cmd
@@ -86,8 +87,8 @@ class HostSession:
         return HostState(containers, live_version(upstream), upstream)
 
 
-def open_session(host: Any, spec: HostSpec) -> HostSession:
-    root = host.run(cmd.resolve_dir(spec.state_dir, spec.prefix)).stdout.strip().splitlines()[-1]
+def open_session(host: Any, spec: HostSpec, *, create: bool = True) -> HostSession:
+    root = host.run(cmd.resolve_dir(spec.state_dir, spec.prefix, create=create)).stdout.strip().splitlines()[-1]
     return HostSession(host, spec, Layout(spec.prefix, root))
 
 
@@ -213,6 +214,16 @@ class HostDeployer:
         if plan.noop:
             return f"{plan.version} already live"
         self.started = stamp(utc_now())
+        try:
+            return self._deploy(plan, registration)
+        except INTERRUPTS:
+            try:
+                self.audit(plan, INTERRUPTED)
+            except DockyardError:
+                pass  # the host is gone: the interrupt is what the user must see
+            raise
+
+    def _deploy(self, plan: HostPlan, registration: Registration) -> str:
         started = self.clock()
 
         def progress(text: str) -> None:

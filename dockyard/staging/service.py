@@ -39,14 +39,26 @@ class StagingService:
             from ..clients.ssh import SshHost, SshOptions
 
             t = self.target
+            self._mask_env_values()
             options = SshOptions(key_file=t.key_file, use_agent=t.use_agent, known_hosts=t.known_hosts,
                                  accept_new_host_keys=t.accept_new_host_keys, connect_timeout=t.connect_timeout)
             self._hosts = [SshHost(s.address.user, s.address.host, s.address.port, options, mask=self.project.mask,
                                    name=s.name) for s in t.hosts]
         return self._hosts
 
-    def sessions(self, *, check: bool = True) -> list[HostSession]:
-        """Connect to every host at once; nothing is changed when one is unreachable."""
+    def _mask_env_values(self) -> None:
+        """What the app was given may come back in what it prints (``exec env``, logs): mask it there too."""
+        from ..envfile import parse_env_file
+
+        if self.target.env_file.is_file():
+            try:
+                self.project.mask.add(*secret_values(parse_env_file(self.target.env_file)))
+            except DockyardError:
+                pass  # a broken .env is reported by the deploy that reads it; exec and logs still work
+
+    def sessions(self, *, check: bool = True, create: bool = True) -> list[HostSession]:
+        """Connect to every host at once; nothing is changed when one is unreachable (nor ever, without
+        ``create``: what read-only tasks use)."""
         from ..clients.ssh import open_hosts, run_on_hosts
 
         hosts = self.hosts()
@@ -55,7 +67,7 @@ class StagingService:
         specs = {id(h): spec for h, spec in zip(hosts, self.target.hosts)}
 
         def prepare(host):
-            session = open_session(host, specs[id(host)])
+            session = open_session(host, specs[id(host)], create=create)
             if check:
                 check_docker(session)
             return session
@@ -256,7 +268,7 @@ class StagingService:
 
     def status(self) -> None:
         try:
-            sessions = self.sessions(check=False)
+            sessions = self.sessions(check=False, create=False)
             holder = host_lock(sessions[0], self.env.name).current()
             self.say(f"lock: {holder.describe() if holder else 'free'}")
             for session in sessions:
@@ -281,7 +293,7 @@ class StagingService:
 
     def audit(self, lines: int) -> None:
         try:
-            for session in self.sessions(check=False):
+            for session in self.sessions(check=False, create=False):
                 self.say(f"== {session.name}")
                 text = session.host.run(cmd.tail_file(session.layout.audit_log, lines)).stdout.rstrip()
                 self.say(text or "(no deploys yet)")
@@ -314,7 +326,7 @@ class StagingService:
 
     def logs(self, *, follow: bool, service: str, tail: int, seconds: float | None = None) -> None:
         try:
-            sessions = self.sessions(check=False)
+            sessions = self.sessions(check=False, create=False)
             if follow:
                 self.follow_logs(sessions, service, tail, seconds)
                 return

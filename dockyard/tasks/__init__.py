@@ -65,12 +65,15 @@ def read_settings_files(root: Path, runtime_files: list[Path] = ()) -> list[tupl
 
     from ..errors import ConfigError
 
+    for path in runtime_files:
+        if not path.is_file():
+            raise ConfigError(f"-f {path}: no such settings file (Invoke would run without it); check the path")
     found = []
     for path in [root / "invoke.yaml", root / "invoke.yml", *runtime_files]:
         if not path.is_file():
             continue
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.load(path.read_text(), Loader=_unique_key_loader()) or {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""
@@ -82,6 +85,25 @@ def read_settings_files(root: Path, runtime_files: list[Path] = ()) -> list[tupl
             raise ConfigError(f"dockyard: expected a mapping (set in {_shown(path, root)})")
         found.append((path, dict(section)))
     return found
+
+
+def _unique_key_loader():
+    """A safe YAML loader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice (first on line {seen[key].line + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def check_mergeable(defaults: Mapping[str, Any], data: Mapping[str, Any], key: str, source: str) -> None:

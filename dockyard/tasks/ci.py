@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from invoke import Collection, task
 
-from .common import Project, edge
+from .common import Project, edge, make_directory, write_output
 
 BRANCH_VARIABLES = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CIRCLE_BRANCH")
 
@@ -88,9 +88,10 @@ def save(c, dir="", dry_run=False):  # noqa: A002 - the option users type is --d
     project = Project(c)
     project.docker.server_version()
     where, entries = _cache_entries(project, dir)
+    if not dry_run:
+        make_directory(where)  # first: a place that cannot hold the cache is refused before any work
 
     def save_one(entry) -> None:
-        where.mkdir(parents=True, exist_ok=True)
         partial = entry.archive.with_suffix(".tar.partial")
         project.runner.run(save_image(entry.image, partial))
         partial.replace(entry.archive)
@@ -163,8 +164,7 @@ def config(c, provider="", output="", stdout=False):
     target = Path(output) if output else project.settings.root / default_output(provider)
     if not target.is_absolute():
         target = project.settings.root / target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    write_output(target, text)
     project.say(f"wrote {target} ({provider})")
 
 

@@ -2,33 +2,106 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from functools import cached_property
-from typing import Any, Callable, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
 
 from invoke.exceptions import Exit
 
 from ..config import Environment, Settings, load_settings
+from ..core.signals import INTERRUPTS, Interrupted, exit_code_of, signals_as_interrupts
 from ..envfile import EnvFile, load_env_file
 from ..errors import DockyardError
-from ..runner import Masker, Runner
+from ..runner import Masker, Runner, mask_debug_logs
+from .flags import BadFlag, Kind, flag_name, implied
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def edge(func: F) -> F:
-    """Turn a :class:`DockyardError` into one line on stderr and its exit code, with no traceback."""
+def edge(func: F | None = None, /, **kinds: Kind) -> F:
+    """Turn a :class:`DockyardError` into one line on stderr and its exit code, with no traceback.
+
+    SIGTERM and SIGHUP unwind the task like Ctrl-C (:mod:`dockyard.core.signals`): locks are released, the audit
+    record says ``interrupted``; the exit code is 130 (Ctrl-C), 143 (SIGTERM) or 129 (SIGHUP).
+
+    ``kinds`` declare what a flag may hold (:mod:`dockyard.tasks.flags`); numeric flags get one from their
+    default. They are checked here, before the task runs, so a bad value changes nothing.
+    """
+    if func is None:
+        return functools.partial(edge, **kinds)  # type: ignore[return-value]
+    signature = inspect.signature(func)
+    unknown = set(kinds) - set(signature.parameters)
+    if unknown:
+        raise TypeError(f"{func.__name__}: flag kinds for parameters it does not have: {', '.join(sorted(unknown))}")
+    checks: dict[str, Kind] = {}
+    shown = []
+    for parameter in signature.parameters.values():
+        kind = kinds.get(parameter.name)
+        if kind is None and parameter.default is not parameter.empty:
+            kind = implied(parameter.default)
+        if kind is not None:
+            checks[parameter.name] = kind
+            if isinstance(parameter.default, (int, float)) and not isinstance(parameter.default, bool):
+                # Invoke casts a flag to its default's type and raises on what it cannot cast: it gets text.
+                parameter = parameter.replace(default="")
+        shown.append(parameter)
+    exposed = signature.replace(parameters=shown)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            call = _checked(exposed, signature, checks, args, kwargs)
+            with signals_as_interrupts():
+                return func(*call.args, **call.kwargs)
         except DockyardError as exc:
             raise Exit(f"dockyard: {exc.message}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("dockyard: interrupted", code=130) from None
+        except INTERRUPTS as exc:
+            by = f" by {exc.name}" if isinstance(exc, Interrupted) else ""
+            raise Exit(f"dockyard: interrupted{by}", code=exit_code_of(exc)) from None
 
+    wrapper.__signature__ = exposed  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def _checked(exposed: inspect.Signature, signature: inspect.Signature, checks: Mapping[str, Kind],
+             args: tuple, kwargs: dict) -> inspect.BoundArguments:
+    """The call's arguments, each declared flag converted; a numeric flag not given keeps the task's default."""
+    call = exposed.bind(*args, **kwargs)
+    bound = call.arguments
+    for name, kind in checks.items():
+        if name not in bound:
+            continue
+        value = bound[name]
+        default = signature.parameters[name].default
+        if value == "" and default != "":
+            bound[name] = default  # not typed on the command line
+        elif isinstance(value, str):
+            bound[name] = kind.convert(flag_name(name), value)
+        elif not isinstance(value, bool) and isinstance(value, (int, float)):
+            bound[name] = kind.convert(flag_name(name), str(value))  # a call from Python: the same bounds
+    return call
+
+
+def write_output(path: Path, data: str | bytes, *, flag: str = "--output") -> None:
+    """Write a file the user asked for (its directories made); a place that cannot be written is one line, exit 2."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data)
+    except OSError as exc:
+        raise BadFlag(f"{flag}: cannot write {path}: {exc.strerror or exc}; choose another path") from None
+
+
+def make_directory(path: Path, *, flag: str = "--dir") -> None:
+    """Create a directory the user named; one that cannot be made is one line, exit 2."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadFlag(f"{flag}: cannot create directory {path}: {exc.strerror or exc}; choose another path") from None
 
 
 def exit_like(result: Any, message: str = "") -> None:
@@ -44,6 +117,7 @@ class Project:
         self.c = c
         self.settings: Settings = load_settings(c)
         self.mask = Masker()
+        mask_debug_logs(self.mask)  # `inv -d` prints botocore's debug log, API parameters included
         self.runner = Runner(echo=echo, mask=self.mask)
 
     def say(self, text: str = "") -> None:

@@ -5,7 +5,9 @@ from typing import Any, Mapping
 
 from invoke import Collection, task
 
-from .common import Project, edge, table
+from ..eb.settings import PLATFORMS
+from .common import Project, edge, table, write_output
+from .flags import OneOf, OutputFile, Whole
 
 ENV_HELP = "environment to act on (its target must be eb; default prod)"
 
@@ -55,7 +57,7 @@ def show_status(service: Any):  # -> EnvironmentState
             "count": "how many recent events to show",
             "timeout": "with --follow: stop after this many seconds (default 0: no limit)",
             "until_ready": "with --follow: stop once the environment is Ready (e.g. after `deploy --no-wait`)"})
-@edge
+@edge(count=Whole(minimum=1))
 def events(c, env="prod", follow=False, count=20, timeout=0, until_ready=False):
     """Show the EB environment's recent events (--follow to stream them)."""
     _service(c, env).follow_events(count=int(count), follow=follow, timeout=float(timeout), until_ready=until_ready)
@@ -113,7 +115,7 @@ def swap(c, version="", env="prod", timeout=0, dry_run=False):
 @task(help={"version": "release to bundle (default: the latest)", "env": ENV_HELP,
             "output": "zip file to write (default: <label>.zip here)",
             "platform": "v1, v2 or compose (default: the environment's)"})
-@edge
+@edge(output=OutputFile(), platform=OneOf(*PLATFORMS))
 def bundle(c, version="", env="prod", output="", platform=""):
     """Write the deploy bundle to a zip file for inspection."""
     from pathlib import Path
@@ -124,14 +126,14 @@ def bundle(c, version="", env="prod", output="", platform=""):
     release = service.release(version)
     made = service.bundle(release, platform)
     path = Path(output or f"{release.label}.zip")
-    path.write_bytes(made.zip_bytes())
+    write_output(path, made.zip_bytes())
     service.say(describe(made))
     service.say(f"wrote {path} ({path.stat().st_size} bytes, sha256 {made.digest[:12]})")
 
 
 @task(help={"env": ENV_HELP, "format": "legacy ({host: {auth}}) or auths ({auths: ...}); default: by platform",
             "dry_run": "say what would be uploaded"})
-@edge
+@edge(format=OneOf("legacy", "auths"))
 def dockercfg(c, env="prod", format="", dry_run=False):  # noqa: A002 - the option's name
     """Write the registry's dockercfg and upload it to the bucket, private and encrypted."""
     _service(c, env).write_dockercfg(fmt=format, dry_run=dry_run)
@@ -150,7 +152,7 @@ def policies(c, env="prod"):
 @task(help={"version": "release to run (default: the latest)", "env": ENV_HELP,
             "port": "loopback port to publish port 80 on (default: the environment's port)",
             "down": "stop and remove what a previous eb.local started"})
-@edge
+@edge(port=Whole(minimum=1, maximum=65535))
 def local(c, version="", env="prod", port=0, down=False):
     """Run the v2 or compose bundle on the local Docker engine, to prove it before it ships."""
     from ..eb.local import run_local

@@ -5,7 +5,8 @@ from typing import Any, Mapping
 
 from invoke import Collection, task
 
-from .common import Project, edge, table
+from .common import Project, edge, table, write_output
+from .flags import OutputFile
 
 ENV_HELP = "environment to act on (its ECS cluster/service come from dockyard.ecs; default prod)"
 
@@ -77,7 +78,7 @@ def rollback(c, revision="", env="prod", dry_run=False, timeout=0):
 @task(help={"version": "release whose image the app containers get (default: the latest release tag)",
             "env": "environment whose compose file is converted (default prod)",
             "output": "write the JSON here instead of printing it"})
-@edge
+@edge(output=OutputFile())
 def render(c, version="", env="prod", output=""):
     """Print a task definition (JSON) generated from ENV's compose file, for creating a new ECS service."""
     import json
@@ -107,7 +108,7 @@ def render(c, version="", env="prod", output=""):
         project.warn("note: host paths " + ", ".join(sorted(converted.shipped)) + " must exist on the container "
                      "instances (or bake those files into an image)")
     if output:
-        Path(output).write_text(text)
+        write_output(Path(output), text)
         project.say(f"wrote {output}")
     else:
         print(text, end="")

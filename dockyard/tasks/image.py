@@ -6,6 +6,7 @@ from typing import Any, Mapping
 from invoke import Collection, task
 
 from .common import Project, edge, table
+from .flags import Whole
 
 
 def _stack(c: Any, env: str):
@@ -72,7 +73,7 @@ def list(c):  # noqa: A001 - the task's name is what users type
 
 
 @task(help={"keep": "commit-tagged images to keep (default: image.keep)", "dry_run": "only show what would go"})
-@edge
+@edge(keep=Whole(minimum=1))
 def prune(c, keep=0, dry_run=False):
     """Remove old commit-tagged images of the app, keeping environment tags and the newest few."""
     from ..images import LABEL_APP

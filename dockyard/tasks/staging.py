@@ -7,6 +7,7 @@ from invoke import Collection, task
 
 from . import environment_collection
 from .common import Project, edge
+from .flags import Whole
 
 
 def _service(env_name: str):
@@ -29,7 +30,7 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
         "lock_wait": "seconds to wait when another deploy holds the lock (default: ssh.lock_wait)",
         "limit": "hosts deployed at once (default: ssh.batch_size)",
         "force_unlock": "clear a stale deploy lock first"})
-    @edge
+    @edge(limit=Whole(minimum=1))
     def ssh_deploy(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False):
         """Deploy VERSION to every host: pull, start beside the old one, health gate, switch the proxy, stop the old."""
         open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
@@ -40,7 +41,7 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
                 "lock_wait": "seconds to wait when another deploy holds the lock",
                 "limit": "hosts rolled back at once (default: ssh.batch_size)",
                 "force_unlock": "clear a stale deploy lock first"})
-    @edge
+    @edge(limit=Whole(minimum=1))
     def rollback(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False):
         """Bring back a retained version (no pull) through the same health gate and proxy switch."""
         open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
@@ -62,7 +63,7 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
                 "service": "app (default), proxy, or an accessory's name",
                 "tail": "lines from the end (default 100; -1: all)",
                 "for": "with --follow: stop after this many seconds (default: until Ctrl-C)"})
-    @edge
+    @edge(tail=Whole(minimum=-1))
     def logs(c, follow=False, service="", tail=100, for_=-1.0):
         """Show the logs of the live app container (or --service) on every host."""
         open_service(c).logs(follow=follow, service=service, tail=tail, seconds=None if for_ < 0 else for_)
@@ -87,7 +88,7 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
         open_service(c).unlock()
 
     @task(help={"lines": "lines to show per host (default 20)"})
-    @edge
+    @edge(lines=Whole(minimum=1))
     def audit(c, lines=20):
         """Show the audit log of every host: who deployed or rolled back what, when, and how it ended."""
         open_service(c).audit(lines)

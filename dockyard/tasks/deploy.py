@@ -6,6 +6,9 @@ from typing import Any
 
 from invoke import Collection, task
 
+from .common import edge
+from .flags import Whole
+
 ENV_HELP = ("environment to act on; its target (eb, ecs, ssh) decides how (default: the one environment with a "
             "target, else image.release_env)")
 JSON_HELP = "print one JSON object on stdout (result, exit code, versions, timings); human text goes to stderr"
@@ -28,6 +31,7 @@ def _run(c: Any, verb: str, env: str, as_json: bool, options: dict[str, Any], de
             "no_rollback": "eb/ecs: leave a failed version in place instead of rolling back",
             "force_unlock": "clear a stale deploy lock first",
             "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP})
+@edge(limit=Whole(minimum=1))
 def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_rollback=False, force_unlock=False,
            lock_wait=-1, limit=0, json=False):
     """Deploy a release to ENV by its target (eb, ecs, ssh): the same code as eb.deploy, ecs.deploy, <env>.ssh-deploy."""
@@ -44,6 +48,7 @@ def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_ro
             "timeout": "eb/ecs: seconds to wait (default: eb.timeout / ecs.rollback_timeout)",
             "force_unlock": "ssh: clear a stale deploy lock first",
             "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP})
+@edge(limit=Whole(minimum=1))
 def rollback(c, env="", to="", dry_run=False, timeout=0, force_unlock=False, lock_wait=-1, limit=0, json=False):
     """Put an earlier version back on ENV (eb.rollback, ecs.rollback or <env>.rollback, by its target)."""
     options = {"to": to, "dry_run": dry_run, "timeout": timeout, "force_unlock": force_unlock,
@@ -53,12 +58,14 @@ def rollback(c, env="", to="", dry_run=False, timeout=0, force_unlock=False, loc
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
+@edge
 def status(c, env="", json=False):
     """Show what ENV runs: version, health, where (eb.status, ecs.status or <env>.status, by its target)."""
     _run(c, "status", env, json, {}, {})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP, "count": "how many records to show (default 20)"})
+@edge(count=Whole(minimum=1))
 def history(c, env="", count=20, json=False):
     """List ENV's deploys and rollbacks from its audit records, newest first: who, what, when, how it ended."""
     _run(c, "history", env, json, {"count": count}, {"count": 20})

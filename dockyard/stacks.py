@@ -140,7 +140,7 @@ class StackService:
         url = self.env.health_url
         if url is None:
             return None
-        check = HealthCheck(url, timeout=timeout or self.env.health_timeout)
+        check = HealthCheck(url, timeout=timeout or self.env.health_timeout, setting=self.env.health_setting)
         if sleep is not None:
             check.sleep = sleep
         try:

@@ -12,7 +12,7 @@ from dockyard.clients.git import Revision
 from dockyard.config import defaults, parse_settings
 from dockyard.envfile import load_env_file
 from dockyard.errors import EnvFileError, HealthCheckFailed
-from dockyard.health import HealthCheck, Probe
+from dockyard.health import HealthCheck, HealthSetting, Probe
 from dockyard.images import commit_tag, image_tags, oci_labels
 from dockyard.plan import Plan, Step, execute
 from dockyard.runner import Command, Masker
@@ -141,3 +141,43 @@ def test_only_declared_build_args_are_passed(tmp_path):
     assert args == {"PYTHON_IMAGE": "base:1", "APP_REVISION": "abc", "APP_ENV": "dev"}
 
 
+
+
+def test_health_check_fails_fast_on_a_persistent_404_naming_the_setting():
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    setting = HealthSetting("/health/", "dockyard.environments.dev.health_path")
+    check = HealthCheck("http://127.0.0.1:18000/health/", timeout=90, interval=1, sleep=sleep, clock=lambda: now[0],
+                        check=lambda url: Probe(False, 404, "HTTP 404"), setting=setting)
+    with pytest.raises(HealthCheckFailed) as failed:
+        check.wait()
+    assert str(failed.value) == ("http://127.0.0.1:18000 answered HTTP 404 on /health/ "
+                                 "(dockyard.environments.dev.health_path): set health_path to a route your app answers")
+    assert now[0] < 5
+
+
+def test_health_check_timeout_names_the_setting_and_a_400_names_allowed_hosts():
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    setting = HealthSetting("/up", "dockyard.health_path", "localhost", "dockyard.ssh.health_host")
+    check = HealthCheck("http://x/up", timeout=5, sleep=sleep, clock=lambda: now[0],
+                        check=lambda url: Probe(False, 400, "HTTP 400"), setting=setting)
+    with pytest.raises(HealthCheckFailed) as failed:
+        check.wait()
+    message = str(failed.value)
+    assert "(dockyard.health_path) not healthy after 5s (last answer: HTTP 400)" in message
+    assert "ALLOWED_HOSTS" in message and "Host: localhost (dockyard.ssh.health_host)" in message
+
+
+def test_a_404_between_other_answers_is_not_persistent():
+    answers = iter([Probe(False, 404, "HTTP 404"), Probe(False, 502, "HTTP 502"), Probe(False, 404, "HTTP 404"),
+                    Probe(False, 404, "HTTP 404"), Probe(True, 200, "HTTP 200")])
+    check = HealthCheck("http://x/health/", timeout=60, sleep=lambda s: None, check=lambda url: next(answers),
+                        setting=HealthSetting("/health/"))
+    assert check.wait().status == 200

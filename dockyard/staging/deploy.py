@@ -14,7 +14,7 @@ from ..core.actor import actor, stamp, utc_now
 from ..core.history import SUCCEEDED, AuditRecord, HostAuditLog
 from ..core.locks import DeployLock, HostDirLockStore
 from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
-from ..health import Probe
+from ..health import NOT_FOUND_LIMIT, Probe
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
@@ -302,6 +302,7 @@ class HostDeployer:
     def health_gate(self, plan: HostPlan) -> Probe:
         deadline = self.clock() + self.target.health_timeout
         last = Probe(False, None, "not checked")
+        not_found = 0
         while True:
             state, ip = self.address(plan.container)
             if state not in ("running", "created", "restarting"):
@@ -309,16 +310,20 @@ class HostDeployer:
                 break
             if ip:
                 last, _ = self.host.http_get(ip, self.target.app_port, self.target.health_path,
-                                             timeout=min(5.0, self.target.health_timeout))
+                                             timeout=min(5.0, self.target.health_timeout),
+                                             host=self.target.health_host)
                 if last.ok:
                     return last
+                not_found = not_found + 1 if last.status == 404 else 0
+                if not_found >= NOT_FOUND_LIMIT:
+                    self.fail_health(plan, last, self.target.health_setting.not_found(f"{self.session.name}: {plan.version}"))
             if self.clock() >= deadline:
                 break
             self.sleep(self.health_interval)
         self.fail_health(plan, last)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def fail_health(self, plan: HostPlan, last: Probe) -> None:
+    def fail_health(self, plan: HostPlan, last: Probe, problem: str = "") -> None:
         tail = self.run(cmd.logs(self.layout, plan.container, tail=20), check=False)
         lines = (tail.stdout + tail.stderr).strip().splitlines()
         self.say(f"{self.session.name}: last log lines of {plan.container}:")
@@ -330,11 +335,12 @@ class HostDeployer:
             self.run(cmd.remove(self.layout, [plan.container]), check=False)
         self.audit(plan, "health-failed")
         kept = f"{plan.previous} keeps serving" if plan.previous else "nothing was live"
-        raise HealthCheckFailed(
-            f"{self.session.name}: {plan.version} did not answer {self.target.health_path} with 2xx within "
-            f"{self.target.health_timeout:g}s (last: {last.detail}); it was "
-            f"{'stopped' if plan.rollback else 'removed'} and {kept}"
+        setting = self.target.health_setting
+        problem = problem or (
+            f"{self.session.name}: {plan.version} did not answer {self.target.health_path} ({setting.path_key}) "
+            f"with 2xx within {self.target.health_timeout:g}s (last: {last.detail}{setting.hint(last)})"
         )
+        raise HealthCheckFailed(f"{problem}; it was {'stopped' if plan.rollback else 'removed'} and {kept}")
 
     def switch(self, plan: HostPlan) -> None:
         upstream = render_upstream(plan.container, self.target.app_port, plan.version)

@@ -267,7 +267,8 @@ class StagingService:
                     deployer = HostDeployer(self.target, session, say=self.say)
                     _, ip = deployer.address(session.layout.app_container(state.live))
                     if ip:
-                        probe, _ = session.host.http_get(ip, self.target.app_port, self.target.health_path)
+                        probe, _ = session.host.http_get(ip, self.target.app_port, self.target.health_path,
+                                                         host=self.target.health_host)
                         health = probe.detail
                 proxy = state.proxy()
                 self.say(f"{session.name}: live {state.live or 'none'} (health {health}); proxy "

@@ -26,6 +26,7 @@ from .eb.settings import EbSettings
 from .ecs import settings as ecs_settings
 from .ecs.settings import EcsSettings
 from .errors import ConfigError, UnknownEnvironment
+from .core.entrypoint import MODES as entrypoint_modes
 from .health import HealthSetting
 from .release_settings import ReleaseSettings
 from .section import Names, Origin, Section, check_keys, describe, invoke_origin, keys_of, no_origin
@@ -67,6 +68,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "git": {"remote": "origin", "main_branch": "main"},
     "aws": {"region": "", "profile": "", "endpoint_url": ""},
     "compose_command": "auto",  # auto | v2 | v1
+    "command_entrypoint": "bypass",  # bypass: commands run instead of the image's ENTRYPOINT; apply: through it
     "environments": {
         "dev": dict(ENVIRONMENT_DEFAULTS),
         "staging": dict(ENVIRONMENT_DEFAULTS),
@@ -181,6 +183,7 @@ class Settings:
     compose_command: str
     environments: Mapping[str, Environment]
     section: Section = field(repr=False, compare=False)
+    command_entrypoint: str = "bypass"  # see dockyard.core.entrypoint
     features: Features | None = field(default=None, repr=False, compare=False)  # None only while they are parsed
 
     def environment(self, name: str) -> Environment:
@@ -297,6 +300,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         compose_command=compose_command,
         environments=environments,
         section=top,
+        command_entrypoint=top.str("command_entrypoint", "bypass", choices=entrypoint_modes),
     )
     features = Features(
         release=release_settings.parse(settings),

@@ -71,9 +71,13 @@ def test_service_command_keeps_values_off_argv():
 def test_test_run_command_mounts_reports_and_runs_a_shell_line():
     cmd = commands.test_run(name="r-tests", image="repo:abc1234-testing", network="net", command="pytest -x",
                             env={"A": "1"}, run_id="r", app="shop", reports=Path("/tmp/rep"))
-    assert cmd.argv[-4:] == ("repo:abc1234-testing", "sh", "-c", "pytest -x")
+    # the line runs in sh instead of the image's ENTRYPOINT (dockyard.command_entrypoint: bypass)
+    assert cmd.argv[-5:] == ("--entrypoint", "sh", "repo:abc1234-testing", "-c", "pytest -x")
     assert "/tmp/rep:/reports" in cmd.argv
     assert cmd.env["DOCKYARD_REPORTS_DIR"] == "/reports"
+    through = commands.test_run(name="r-tests", image="repo:abc1234-testing", network="net", command="pytest -x",
+                                env={}, run_id="r", app="shop", entrypoint="apply")
+    assert through.argv[-4:] == ("repo:abc1234-testing", "sh", "-c", "pytest -x")
 
 
 def test_testing_tag_and_cache_refs():

@@ -181,3 +181,18 @@ def test_a_404_between_other_answers_is_not_persistent():
     check = HealthCheck("http://x/health/", timeout=60, sleep=lambda s: None, check=lambda url: next(answers),
                         setting=HealthSetting("/health/"))
     assert check.wait().status == 200
+
+
+def test_one_rule_for_commands_in_containers():
+    from dockyard.core.entrypoint import exec_argv, run_entrypoint, shell_run
+
+    assert run_entrypoint("bypass", ["python3", "manage.py", "check"]) == ("python3", ("manage.py", "check"))
+    assert run_entrypoint("bypass", ["my tool", "x"]) == ("'my tool'", ("x",))  # compose splits --entrypoint
+    assert run_entrypoint("apply", ["manage.py", "check"]) == (None, ("manage.py", "check"))
+    assert exec_argv("bypass", ("python3",), ["ls"]) == ("ls",)
+    assert exec_argv("apply", ("/entrypoint.sh",), ["ls"]) == ("/entrypoint.sh", "ls")
+    assert shell_run("bypass", "img", "make test") == ("--entrypoint", "sh", "img", "-c", "make test")
+    assert shell_run("apply", "img", "make test") == ("img", "sh", "-c", "make test")
+    project = ComposeProject(("docker", "compose"), "p", Path("c.yml"))
+    assert project.run("web", ["manage.py"], tty=False, entrypoint="python3").argv[-5:] == (
+        "-T", "--entrypoint", "python3", "web", "manage.py")

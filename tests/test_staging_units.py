@@ -185,6 +185,13 @@ def test_image_commands_never_force():
     assert listing[-1] == "r/shop" and "{{.Repository}}:{{.Tag}}" in listing
 
 
+def test_exec_puts_the_entrypoint_in_front_only_when_asked():
+    plain = cmd.exec_in(LAYOUT, "c1", "ls -l")
+    assert plain.argv[-4:] == ("c1", "sh", "-c", "ls -l")
+    through = cmd.exec_in(LAYOUT, "c1", "ls -l", entrypoint=("/entrypoint.sh",))
+    assert through.argv[-5:] == ("c1", "/entrypoint.sh", "sh", "-c", "ls -l")
+
+
 def test_exec_tty_asks_docker_for_a_terminal():
     assert "--tty" not in cmd.exec_in(LAYOUT, "c", "ls").argv
     argv = cmd.exec_in(LAYOUT, "c", "python manage.py shell", tty=True).argv

@@ -42,6 +42,7 @@ class TestRun:
     setup_command: str
     env: dict[str, str] = field(repr=False)
     reports: Path
+    entrypoint: str = "bypass"  # dockyard.command_entrypoint
 
     def container(self, service: str) -> str:
         return f"{self.run_id}-{service}"
@@ -53,11 +54,12 @@ class TestRun:
     def tests_command(self) -> Command:
         return commands.test_run(name=f"{self.run_id}-tests", image=self.image, network=self.network,
                                  command=self.test_command, env=self.env, run_id=self.run_id, app=self.app,
-                                 reports=self.reports)
+                                 reports=self.reports, entrypoint=self.entrypoint)
 
     def setup(self) -> Command:
         return commands.test_run(name=f"{self.run_id}-setup", image=self.image, network=self.network,
-                                 command=self.setup_command, env=self.env, run_id=self.run_id, app=self.app)
+                                 command=self.setup_command, env=self.env, run_id=self.run_id, app=self.app,
+                                 entrypoint=self.entrypoint)
 
 
 def testing_tag(repository: str, revision_label: str, suffix: str) -> str:
@@ -90,6 +92,7 @@ def new_test_run(settings: Any, ci: Any, revision: Any, branch: str, *, no_cache
         run_id=run_id, app=settings.app, image=image, network=f"{run_id}-net", services=ci.services, build=build,
         cache_candidates=() if no_cache else cache_refs(settings.repository, ci.cache_from, branch),
         test_command=ci.test_command, setup_command=ci.setup_command, env=dict(ci.env), reports=ci.reports_dir,
+        entrypoint=settings.command_entrypoint,
     )
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.errors import ConfigError
+
 from dockyard.ci import commands
 from dockyard.ci.cache import archive_name, cached_images, plan_load, plan_save
 from dockyard.ci.providers import glob_to_regex
@@ -108,3 +110,46 @@ def test_cache_plans_skip_what_is_there(tmp_path: Path):
 def test_tag_globs_become_circleci_regexes():
     assert glob_to_regex("v*") == "/^v.*$/"
     assert glob_to_regex("release-?.x") == r"/^release\-.\.x$/"
+
+
+def _ci_settings(tmp_path, ci: dict, compose: str | None = "docker/compose.yml"):
+    from conftest import deep_merge
+    from dockyard.config import defaults, parse_settings
+
+    envs = {"dev": {"compose": compose}} if compose else {"dev": {}}
+    return parse_settings(deep_merge(defaults(), {"app": "shop", "ci": ci, "environments": envs}), root=tmp_path)
+
+
+def _two_stage_project(tmp_path):
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker/compose.yml").write_text("services: {web: {build: {context: .., target: runtime}}}\n")
+    (tmp_path / "Dockerfile").write_text("ARG BASE\nFROM ${BASE} AS runtime\nARG APP_VERSION\nFROM runtime AS test\n")
+
+
+def test_the_testing_build_comes_from_the_compose_file(tmp_path):
+    from dockyard.ci.testrun import testing_build, testing_build_args
+    from dockyard.images import BuildSpec
+
+    _two_stage_project(tmp_path)
+    settings = _ci_settings(tmp_path, {})
+    ci = settings.ci
+    assert (ci.environment, ci.dockerfile, ci.context, ci.services, dict(ci.env)) == ("dev", None, None, (), {})
+    from_compose = BuildSpec(context=tmp_path, dockerfile=None, args={"BASE": "debian"}, target="runtime")
+    spec = testing_build(ci, from_compose, tmp_path)
+    assert (spec.context, spec.target) == (tmp_path, "runtime")
+    # APP_ENV is passed only to a Dockerfile that declares it
+    args = testing_build_args(spec, {"APP_VERSION": "1", "NGINX_IMAGE": "n"}, {"APP_ENV": "testing"})
+    assert args == {"BASE": "debian", "APP_VERSION": "1"}
+    assert testing_build(_ci_settings(tmp_path, {"target": "test"}).ci, from_compose, tmp_path).target == "test"
+
+
+def test_the_testing_build_needs_a_dockerfile_it_can_find(tmp_path):
+    from dockyard.ci.testrun import testing_build
+    from dockyard.images import BuildSpec
+
+    _two_stage_project(tmp_path)
+    with pytest.raises(ConfigError, match=r"dockyard.ci.dockerfile: not set, and dockyard.environments.prod has no"):
+        testing_build(_ci_settings(tmp_path, {}, compose=None).ci, None, tmp_path)
+    missing = BuildSpec(context=tmp_path, dockerfile=tmp_path / "docker/app/Dockerfile")
+    with pytest.raises(ConfigError, match=r"dockyard.environments.dev.compose \(its app service's build section\): "):
+        testing_build(_ci_settings(tmp_path, {}).ci, missing, tmp_path)

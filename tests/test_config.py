@@ -219,7 +219,7 @@ dockyard:
     assert settings.ssh.target("qa").accessories[0].name == "search"
     assert settings.eb.environment("prod").twin == "shop-green"
     assert settings.ecs.target("prod").cluster == "shop"
-    assert [s.name for s in settings.ci.services] == ["redis", "mariadb", "elastic"]
+    assert [s.name for s in settings.ci.services] == ["elastic"]  # no default services: only the project's
 
 
 def test_the_repositorys_own_invoke_yaml_validates():

@@ -30,11 +30,7 @@ def test_commands_run_as_written_whatever_the_entrypoint(python_entrypoint_proje
     tested = project.inv("dev.test", "--cmd", "sh -c 'echo tested in $PWD'", check=True)
     assert "tested in /srv" in tested.stdout
 
-    project.configure({"dockyard": {"ci": {"dockerfile": "docker/Dockerfile",
-                                           "services": {"redis": {"enabled": False},
-                                                        "mariadb": {"enabled": False}},
-                                           "build_args": {}, "env": {}, "cache_from": []}}})
-    ci = project.inv("ci.test", check=True)
+    ci = project.inv("ci.test", check=True)  # no ci.* settings: the build comes from the compose file
     assert "42" in ci.stdout.splitlines()  # the dev test_command, run by sh, not by python3
 
 
@@ -46,3 +42,17 @@ def test_apply_hands_commands_to_the_entrypoint_everywhere(python_entrypoint_pro
     project.inv("dev.start", check=True)
     tested = project.inv("dev.test", "--cmd=-c 'import os; print(os.getcwd())'", check=True)
     assert tested.stdout.strip().splitlines()[-1] == "/srv"
+
+
+def test_ci_builds_what_the_compose_file_builds(tmp_path):
+    from minimal_app import COMPOSE, DOCKERFILE
+
+    staged = DOCKERFILE.replace("FROM ${BASE_IMAGE}", "FROM ${BASE_IMAGE} AS runtime") + "FROM runtime AS debug\n"
+    project = make_minimal_project(tmp_path / "staged", dockerfile=staged,
+                                   compose=COMPOSE.replace("dockerfile: docker/Dockerfile",
+                                                           "dockerfile: docker/Dockerfile\n      target: runtime"))
+    planned = project.inv("ci.test", "--dry-run", check=True).stdout
+    assert f"--file {project.root}/docker/Dockerfile" in planned and "--target runtime" in planned
+    assert "APP_ENV" not in planned and "redis" not in planned and "mariadb" not in planned
+    project.configure({"dockyard": {"ci": {"target": "debug"}}})
+    assert "--target debug" in project.inv("ci.test", "--dry-run", check=True).stdout

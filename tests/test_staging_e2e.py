@@ -335,6 +335,13 @@ def image_present(ref: str) -> bool:
 
 
 def test_staging_prunes_images_beyond_keep_and_rollback_still_works(staging, staging_images):
+    # The host shares this engine with its user: their own images of the repository are here before any deploy
+    # (a local build, a commit tag, a release the host will also run), and only what the deploys pulled may go.
+    users = [f"{staging_images}:dev", f"{staging_images}:1edf639"]
+    for ref in users:
+        docker("tag", f"{staging_images}:v1", ref)
+    docker("image", "rm", f"{staging_images}:v1", f"{staging_images}:bad", f"{staging_images}:v3")
+    assert image_present(f"{staging_images}:v2")  # the user's v2 is here before the deploy pulls it
     staging.project.configure({"dockyard": {"ssh": {"keep": 1, "drain_seconds": 0}}})
     staging.inv("staging.setup", check=True)
     staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
@@ -356,6 +363,16 @@ def test_staging_prunes_images_beyond_keep_and_rollback_still_works(staging, sta
     back = staging.inv("staging.rollback", check=True)
     assert "v3 -> v2" in back.stdout and staging.live_version() == "v2"
     assert image_present(f"{staging_images}:v3") and image_present(f"{staging_images}:v2")  # v3 is retained now
+
+    # A fourth deploy drops v2's container (keep=1): the image was the user's before the first deploy, so it stays.
+    fourth = staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    assert staging.live_version() == "v1"
+    assert image_present(f"{staging_images}:v2") and f"{staging_images}:v2" not in fourth.stdout
+    for ref in users:
+        assert image_present(ref), f"the user's {ref} was removed"
+    pulled = (staging.state_dir() / "pulled-images").read_text().split()
+    assert f"{staging_images}:v2" not in pulled and f"{staging_images}:v1" in pulled
+    docker("image", "rm", *users, check=False)
 
 
 def test_staging_logs_follow_every_host_with_prefixes(sample_project, sshd_hosts, registry, staging_images):

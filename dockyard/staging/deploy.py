@@ -17,6 +17,7 @@ from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, U
 from ..health import NOT_FOUND_LIMIT, Probe
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
+from .pulled import PulledImages
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
 
 Say = Callable[[str], None]
@@ -148,7 +149,7 @@ class HostPlan:
             out.append(f"  stop {', '.join(self.stop)} (kept for rollback)")
         if self.prune:
             out.append(f"  remove old versions {', '.join(self.prune)}")
-        out.append(f"  remove images of older versions (keep {self.image} and the retained ones)")
+        out.append(f"  remove the images dockyard pulled here for older versions (keep {self.image} and the retained ones)")
         out.append("  append to the audit log")
         return out
 
@@ -250,10 +251,11 @@ class HostDeployer:
         return f"{plan.previous or 'nothing'} -> {plan.version}"
 
     def prune_images(self, plan: HostPlan) -> list[str]:
-        """Remove the repository's images other than the live one and the retained containers' (best effort).
+        """Remove the images dockyard pulled here other than the live one and the retained containers' (best effort).
 
-        Not only the images of containers pruned now: also those left by a version that failed its health check,
-        or whose container was removed by hand. What the engine refuses (still used) stays; a deploy never fails
+        Only images this prefix's deploys pulled (:class:`PulledImages`), never the user's own or another
+        environment's; of those, not only the images of containers pruned now, also those left by a version that
+        failed its health check. What the engine refuses (still used by a container) stays; a deploy never fails
         here.
         """
         listed = self.run(cmd.list_images(self.layout, self.target.repository), check=False)
@@ -261,13 +263,17 @@ class HostDeployer:
             return []
         state = self.session.state()
         keep = {plan.image} | {c.image for c in state.apps()}
-        doomed = images_to_prune(listed.stdout, self.target.repository, keep)
+        pulled = PulledImages(self.host, self.layout.pulled_images)
+        ours = pulled.names()
+        doomed = [image for image in images_to_prune(listed.stdout, self.target.repository, keep) if image in ours]
         if not doomed:
             return []
         self.run(cmd.remove_images(self.layout, doomed), check=False)
         left = self.run(cmd.list_images(self.layout, self.target.repository), check=False)
         still = set(left.stdout.split()) if left.ok else set(doomed)
-        return [image for image in doomed if image not in still]
+        removed = [image for image in doomed if image not in still]
+        pulled.forget(removed)
+        return removed
 
     def login(self, registration: Registration) -> None:
         result = self.run(cmd.login(self.layout, registration.registry, registration.username,
@@ -281,8 +287,11 @@ class HostDeployer:
             raise type(error)(f"{self.session.name}: {error.message}", exit_code=error.exit_code)
 
     def pull(self, image: str) -> None:
+        already_here = self.run(cmd.image_present(self.layout, image), check=False).ok
         result = self.run(cmd.pull(self.layout, image), check=False)
         if result.ok:
+            if not already_here:  # an image that was here before is not ours to remove later
+                PulledImages(self.host, self.layout.pulled_images).record(image)
             return
         said = " ".join((result.stderr or result.stdout).split())
         if any(s in said.lower() for s in ("not found", "manifest unknown", "does not exist")):

@@ -153,6 +153,11 @@ class Layout:
     def env_file(self) -> str:
         return f"{self.root}/app.env"
 
+    @property
+    def pulled_images(self) -> str:
+        """The images dockyard pulled here (see :mod:`dockyard.staging.pulled`): the only ones pruning removes."""
+        return f"{self.root}/pulled-images"
+
     def accessory_env_file(self, name: str) -> str:
         return f"{self.root}/{name}.env"
 

@@ -159,3 +159,17 @@ def test_the_laptops_port_bindings_never_reach_the_generated_files(sample_projec
     assert mappings == [{"containerPort": 8000, "hostPort": 8081}]  # ecs.host_port
     for text in (pinned, render.stdout):
         assert "18080" not in text and "127.0.0.1:80" not in text  # (the registry is 127.0.0.1:5000)
+
+
+def test_bundle_without_output_leaves_the_tree_clean(sample_project):
+    sample_project.configure({"dockyard": {"eb": {"auth": "none"}, "environments": {"prod": {"target": "eb"}}}})
+    sample_project.commit("eb settings")
+    tag_release(sample_project, "1.0.0")
+    made = sample_project.inv("eb.bundle", "--platform", "v1")
+    assert made.returncode == 0, made.stderr
+    written = made.stdout.split("wrote ", 1)[1].split(" (", 1)[0]
+    assert sample_project.git("status", "--porcelain").stdout == ""  # so the next `release` is not refused
+    assert not written.startswith(str(sample_project.root))
+    import os
+
+    os.remove(written)

@@ -196,3 +196,11 @@ def test_one_rule_for_commands_in_containers():
     project = ComposeProject(("docker", "compose"), "p", Path("c.yml"))
     assert project.run("web", ["manage.py"], tty=False, entrypoint="python3").argv[-5:] == (
         "-T", "--entrypoint", "python3", "web", "manage.py")
+
+
+def test_tags_of_a_repository_behind_a_registry_port():
+    from dockyard.images import tags_in
+
+    refs = ["127.0.0.1:49523/adopt/django:182953f", "127.0.0.1:49523/adopt/django:prod", "other/app:prod",
+            "127.0.0.1:49523/adopt/django-worker:prod"]
+    assert tags_in(refs, "127.0.0.1:49523/adopt/django") == ["182953f", "prod"]

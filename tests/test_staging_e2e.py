@@ -518,3 +518,24 @@ def test_the_samples_app_tasks_run_on_the_first_staging_host(staging):
                           f"print('ops', User.objects.get(username='ops').check_password('{password}'), "
                           "sorted(g.name for g in Group.objects.all()))", check=True)
     assert "ops True ['editors', 'viewers']" in checked.stdout
+
+
+def test_doctor_reaches_the_staging_hosts_and_the_registry(staging, sshd_hosts):
+    lines = staging.inv("doctor", "--no-aws", check=True).stdout.splitlines()
+    hosts_row = next(line for line in lines if line.startswith("staging hosts (staging)"))
+    assert " OK " in hosts_row and "Docker usable" in hosts_row
+    registry_row = next(line for line in lines if line.startswith("registry"))
+    assert " OK " in registry_row and "v2 API" in registry_row
+    keys_row = next(line for line in lines if line.startswith("SSH keys"))
+    assert " OK " in keys_row and sshd_hosts[0].key_file.name in keys_row  # ssh.key_file counts as a key
+
+    closed = free_port()
+    staging.project.configure({"dockyard": {"ssh": {"hosts": [f"{sshd_hosts[0].user}@127.0.0.1:{closed}"]},
+                                            "registry": {"url": f"127.0.0.1:{free_port()}"}}})
+    result = staging.inv("doctor", "--no-aws")
+    assert result.returncode == 0, result.stderr  # neither is needed on every machine: a warning with the fix
+    lines = result.stdout.splitlines()
+    hosts_row = next(line for line in lines if line.startswith("staging hosts (staging)"))
+    assert " WARN " in hosts_row and str(closed) in hosts_row and "key_file" in hosts_row
+    registry_row = next(line for line in lines if line.startswith("registry"))
+    assert " WARN " in registry_row and "unreachable" in registry_row

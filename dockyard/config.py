@@ -21,12 +21,12 @@ from typing import Any, Mapping
 from . import release_settings
 from .ci import settings as ci_settings
 from .ci.settings import CiSettings
+from .core.entrypoint import MODES as entrypoint_modes
 from .eb import settings as eb_settings
 from .eb.settings import EbSettings
 from .ecs import settings as ecs_settings
 from .ecs.settings import EcsSettings
 from .errors import ConfigError, UnknownEnvironment
-from .core.entrypoint import MODES as entrypoint_modes
 from .health import HealthSetting
 from .release_settings import ReleaseSettings
 from .section import Names, Origin, Section, check_keys, describe, invoke_origin, keys_of, no_origin

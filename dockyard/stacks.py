@@ -17,8 +17,8 @@ from .core.compose import stack_variables
 from .core.entrypoint import APPLY, exec_argv, run_entrypoint
 from .errors import ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck
-from .runner import Command
 from .images import build_args_for, build_spec, env_ref, image_tags, oci_labels
+from .runner import Command
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"

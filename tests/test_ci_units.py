@@ -5,14 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import ConfigError
-
 from dockyard.ci import commands
 from dockyard.ci.cache import archive_name, cached_images, plan_load, plan_save
 from dockyard.ci.providers import glob_to_regex
 from dockyard.ci.readiness import ProbeOutcome, Readiness, ServiceNotReady
 from dockyard.ci.testrun import cache_refs
 from dockyard.ci.testrun import testing_tag as image_tag_for_tests
+from dockyard.errors import ConfigError
 
 
 class FakeClock:
@@ -114,6 +113,7 @@ def test_tag_globs_become_circleci_regexes():
 
 def _ci_settings(tmp_path, ci: dict, compose: str | None = "docker/compose.yml"):
     from conftest import deep_merge
+
     from dockyard.config import defaults, parse_settings
 
     envs = {"dev": {"compose": compose}} if compose else {"dev": {}}

@@ -6,7 +6,6 @@ command you give as written; ``command_entrypoint: apply`` hands it to the image
 from __future__ import annotations
 
 import pytest
-
 from conftest import remove_test_artifacts
 from minimal_app import make_minimal_project
 

@@ -17,8 +17,8 @@ from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, U
 from ..health import NOT_FOUND_LIMIT, Probe
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
-from .pulled import PulledImages
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
+from .pulled import PulledImages
 
 Say = Callable[[str], None]
 

@@ -21,11 +21,13 @@ from typing import Any, Mapping
 from . import release_settings
 from .ci import settings as ci_settings
 from .ci.settings import CiSettings
+from .core.entrypoint import MODES as entrypoint_modes
 from .eb import settings as eb_settings
 from .eb.settings import EbSettings
 from .ecs import settings as ecs_settings
 from .ecs.settings import EcsSettings
 from .errors import ConfigError, UnknownEnvironment
+from .health import HealthSetting
 from .release_settings import ReleaseSettings
 from .section import Names, Origin, Section, check_keys, describe, invoke_origin, keys_of, no_origin
 from .staging import settings as ssh_settings
@@ -39,7 +41,7 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "env_file": "",  # default: environments/<name>/.env
     "app_service": "web",
     "port": 0,  # host port the stack publishes (passed to compose as DOCKYARD_PORT); 0 = no HTTP check
-    "health_path": "/health/",
+    "health_path": "",  # default: dockyard.health_path
     "health_timeout": 90,
     "test_command": "python manage.py test",
     "shell": "sh",
@@ -49,7 +51,8 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
 
 CORE_DEFAULTS: dict[str, Any] = {
     "app": "app",
-    "root": "",  # set by dockyard.namespace() to the directory of tasks.py
+    "root": "",
+    "health_path": "/health/",  # the route every environment's health check polls, unless it sets its own  # set by dockyard.namespace() to the directory of tasks.py
     "image": {
         "repository": "",  # registry host + path, e.g. 123.dkr.ecr.eu-west-1.amazonaws.com/shop
         "release_env": "prod",  # the environment whose image is released and tagged <short-sha>
@@ -65,6 +68,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "git": {"remote": "origin", "main_branch": "main"},
     "aws": {"region": "", "profile": "", "endpoint_url": ""},
     "compose_command": "auto",  # auto | v2 | v1
+    "command_entrypoint": "bypass",  # bypass: commands run instead of the image's ENTRYPOINT; apply: through it
     "environments": {
         "dev": dict(ENVIRONMENT_DEFAULTS),
         "staging": dict(ENVIRONMENT_DEFAULTS),
@@ -119,6 +123,12 @@ class Environment:
     target: str
     project_name: str
     section: Section = field(repr=False, compare=False)
+    #: the setting ``health_path`` came from, named when the check fails
+    health_path_key: str = field(default="dockyard.health_path", compare=False)
+
+    @property
+    def health_setting(self) -> HealthSetting:
+        return HealthSetting(self.health_path, self.health_path_key)
 
     @property
     def env_example(self) -> Path:
@@ -173,6 +183,7 @@ class Settings:
     compose_command: str
     environments: Mapping[str, Environment]
     section: Section = field(repr=False, compare=False)
+    command_entrypoint: str = "bypass"  # see dockyard.core.entrypoint
     features: Features | None = field(default=None, repr=False, compare=False)  # None only while they are parsed
 
     def environment(self, name: str) -> Environment:
@@ -268,7 +279,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         if not isinstance(raw, Mapping):
             raise envs_section.fail(name, f"expected a mapping, got {describe(raw)}")
         env = Section({**ENVIRONMENT_DEFAULTS, **raw}, envs_section.full(name), origin)
-        environments[name] = _parse_environment(name, env, project_root, app)
+        environments[name] = _parse_environment(name, env, project_root, app, top)
 
     if release_env and release_env not in environments:
         raise image.fail("release_env", f"no environment named {release_env!r}")
@@ -289,6 +300,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         compose_command=compose_command,
         environments=environments,
         section=top,
+        command_entrypoint=top.str("command_entrypoint", "bypass", choices=entrypoint_modes),
     )
     features = Features(
         release=release_settings.parse(settings),
@@ -300,14 +312,15 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
     return replace(settings, features=features)
 
 
-def _parse_environment(name: str, env: Section, root: Path, app: str) -> Environment:
+def _parse_environment(name: str, env: Section, root: Path, app: str, top: Section) -> Environment:
     compose = env.path("compose", root)
     if compose is not None and compose.is_dir():
         raise env.fail("compose", f"{compose} is a directory; name the compose file")
     env_file_text = env.str("env_file") or f"environments/{name}/.env"
-    health_path = env.str("health_path", "/health/")
+    owner = env if env.str("health_path") else top
+    health_path = owner.str("health_path", "/health/", required=True)
     if not health_path.startswith("/"):
-        raise env.fail("health_path", f"expected a path starting with '/', got {health_path!r}")
+        raise owner.fail("health_path", f"expected a path starting with '/', got {health_path!r}")
     port = env.int("port", 0, minimum=0)
     if port > 65535:
         raise env.fail("port", f"expected a port number up to 65535, got {port}")
@@ -324,6 +337,7 @@ def _parse_environment(name: str, env: Section, root: Path, app: str) -> Environ
         target=env.str("target", "", choices=TARGETS),
         project_name=env.str("project_name") or f"{app}-{name}".replace(".", "-"),
         section=env,
+        health_path_key=owner.full("health_path"),
     )
 
 

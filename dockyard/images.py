@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .clients.git import Revision
 from .config import Environment, Settings
@@ -91,6 +91,13 @@ def build_spec(settings: Settings, env: Environment, compose_model: Mapping[str,
         dockerfile_path = Path(dockerfile) if Path(dockerfile).is_absolute() else context / dockerfile
     args = {str(k): "" if v is None else str(v) for k, v in (build.get("args") or {}).items()}
     return BuildSpec(context=context, dockerfile=dockerfile_path, args=args, target=build.get("target") or "")
+
+
+def tags_in(references: Iterable[str], repository: str) -> list[str]:
+    """The tags of ``repository`` among image references (``127.0.0.1:5000/shop:dev`` -> ``dev``); a registry port's
+    colon is part of the repository, so the tag is what follows the last colon after it."""
+    prefix = repository + ":"
+    return sorted(ref[len(prefix):] for ref in references if ref.startswith(prefix) and "/" not in ref[len(prefix):])
 
 
 def declared_args(dockerfile: str) -> set[str]:

@@ -249,6 +249,13 @@ def _request(
         raise Unreachable(f"registry {host} is unreachable ({reason}): check dockyard.registry.url and the network") from None
 
 
+def ping(host: str, *, timeout: float = 5.0) -> int:
+    """The status of the registry's ``GET /v2/`` (200, or 401 asking for a login: both mean it answers);
+    :class:`Unreachable` when nothing answers."""
+    status, _, _ = _request("GET", f"{api_base(host)}/v2/", {}, timeout, host)
+    return status
+
+
 def parse_challenge(challenge: str) -> dict[str, str]:
     """``Bearer realm="https://auth",service="x",scope="y"`` -> {"realm": ..., "service": ..., "scope": ...}."""
     _, _, params = challenge.partition(" ")

@@ -109,9 +109,15 @@ def check_release(
                 f"{v} is a patch release but branch {state.line_branch} does not exist: release {v.line}.0 first, "
                 f"or create the branch from tag {tag_prefix}{v.line}.0"
             )
-        if not state.head_on_line_branch:
+        line_last = last_release(state.releases, v)
+        behind = line_last is not None and v > line_last and (state.previous is None or state.previous < line_last)
+        if not state.head_on_line_branch or behind:
+            # HEAD merely *reachable* from the branch (main still at X.Y.0 while the line is at X.Y.1) is not on it:
+            # a patch made there would miss the line's last release.
+            where = f" ({state.current_branch})" if state.current_branch else ""
+            at = f", whose line is at {line_last}" if line_last is not None else ""
             raise Refused(
-                f"the current commit {state.head[:7]} is not on {state.line_branch}: "
+                f"the current commit {state.head[:7]}{where} is not on {state.line_branch}{at}: "
                 f"`git switch {state.line_branch}` and commit the fix there"
             )
     last = last_release(state.releases, v)

@@ -54,7 +54,7 @@ def run_in_app(project: Any, env_name: str, command: AppCommand) -> int:
     stack.app_container()  # refuses, naming `inv <env>.start`, when the app is not running
     # Without a terminal (piped input, CI) compose must not allocate a TTY.
     tty = command.interactive and command.stdin is None and sys.stdin.isatty()
-    argv = compose.project.exec(env.app_service, command.argv, tty=tty)
+    argv = stack.exec_command(compose, env.app_service, command.argv, tty=tty)
     if command.stdin is not None:
         argv = replace(argv, stdin=command.stdin)
     result = compose.run(argv, capture=False, interactive=command.interactive, check=False)

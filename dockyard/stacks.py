@@ -5,17 +5,20 @@ and says what it does. Containers are found by compose labels, never by reading 
 """
 from __future__ import annotations
 
+import shlex
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .clients.compose import ComposeClient, ComposeProject, detect_compose
 from .clients.docker import Container, DockerClient, Image, build_command
 from .config import Environment, Settings
 from .core.compose import stack_variables
+from .core.entrypoint import APPLY, exec_argv, run_entrypoint
 from .errors import ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck
 from .images import BuildSpec, build_args_for, build_spec, env_ref, image_tags, oci_labels
+from .runner import Command
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -83,6 +86,27 @@ class StackService:
             )
         return running[0]
 
+    # --- commands in the stack (one rule: dockyard.core.entrypoint) ----------------------------------------------
+    def exec_command(self, compose: ComposeClient, service: str, argv: Sequence[str], *, tty: bool) -> Command:
+        """``argv`` in the running ``service`` container, as ``dockyard.command_entrypoint`` says."""
+        mode = self.settings.command_entrypoint
+        entrypoint = self.entrypoint_of(compose, service) if mode == APPLY else ()
+        return compose.project.exec(service, exec_argv(mode, entrypoint, argv), tty=tty)
+
+    def run_command(self, compose: ComposeClient, service: str, argv: Sequence[str], *, tty: bool) -> Command:
+        """``argv`` in a new one-off ``service`` container, as ``dockyard.command_entrypoint`` says."""
+        entrypoint, args = run_entrypoint(self.settings.command_entrypoint, argv)
+        return compose.project.run(service, args, tty=tty, entrypoint=entrypoint)
+
+    def entrypoint_of(self, compose: ComposeClient, service: str) -> tuple[str, ...]:
+        """The service's entrypoint: the compose file's ``entrypoint:``, else its image's."""
+        declared = (compose.config().get("services") or {}).get(service, {}).get("entrypoint")
+        if declared is not None:
+            return tuple(declared) if isinstance(declared, list) else tuple(shlex.split(declared))
+        running = self.containers(service, running_only=True)
+        image = self.docker.inspect_image(running[0].image) if running else None
+        return image.entrypoint if image else ()
+
     # --- images ------------------------------------------------------------------------------------------------
     def image(self) -> Image | None:
         return self.docker.inspect_image(env_ref(self.settings, self.env))
@@ -141,7 +165,7 @@ class StackService:
         url = self.env.health_url
         if url is None:
             return None
-        check = HealthCheck(url, timeout=timeout or self.env.health_timeout)
+        check = HealthCheck(url, timeout=timeout or self.env.health_timeout, setting=self.env.health_setting)
         if sleep is not None:
             check.sleep = sleep
         try:

@@ -11,6 +11,7 @@ from dockyard.ci.providers import glob_to_regex
 from dockyard.ci.readiness import ProbeOutcome, Readiness, ServiceNotReady
 from dockyard.ci.testrun import cache_refs
 from dockyard.ci.testrun import testing_tag as image_tag_for_tests
+from dockyard.errors import ConfigError
 
 
 class FakeClock:
@@ -71,9 +72,13 @@ def test_service_command_keeps_values_off_argv():
 def test_test_run_command_mounts_reports_and_runs_a_shell_line():
     cmd = commands.test_run(name="r-tests", image="repo:abc1234-testing", network="net", command="pytest -x",
                             env={"A": "1"}, run_id="r", app="shop", reports=Path("/tmp/rep"))
-    assert cmd.argv[-4:] == ("repo:abc1234-testing", "sh", "-c", "pytest -x")
+    # the line runs in sh instead of the image's ENTRYPOINT (dockyard.command_entrypoint: bypass)
+    assert cmd.argv[-5:] == ("--entrypoint", "sh", "repo:abc1234-testing", "-c", "pytest -x")
     assert "/tmp/rep:/reports" in cmd.argv
     assert cmd.env["DOCKYARD_REPORTS_DIR"] == "/reports"
+    through = commands.test_run(name="r-tests", image="repo:abc1234-testing", network="net", command="pytest -x",
+                                env={}, run_id="r", app="shop", entrypoint="apply")
+    assert through.argv[-4:] == ("repo:abc1234-testing", "sh", "-c", "pytest -x")
 
 
 def test_testing_tag_and_cache_refs():
@@ -223,3 +228,47 @@ def test_binding_leaves_the_tasks_help_in_place():
     bind("deploy {version}", "release_tasks", ns, VERSION, [])
     assert ns["deploy"].help == {"version": "the release"}
     assert {a.name: a.help for a in ns["deploy"].get_arguments()}["version"] == "the release"
+
+
+def _ci_settings(tmp_path, ci: dict, compose: str | None = "docker/compose.yml"):
+    from conftest import deep_merge
+
+    from dockyard.config import defaults, parse_settings
+
+    envs = {"dev": {"compose": compose}} if compose else {"dev": {}}
+    return parse_settings(deep_merge(defaults(), {"app": "shop", "ci": ci, "environments": envs}), root=tmp_path)
+
+
+def _two_stage_project(tmp_path):
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker/compose.yml").write_text("services: {web: {build: {context: .., target: runtime}}}\n")
+    (tmp_path / "Dockerfile").write_text("ARG BASE\nFROM ${BASE} AS runtime\nARG APP_VERSION\nFROM runtime AS test\n")
+
+
+def test_the_testing_build_comes_from_the_compose_file(tmp_path):
+    from dockyard.ci.testrun import testing_build, testing_build_args
+    from dockyard.images import BuildSpec
+
+    _two_stage_project(tmp_path)
+    settings = _ci_settings(tmp_path, {})
+    ci = settings.ci
+    assert (ci.environment, ci.dockerfile, ci.context, ci.services, dict(ci.env)) == ("dev", None, None, (), {})
+    from_compose = BuildSpec(context=tmp_path, dockerfile=None, args={"BASE": "debian"}, target="runtime")
+    spec = testing_build(ci, from_compose, tmp_path)
+    assert (spec.context, spec.target) == (tmp_path, "runtime")
+    # APP_ENV is passed only to a Dockerfile that declares it
+    args = testing_build_args(spec, {"APP_VERSION": "1", "NGINX_IMAGE": "n"}, {"APP_ENV": "testing"})
+    assert args == {"BASE": "debian", "APP_VERSION": "1"}
+    assert testing_build(_ci_settings(tmp_path, {"target": "test"}).ci, from_compose, tmp_path).target == "test"
+
+
+def test_the_testing_build_needs_a_dockerfile_it_can_find(tmp_path):
+    from dockyard.ci.testrun import testing_build
+    from dockyard.images import BuildSpec
+
+    _two_stage_project(tmp_path)
+    with pytest.raises(ConfigError, match=r"dockyard.ci.dockerfile: not set, and dockyard.environments.prod has no"):
+        testing_build(_ci_settings(tmp_path, {}, compose=None).ci, None, tmp_path)
+    missing = BuildSpec(context=tmp_path, dockerfile=tmp_path / "docker/app/Dockerfile")
+    with pytest.raises(ConfigError, match=r"dockyard.environments.dev.compose \(its app service's build section\): "):
+        testing_build(_ci_settings(tmp_path, {}).ci, missing, tmp_path)

@@ -129,3 +129,47 @@ def test_named_volume_without_a_decision_stops_the_bundle_in_one_line(sample_pro
     assert "compose service 'web': key 'volumes.uploads' is a named volume" in lines[0]
     assert "set dockyard.eb.volumes.uploads to scratch" in lines[0]
     assert not (tmp_path / "x.zip").exists()
+
+
+LAPTOP_COMPOSE = """\
+services:
+  web:
+    image: ${DOCKYARD_IMAGE:-sample:dev}
+    build: {context: ../.., dockerfile: docker/app/Dockerfile}
+    ports:
+      - "127.0.0.1:${DOCKYARD_PORT:-18080}:8000"
+"""
+
+
+def test_the_laptops_port_bindings_never_reach_the_generated_files(sample_project, tmp_path):
+    (sample_project.root / "docker/prod/compose.yml").write_text(LAPTOP_COMPOSE)
+    sample_project.configure({"dockyard": {
+        "eb": {"auth": "none"}, "ecs": {"host_port": 8081},
+        "environments": {"prod": {"target": "eb", "port": 18080}},
+    }})
+    tag_release(sample_project, "1.0.0")
+    made = sample_project.inv("eb.bundle", "--platform", "compose", "--output", str(tmp_path / "compose.zip"))
+    assert made.returncode == 0, made.stderr
+    with zipfile.ZipFile(tmp_path / "compose.zip") as archive:
+        pinned = archive.read("docker-compose.yml").decode()
+    assert yaml.safe_load(pinned)["services"]["web"]["ports"] == ["80:8000"]  # eb.host_port, on every interface
+    render = sample_project.inv("ecs.render", "--version", "1.0.0")
+    assert render.returncode == 0, render.stderr
+    mappings = json.loads(render.stdout)["containerDefinitions"][0]["portMappings"]
+    assert mappings == [{"containerPort": 8000, "hostPort": 8081}]  # ecs.host_port
+    for text in (pinned, render.stdout):
+        assert "18080" not in text and "127.0.0.1:80" not in text  # (the registry is 127.0.0.1:5000)
+
+
+def test_bundle_without_output_leaves_the_tree_clean(sample_project):
+    sample_project.configure({"dockyard": {"eb": {"auth": "none"}, "environments": {"prod": {"target": "eb"}}}})
+    sample_project.commit("eb settings")
+    tag_release(sample_project, "1.0.0")
+    made = sample_project.inv("eb.bundle", "--platform", "v1")
+    assert made.returncode == 0, made.stderr
+    written = made.stdout.split("wrote ", 1)[1].split(" (", 1)[0]
+    assert sample_project.git("status", "--porcelain").stdout == ""  # so the next `release` is not refused
+    assert not written.startswith(str(sample_project.root))
+    import os
+
+    os.remove(written)

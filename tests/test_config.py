@@ -52,6 +52,22 @@ def test_defaults_give_three_environments_and_a_repository(tmp_path):
     assert settings.registry.url == "docker.io"
 
 
+def test_health_path_is_app_wide_and_an_environment_may_override_it(tmp_path):
+    settings = _load(tmp_path, """
+dockyard:
+  health_path: /up
+  environments:
+    staging: {health_path: /ready}
+    qa: {}
+""")
+    envs = settings.environments
+    assert (envs["dev"].health_path, envs["prod"].health_path, envs["qa"].health_path) == ("/up", "/up", "/up")
+    assert envs["dev"].health_path_key == "dockyard.health_path"
+    assert envs["staging"].health_path == "/ready"
+    assert envs["staging"].health_path_key == "dockyard.environments.staging.health_path"
+    assert parse_settings(defaults(), root=tmp_path).environments["dev"].health_path == "/health/"
+
+
 def test_project_file_sets_values(tmp_path):
     settings = _load(tmp_path, """
 dockyard:
@@ -103,6 +119,7 @@ def test_missing_compose_file_is_named(tmp_path):
         ("dockyard: {image: {repository: 'Bad Repo'}}", "dockyard.image.repository", "valid image repository"),
         ("dockyard: {environments: {dev: {target: heroku}}}", "dockyard.environments.dev.target", "one of"),
         ("dockyard: {environments: {dev: {health_path: health}}}", "dockyard.environments.dev.health_path", "'/'"),
+        ("dockyard: {health_path: up}", "dockyard.health_path", "'/'"),
         ("dockyard: {environments: {dev: {port: 70000}}}", "dockyard.environments.dev.port", "65535"),
         ("dockyard: {environments: {qa: [x]}}", "dockyard.environments.qa", "mapping"),
         ("dockyard: {registry: {kind: quay}}", "dockyard.registry.kind", "one of"),
@@ -202,7 +219,7 @@ dockyard:
     assert settings.ssh.target("qa").accessories[0].name == "search"
     assert settings.eb.environment("prod").twin == "shop-green"
     assert settings.ecs.target("prod").cluster == "shop"
-    assert [s.name for s in settings.ci.services] == ["redis", "mariadb", "elastic"]
+    assert [s.name for s in settings.ci.services] == ["elastic"]  # no default services: only the project's
 
 
 def test_the_repositorys_own_invoke_yaml_validates():

@@ -12,7 +12,7 @@ from dockyard.clients.git import Revision
 from dockyard.config import defaults, parse_settings
 from dockyard.envfile import load_env_file
 from dockyard.errors import EnvFileError, HealthCheckFailed
-from dockyard.health import HealthCheck, Probe
+from dockyard.health import HealthCheck, HealthSetting, Probe
 from dockyard.images import commit_tag, image_tags, oci_labels
 from dockyard.plan import Plan, Step, execute
 from dockyard.runner import Command, Masker
@@ -141,3 +141,66 @@ def test_only_declared_build_args_are_passed(tmp_path):
     assert args == {"PYTHON_IMAGE": "base:1", "APP_REVISION": "abc", "APP_ENV": "dev"}
 
 
+
+
+def test_health_check_fails_fast_on_a_persistent_404_naming_the_setting():
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    setting = HealthSetting("/health/", "dockyard.environments.dev.health_path")
+    check = HealthCheck("http://127.0.0.1:18000/health/", timeout=90, interval=1, sleep=sleep, clock=lambda: now[0],
+                        check=lambda url: Probe(False, 404, "HTTP 404"), setting=setting)
+    with pytest.raises(HealthCheckFailed) as failed:
+        check.wait()
+    assert str(failed.value) == ("http://127.0.0.1:18000 answered HTTP 404 on /health/ "
+                                 "(dockyard.environments.dev.health_path): set health_path to a route your app answers")
+    assert now[0] < 5
+
+
+def test_health_check_timeout_names_the_setting_and_a_400_names_allowed_hosts():
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    setting = HealthSetting("/up", "dockyard.health_path", "localhost", "dockyard.ssh.health_host")
+    check = HealthCheck("http://x/up", timeout=5, sleep=sleep, clock=lambda: now[0],
+                        check=lambda url: Probe(False, 400, "HTTP 400"), setting=setting)
+    with pytest.raises(HealthCheckFailed) as failed:
+        check.wait()
+    message = str(failed.value)
+    assert "(dockyard.health_path) not healthy after 5s (last answer: HTTP 400)" in message
+    assert "ALLOWED_HOSTS" in message and "Host: localhost (dockyard.ssh.health_host)" in message
+
+
+def test_a_404_between_other_answers_is_not_persistent():
+    answers = iter([Probe(False, 404, "HTTP 404"), Probe(False, 502, "HTTP 502"), Probe(False, 404, "HTTP 404"),
+                    Probe(False, 404, "HTTP 404"), Probe(True, 200, "HTTP 200")])
+    check = HealthCheck("http://x/health/", timeout=60, sleep=lambda s: None, check=lambda url: next(answers),
+                        setting=HealthSetting("/health/"))
+    assert check.wait().status == 200
+
+
+def test_one_rule_for_commands_in_containers():
+    from dockyard.core.entrypoint import exec_argv, run_entrypoint, shell_run
+
+    assert run_entrypoint("bypass", ["python3", "manage.py", "check"]) == ("python3", ("manage.py", "check"))
+    assert run_entrypoint("bypass", ["my tool", "x"]) == ("'my tool'", ("x",))  # compose splits --entrypoint
+    assert run_entrypoint("apply", ["manage.py", "check"]) == (None, ("manage.py", "check"))
+    assert exec_argv("bypass", ("python3",), ["ls"]) == ("ls",)
+    assert exec_argv("apply", ("/entrypoint.sh",), ["ls"]) == ("/entrypoint.sh", "ls")
+    assert shell_run("bypass", "img", "make test") == ("--entrypoint", "sh", "img", "-c", "make test")
+    assert shell_run("apply", "img", "make test") == ("img", "sh", "-c", "make test")
+    project = ComposeProject(("docker", "compose"), "p", Path("c.yml"))
+    assert project.run("web", ["manage.py"], tty=False, entrypoint="python3").argv[-5:] == (
+        "-T", "--entrypoint", "python3", "web", "manage.py")
+
+
+def test_tags_of_a_repository_behind_a_registry_port():
+    from dockyard.images import tags_in
+
+    refs = ["127.0.0.1:49523/adopt/django:182953f", "127.0.0.1:49523/adopt/django:prod", "other/app:prod",
+            "127.0.0.1:49523/adopt/django-worker:prod"]
+    assert tags_in(refs, "127.0.0.1:49523/adopt/django") == ["182953f", "prod"]

@@ -170,8 +170,9 @@ def test_gather_never_prompts_when_not_interactive(monkeypatch, tmp_path):
 
     monkeypatch.delenv("REG_PW", raising=False)
     monkeypatch.setattr("getpass.getpass", lambda *a: pytest.fail("prompted"))
-    with pytest.raises(MissingPassword, match="set the environment variable REG_PW"):
+    with pytest.raises(MissingPassword, match="set the environment variable REG_PW") as missing:
         gather_credentials(settings_for(), mask=Masker(), env_file=tmp_path / "absent.env")
+    assert "not in the app's env file" in missing.value.message  # that file is shipped to the containers
 
 
 def test_publish_and_a_staging_host_log_in_with_the_same_command():

@@ -43,6 +43,9 @@ def test_build_tags_by_environment_and_commit_with_oci_labels(engine, sample_pro
 
     listing = sample_project.inv("image.list", check=True)
     assert "prod" in listing.stdout and sha[:7] in listing.stdout
+    cells = [line.split()[1] for line in listing.stdout.splitlines() if len(line.split()) > 1]
+    assert ",".join(sorted([sha[:7], "prod"])) in cells  # the tags, not "5000/dockyard-test/<app>:prod"
+    assert "5000/" not in listing.stdout
 
 
 def test_images_leave_secrets_out(engine, sample_project):

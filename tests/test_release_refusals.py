@@ -66,6 +66,16 @@ def test_patch_release_refused_when_commit_is_not_on_release_branch(rig):
     refused(rig, "release", "1.0.1", words=("is not on release-v1.0",))
 
 
+def test_patch_release_from_main_behind_its_line_names_the_line(rig):
+    rig.project.git("tag", "-a", "-m", "Release 0.1.0", "v0.1.0")
+    rig.project.git("switch", "-q", "-c", "release-v0.1")
+    rig.commit_file("app/FIX.txt", "fix\n", "Fix")
+    rig.project.git("tag", "-a", "-m", "Release 0.1.1", "v0.1.1")
+    rig.project.git("switch", "-q", "main")
+    refused(rig, "release", "0.1.2", words=("(main) is not on release-v0.1, whose line is at 0.1.1",
+                                            "git switch release-v0.1"))
+
+
 def test_release_refused_without_new_commits_unless_allowed(rig):
     rig.project.git("tag", "-a", "-m", "Release 1.0.0", "v1.0.0")
     refused(rig, "release", "1.1.0", words=("no new commits since v1.0.0", "--allow-empty"))

@@ -163,6 +163,16 @@ def test_patch_release_needs_its_branch_and_the_commit_on_it():
     assert d.create_branch == "" and "since 1.0.0" in d.message
 
 
+def test_patch_from_main_behind_the_line_names_the_branch_not_empty_history():
+    # main is at v0.1.0 (reachable from release-v0.1, which went on to 0.1.1): nothing new since v0.1.0 on main,
+    # but the real problem is that HEAD is not on the line
+    message = refusal(state("0.1.2", current_branch="main", line_branch_ref="refs/heads/release-v0.1",
+                            line_branch_sha=OTHER, head_on_line_branch=True, releases=(V("0.1.0"), V("0.1.1")),
+                            previous=V("0.1.0"), commits=()))
+    assert message.startswith(f"the current commit {HEAD[:7]} (main) is not on release-v0.1, whose line is at 0.1.1")
+    assert "git switch release-v0.1" in message and "no new commits" not in message
+
+
 def test_version_must_be_greater_than_the_last_of_its_line():
     on_branch = dict(current_branch="release-v1.0", line_branch_ref="refs/heads/release-v1.0", line_branch_sha=HEAD,
                      head_on_line_branch=True)

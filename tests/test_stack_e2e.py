@@ -97,3 +97,13 @@ def test_start_times_out_with_the_failing_services_logs(engine, sample_project):
     assert "not healthy after 8s (last answer: HTTP 503)" in result.stderr
     assert "log lines of" in result.stderr  # the app's own log tail, to see why
     assert "Traceback (most recent call last)" not in result.stderr.split("log lines of")[0]
+
+
+def test_start_fails_fast_on_a_route_the_app_does_not_have(engine, sample_project):
+    sample_project.configure({"dockyard": {"health_path": "/no-such-route/"}})
+    result = sample_project.inv("dev.start", "--timeout", "60")
+    assert result.returncode == 6
+    first = result.stderr.strip().splitlines()[-1]
+    assert ("answered HTTP 404 on /no-such-route/ (dockyard.health_path): set health_path to a route your app "
+            "answers") in first
+    sample_project.inv("dev.down", check=True)

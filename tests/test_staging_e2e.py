@@ -365,6 +365,13 @@ def image_present(ref: str) -> bool:
 
 
 def test_staging_prunes_images_beyond_keep_and_rollback_still_works(staging, staging_images):
+    # The host shares this engine with its user: their own images of the repository are here before any deploy
+    # (a local build, a commit tag, a release the host will also run), and only what the deploys pulled may go.
+    users = [f"{staging_images}:dev", f"{staging_images}:1edf639"]
+    for ref in users:
+        docker("tag", f"{staging_images}:v1", ref)
+    docker("image", "rm", f"{staging_images}:v1", f"{staging_images}:bad", f"{staging_images}:v3")
+    assert image_present(f"{staging_images}:v2")  # the user's v2 is here before the deploy pulls it
     staging.project.configure({"dockyard": {"ssh": {"keep": 1, "drain_seconds": 0}}})
     staging.inv("staging.setup", check=True)
     staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
@@ -386,6 +393,16 @@ def test_staging_prunes_images_beyond_keep_and_rollback_still_works(staging, sta
     back = staging.inv("staging.rollback", check=True)
     assert "v3 -> v2" in back.stdout and staging.live_version() == "v2"
     assert image_present(f"{staging_images}:v3") and image_present(f"{staging_images}:v2")  # v3 is retained now
+
+    # A fourth deploy drops v2's container (keep=1): the image was the user's before the first deploy, so it stays.
+    fourth = staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    assert staging.live_version() == "v1"
+    assert image_present(f"{staging_images}:v2") and f"{staging_images}:v2" not in fourth.stdout
+    for ref in users:
+        assert image_present(ref), f"the user's {ref} was removed"
+    pulled = (staging.state_dir() / "pulled-images").read_text().split()
+    assert f"{staging_images}:v2" not in pulled and f"{staging_images}:v1" in pulled
+    docker("image", "rm", *users, check=False)
 
 
 def test_staging_logs_follow_every_host_with_prefixes(sample_project, sshd_hosts, registry, staging_images):
@@ -602,3 +619,24 @@ def test_a_connection_lost_mid_command_is_exit_7_in_one_line(staging):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "the SSH connection broke" in lines[0], (proc.returncode, out, err)
     assert proc.returncode == 7
+
+
+def test_doctor_reaches_the_staging_hosts_and_the_registry(staging, sshd_hosts):
+    lines = staging.inv("doctor", "--no-aws", check=True).stdout.splitlines()
+    hosts_row = next(line for line in lines if line.startswith("staging hosts (staging)"))
+    assert " OK " in hosts_row and "Docker usable" in hosts_row
+    registry_row = next(line for line in lines if line.startswith("registry"))
+    assert " OK " in registry_row and "v2 API" in registry_row
+    keys_row = next(line for line in lines if line.startswith("SSH keys"))
+    assert " OK " in keys_row and sshd_hosts[0].key_file.name in keys_row  # ssh.key_file counts as a key
+
+    closed = free_port()
+    staging.project.configure({"dockyard": {"ssh": {"hosts": [f"{sshd_hosts[0].user}@127.0.0.1:{closed}"]},
+                                            "registry": {"url": f"127.0.0.1:{free_port()}"}}})
+    result = staging.inv("doctor", "--no-aws")
+    assert result.returncode == 0, result.stderr  # neither is needed on every machine: a warning with the fix
+    lines = result.stdout.splitlines()
+    hosts_row = next(line for line in lines if line.startswith("staging hosts (staging)"))
+    assert " WARN " in hosts_row and str(closed) in hosts_row and "key_file" in hosts_row
+    registry_row = next(line for line in lines if line.startswith("registry"))
+    assert " WARN " in registry_row and "unreachable" in registry_row

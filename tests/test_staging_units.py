@@ -7,7 +7,7 @@ import pytest
 
 from conftest import deep_merge
 from dockyard.config import defaults, parse_settings
-from dockyard.errors import ConfigError, Refused
+from dockyard.errors import ConfigError, HealthCheckFailed, Refused
 from dockyard.staging import commands as cmd
 from dockyard.core.history import append_line, parse_audit, previous_good_release
 from dockyard.staging.deploy import Container, HostSession, HostState, batches, images_to_prune, parse_containers, plan_host
@@ -44,6 +44,19 @@ def test_settings_defaults_and_host_forms():
 def test_environment_overrides_win_over_the_section():
     target = target_of({"hosts": ["a@h"], "keep": 5}, {"ssh": {"keep": 1, "health_path": "/up"}})
     assert target.keep == 1 and target.health_path == "/up"
+
+
+def test_health_probe_host_and_path_name_their_settings():
+    plain = target_of({"hosts": ["a@h"]})
+    assert (plain.health_host, plain.health_host_key) == ("localhost", "dockyard.ssh.health_host")
+    assert plain.health_path_key == "dockyard.health_path"
+    public = target_of({"hosts": ["a@h"], "public_host": "staging.example.com"}, {"health_path": "/up"})
+    assert (public.health_host, public.health_host_key) == ("staging.example.com", "dockyard.ssh.public_host")
+    assert public.health_path_key == "dockyard.environments.staging.health_path"
+    chosen = target_of({"hosts": ["a@h"], "public_host": "staging.example.com"},
+                       {"ssh": {"health_host": "app.internal", "health_path": "/ready"}})
+    assert (chosen.health_host, chosen.health_host_key) == ("app.internal", "dockyard.environments.staging.ssh.health_host")
+    assert (chosen.health_path, chosen.health_path_key) == ("/ready", "dockyard.environments.staging.ssh.health_path")
 
 
 @pytest.mark.parametrize("ssh, needle", [
@@ -172,6 +185,13 @@ def test_image_commands_never_force():
     assert listing[-1] == "r/shop" and "{{.Repository}}:{{.Tag}}" in listing
 
 
+def test_exec_puts_the_entrypoint_in_front_only_when_asked():
+    plain = cmd.exec_in(LAYOUT, "c1", "ls -l")
+    assert plain.argv[-4:] == ("c1", "sh", "-c", "ls -l")
+    through = cmd.exec_in(LAYOUT, "c1", "ls -l", entrypoint=("/entrypoint.sh",))
+    assert through.argv[-5:] == ("c1", "/entrypoint.sh", "sh", "-c", "ls -l")
+
+
 def test_exec_tty_asks_docker_for_a_terminal():
     assert "--tty" not in cmd.exec_in(LAYOUT, "c", "ls").argv
     argv = cmd.exec_in(LAYOUT, "c", "python manage.py shell", tty=True).argv
@@ -273,3 +293,57 @@ def test_a_connection_whose_io_threads_died_is_unreachable_not_a_traceback():
         host.run(Command(("docker", "login", "--password-stdin")), check=False)
     assert lost.value.exit_code == 7
     assert "the SSH connection broke during `docker login --password-stdin` (Socket is closed)" in lost.value.message
+
+
+class _AnsweringHost:
+    """A host whose new container answers the health probe with ``status``; records the Host headers sent."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.hosts_sent: list[str] = []
+
+    def run(self, command, check=True):
+        from dockyard.runner import Result
+
+        text = " ".join(command.argv)
+        return Result(command, 0, "running 10.0.0.5" if "inspect" in text else "")
+
+    def http_get(self, ip, port, path, *, timeout=5.0, host=""):
+        from dockyard.health import Probe
+
+        self.hosts_sent.append(host)
+        return Probe(False, self.status, f"HTTP {self.status}"), ""
+
+
+def _gate(status: int, ssh: dict, staging: dict | None = None):
+    from dockyard.staging.deploy import HostDeployer, HostPlan
+
+    target = target_of({"hosts": ["a@h"], "health_timeout": 30, **ssh}, staging)
+    host = _AnsweringHost(status)
+    session = session_for()
+    session.host = host
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    deployer = HostDeployer(target, session, say=lambda line: None, sleep=sleep, clock=lambda: now[0])
+    plan = HostPlan(session.name, "v2", target.image("v2"), "shop-staging-app-v2", "v1")
+    with pytest.raises(HealthCheckFailed) as failed:
+        deployer.health_gate(plan)
+    return str(failed.value), host.hosts_sent, now[0]
+
+
+def test_staging_gate_fails_fast_on_a_persistent_404_naming_health_path():
+    message, _, waited = _gate(404, {}, {"health_path": "/health/"})
+    assert ("v2 answered HTTP 404 on /health/ (dockyard.environments.staging.health_path): "
+            "set health_path to a route your app answers") in message
+    assert "v1 keeps serving" in message and waited < 5
+
+
+def test_staging_probe_sends_the_public_host_and_a_400_names_allowed_hosts():
+    message, sent, waited = _gate(400, {"public_host": "staging.example.com"})
+    assert set(sent) == {"staging.example.com"}
+    assert "did not answer /health/ (dockyard.health_path) with 2xx within 30s (last: HTTP 400" in message
+    assert "Host: staging.example.com (dockyard.ssh.public_host)" in message and "ALLOWED_HOSTS" in message
+    assert waited >= 30

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..core.entrypoint import BYPASS, shell_run
 from ..runner import Command
 
 DOCKER = "docker"
@@ -43,15 +44,19 @@ def probe(container: str, ready: Sequence[str]) -> Command:
 
 
 def test_run(*, name: str, image: str, network: str, command: str, env: Mapping[str, str], run_id: str, app: str,
-             reports: Path | None = None) -> Command:
-    """Run ``command`` (a shell line) in the testing image, attached to the services' network."""
+             reports: Path | None = None, entrypoint: str = BYPASS) -> Command:
+    """Run ``command`` (a shell line) in the testing image, attached to the services' network.
+
+    ``entrypoint`` is ``dockyard.command_entrypoint`` (see :mod:`dockyard.core.entrypoint`): by default the line
+    runs in ``sh`` instead of the image's ENTRYPOINT, so ``ENTRYPOINT ["python3"]`` does not receive ``sh``.
+    """
     argv = [DOCKER, "run", "--rm", "--name", name, "--network", network,
             "--label", f"{RUN_LABEL}={run_id}", "--label", f"{APP_LABEL}={app}"]
     env = dict(env)
     if reports is not None:
         argv += ["--volume", f"{reports}:{REPORTS_MOUNT}"]
         env["DOCKYARD_REPORTS_DIR"] = REPORTS_MOUNT
-    argv += [*_env_flags(env), image, "sh", "-c", command]
+    argv += [*_env_flags(env), *shell_run(entrypoint, image, command)]
     return Command(tuple(argv), env=env)
 
 

@@ -24,41 +24,24 @@ _SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 DEFAULTS: dict[str, Any] = {
-    "dockerfile": "docker/app/Dockerfile",  # relative to the project root
-    "context": ".",
-    "build_args": {"APP_ENV": "testing"},  # added to dockyard.image.build_args for the testing image
+    # How the testing image is built. "" = as the compose file of `environment` builds its app service
+    # (its build section's context, dockerfile, target and args).
+    "environment": "",  # whose compose file describes the build; default: dev if it has one, else the release env
+    "dockerfile": "",  # relative to the project root
+    "context": "",
+    "target": "",
+    "build_args": {},  # added to the compose file's and dockyard.image.build_args (those the Dockerfile declares)
     "tag_suffix": "testing",  # the testing image is <repository>:<short-sha>-<suffix>; never pushed
     "cache_from": ["latest"],  # registry tags whose layers seed the build ("{branch}": the current branch)
     "test_command": "",  # default: dockyard.environments.dev.test_command
     "setup_command": "",  # schema / fixtures, run in the testing image before the tests ("" = none)
-    "env": {  # the test container's environment (service names resolve on the private network)
-        "DJANGO_SECRET_KEY": "insecure-ci-only-key",
-        "REDIS_URL": "redis://redis:6379/0",
-        "DATABASE_URL": "mysql://test:testing@mariadb:3306/test",
-    },
+    "env": {},  # the test container's environment (service names resolve on the private network)
     "reports_dir": "reports/ci",  # host directory mounted at /reports (DOCKYARD_REPORTS_DIR in the container)
     "ready_timeout": 120,  # seconds each service gets to pass its readiness probe
     "cache_dir": ".ci-cache/images",  # where ci.cache.save writes service images (persist it in CI)
     "cache_images": [],  # more images to cache besides the services' (e.g. the build's base image)
-    "services": {
-        "redis": {
-            "enabled": True,
-            "image": "dockyard-base/redis:bookworm",  # in CI: redis:7.0.15 (pin a version, never latest)
-            "env": {},
-            "ready": ["redis-cli", "-h", "127.0.0.1", "ping"],
-            "ready_output": "PONG",
-        },
-        "mariadb": {
-            "enabled": True,
-            "image": "dockyard-base/mariadb:bookworm",  # in CI: mariadb:10.11.8
-            "env": {"MYSQL_ROOT_PASSWORD": "testing-root", "MYSQL_DATABASE": "test", "MYSQL_USER": "test",
-                    "MYSQL_PASSWORD": "testing"},
-            # a real query over TCP as the app's user: the entrypoint's init-time server does not listen on TCP
-            "ready": ["sh", "-c", 'MYSQL_PWD="$MYSQL_PASSWORD" mariadb --protocol=tcp -h 127.0.0.1 -u"$MYSQL_USER" '
-                                  '"$MYSQL_DATABASE" -e "SELECT 1"'],
-            "ready_output": "",
-        },
-    },
+    # name: {image, env, ready, ready_output, enabled}; none by default (the sample declares redis and mariadb)
+    "services": {},
     "provider": "github",  # ci.config default: circleci | github
     "staging_branch": "staging",  # pushes here build, push and deploy the commit image of staging
     "release_tag_pattern": "v*",  # tags like this deploy
@@ -99,8 +82,10 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class CiSettings:
-    dockerfile: Path
-    context: Path
+    environment: str  # whose compose file describes the build when dockerfile/context are not set
+    dockerfile: Path | None
+    context: Path | None
+    target: str
     build_args: Mapping[str, str]
     tag_suffix: str
     cache_from: tuple[str, ...]
@@ -140,9 +125,18 @@ def parse(settings: Settings) -> CiSettings:
     test_command = ci.str("test_command")
     if not test_command and "dev" in settings.environments:
         test_command = settings.environments["dev"].test_command
+    environment = ci.str("environment")
+    if environment and environment not in settings.environments:
+        raise ci.fail("environment", f"no environment named {environment!r}")
+    if not environment:
+        dev = settings.environments.get("dev")
+        environment = "dev" if dev is not None and dev.compose is not None else settings.release_env
+    dockerfile, context = ci.str("dockerfile"), ci.str("context")
     return CiSettings(
-        dockerfile=root / ci.str("dockerfile", DEFAULTS["dockerfile"], required=True),
-        context=root / ci.str("context", ".", required=True),
+        environment=environment,
+        dockerfile=root / dockerfile if dockerfile else None,
+        context=root / context if context else None,
+        target=ci.str("target"),
         build_args=ci.mapping("build_args"),
         tag_suffix=tag_suffix,
         cache_from=ci.strings("cache_from"),

@@ -11,10 +11,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..clients.docker import DockerClient, build_command
-from ..errors import DockyardError
+from ..errors import ConfigError, DockyardError
+from ..images import BuildSpec, declared_args
 from ..plan import Plan, Step
 from ..runner import Command, Runner
 from . import commands
@@ -42,6 +43,7 @@ class TestRun:
     setup_command: str
     env: dict[str, str] = field(repr=False)
     reports: Path
+    entrypoint: str = "bypass"  # dockyard.command_entrypoint
 
     def container(self, service: str) -> str:
         return f"{self.run_id}-{service}"
@@ -53,11 +55,12 @@ class TestRun:
     def tests_command(self) -> Command:
         return commands.test_run(name=f"{self.run_id}-tests", image=self.image, network=self.network,
                                  command=self.test_command, env=self.env, run_id=self.run_id, app=self.app,
-                                 reports=self.reports)
+                                 reports=self.reports, entrypoint=self.entrypoint)
 
     def setup(self) -> Command:
         return commands.test_run(name=f"{self.run_id}-setup", image=self.image, network=self.network,
-                                 command=self.setup_command, env=self.env, run_id=self.run_id, app=self.app)
+                                 command=self.setup_command, env=self.env, run_id=self.run_id, app=self.app,
+                                 entrypoint=self.entrypoint)
 
 
 def testing_tag(repository: str, revision_label: str, suffix: str) -> str:
@@ -77,19 +80,49 @@ def cache_refs(repository: str, tags: tuple[str, ...], branch: str) -> tuple[str
     return tuple(dict.fromkeys(refs))
 
 
+def testing_build(ci: Any, compose_build: BuildSpec | None, root: Path) -> BuildSpec:
+    """How the testing image is built: ``ci.dockerfile``/``context``/``target`` where set, else as the compose file
+    of ``ci.environment`` builds its app service (``compose_build``; None when that environment has none)."""
+    if compose_build is None and ci.dockerfile is None and ci.context is None:
+        raise ConfigError(f"dockyard.ci.dockerfile: not set, and dockyard.environments.{ci.environment} has no "
+                          "compose file to read the build from; set ci.dockerfile (and ci.context)")
+    base = compose_build or BuildSpec(context=ci.context or root, dockerfile=None)
+    context = ci.context or base.context
+    dockerfile = ci.dockerfile or (base.dockerfile if ci.context is None else None)
+    spec = BuildSpec(context=context, dockerfile=dockerfile, args=dict(base.args), target=ci.target or base.target)
+    named = spec.dockerfile or spec.context / "Dockerfile"
+    if not named.is_file():
+        key = "dockyard.ci.dockerfile" if ci.dockerfile or ci.context else (
+            f"dockyard.environments.{ci.environment}.compose (its app service's build section)")
+        raise ConfigError(f"{key}: {named} does not exist; point it at the app's Dockerfile")
+    return spec
+
+
+def testing_build_args(spec: BuildSpec, image_args: Mapping[str, str], ci_args: Mapping[str, str]) -> dict[str, str]:
+    """``image.build_args``, then the compose file's args, then ``ci.build_args``; of the first and last only those the
+    Dockerfile declares (no "build-args were not consumed" noise)."""
+    declared = declared_args((spec.dockerfile or spec.context / "Dockerfile").read_text())
+    args = {k: v for k, v in image_args.items() if k in declared}
+    args.update(spec.args)
+    args.update({k: v for k, v in ci_args.items() if k in declared})
+    return args
+
+
 def new_test_run(settings: Any, ci: Any, revision: Any, branch: str, *, no_cache: bool = False,
-                 run_id: str | None = None) -> TestRun:
+                 run_id: str | None = None, compose_build: BuildSpec | None = None) -> TestRun:
     run_id = run_id or f"{settings.app}-ci-{revision.short}-{uuid.uuid4().hex[:4]}".replace(".", "-")
     image = testing_tag(settings.repository, revision.label, ci.tag_suffix)
-    build_args = {**settings.build_args, **ci.build_args}
+    spec = testing_build(ci, compose_build, settings.root)
+    build_args = testing_build_args(spec, settings.build_args, ci.build_args)
     labels = {commands.APP_LABEL: settings.app, "org.opencontainers.image.revision": revision.sha,
               "dev.dockyard.environment": ci.tag_suffix}
-    build = build_command(context=ci.context, dockerfile=ci.dockerfile, tags=(image,), labels=labels,
-                          build_args=build_args, no_cache=no_cache)
+    build = build_command(context=spec.context, dockerfile=spec.dockerfile, tags=(image,), labels=labels,
+                          build_args=build_args, target=spec.target, no_cache=no_cache)
     return TestRun(
         run_id=run_id, app=settings.app, image=image, network=f"{run_id}-net", services=ci.services, build=build,
         cache_candidates=() if no_cache else cache_refs(settings.repository, ci.cache_from, branch),
         test_command=ci.test_command, setup_command=ci.setup_command, env=dict(ci.env), reports=ci.reports_dir,
+        entrypoint=settings.command_entrypoint,
     )
 
 

@@ -177,8 +177,10 @@ class ComposeProject:
     def exec(self, service: str, argv: Sequence[str], *, tty: bool = True) -> Command:
         return self.command("exec", *([] if tty else ["-T"]), service, *argv)
 
-    def run(self, service: str, argv: Sequence[str], *, tty: bool = True) -> Command:
-        return self.command("run", "--rm", "--no-deps", *([] if tty else ["-T"]), service, *argv)
+    def run(self, service: str, argv: Sequence[str], *, tty: bool = True, entrypoint: str | None = None) -> Command:
+        """A one-off container; ``entrypoint`` replaces the image's (None keeps it)."""
+        override = [] if entrypoint is None else ["--entrypoint", entrypoint]
+        return self.command("run", "--rm", "--no-deps", *([] if tty else ["-T"]), *override, service, *argv)
 
     def build(self, *, no_cache: bool = False, pull: bool = False, services: Sequence[str] = ()) -> Command:
         return self.command("build", *(["--no-cache"] if no_cache else []), *(["--pull"] if pull else []), *services)

@@ -68,6 +68,7 @@ class Image:
     size: int
     labels: Mapping[str, str]
     digests: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()
 
     @classmethod
     def from_inspect(cls, data: Mapping) -> "Image":
@@ -79,6 +80,7 @@ class Image:
             size=int(data.get("Size") or 0),
             labels=dict(config.get("Labels") or {}),
             digests=tuple(data.get("RepoDigests") or ()),
+            entrypoint=tuple(config.get("Entrypoint") or ()),
         )
 
 

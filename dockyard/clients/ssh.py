@@ -276,8 +276,12 @@ class SshHost:
 
     # --- HTTP through the tunnel -----------------------------------------------------------------------------
 
-    def http_get(self, ip: str, port: int, path: str, *, timeout: float = 5.0) -> tuple[Probe, str]:
-        """GET ``http://ip:port/path`` as seen from the host (a ``direct-tcpip`` channel); the probe and body."""
+    def http_get(self, ip: str, port: int, path: str, *, timeout: float = 5.0, host: str = "") -> tuple[Probe, str]:
+        """GET ``http://ip:port/path`` as seen from the host (a ``direct-tcpip`` channel); the probe and body.
+
+        ``host`` is the Host header (default ``ip:port``): apps that check it (Django's ALLOWED_HOSTS) answer 400
+        to a container address.
+        """
         import paramiko
 
         transport = self.connection.transport
@@ -288,7 +292,7 @@ class SshHost:
             return Probe(False, None, reason or "no answer"), ""
         try:
             channel.settimeout(timeout)
-            request = f"GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: dockyard\r\n\r\n"
+            request = f"GET {path} HTTP/1.0\r\nHost: {host or f'{ip}:{port}'}\r\nUser-Agent: dockyard\r\n\r\n"
             channel.sendall(request.encode())
             chunks = []
             while True:

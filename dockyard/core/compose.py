@@ -42,11 +42,12 @@ def stack_variables(settings: Any, env: Any) -> dict[str, str]:
     return variables
 
 
-def deploy_variables(settings: Any, env: Any, image: str) -> dict[str, str]:
-    """A deploy's variables: ``DOCKYARD_IMAGE`` is ``image`` (the pinned release), ``DOCKYARD_PORT`` 80."""
+def deploy_variables(settings: Any, env: Any, image: str, port: int = DEPLOY_PORT) -> dict[str, str]:
+    """A deploy's variables: ``DOCKYARD_IMAGE`` is ``image`` (the pinned release), ``DOCKYARD_PORT`` the target's
+    published port (80 unless the target's settings say otherwise)."""
     variables = _base_variables(settings, env)
     variables["DOCKYARD_IMAGE"] = image
-    variables["DOCKYARD_PORT"] = str(DEPLOY_PORT)
+    variables["DOCKYARD_PORT"] = str(port)
     return variables
 
 
@@ -60,13 +61,17 @@ class DeployCompose:
     variables: Mapping[str, str] = field(default_factory=dict)
 
 
-def deploy_compose(settings: Any, env: Any, image: str, *, needed_by: str) -> DeployCompose:
-    """Read ``env.compose`` for a deploy of ``image``; ``needed_by`` says who needs it, for the missing-file error."""
+def deploy_compose(settings: Any, env: Any, image: str, *, needed_by: str,
+                   port: int = DEPLOY_PORT) -> DeployCompose:
+    """Read ``env.compose`` for a deploy of ``image``; ``needed_by`` says who needs it, for the missing-file error.
+
+    ``port`` is what the target publishes on (its settings): the value of ``DOCKYARD_PORT``, never the laptop's.
+    """
     from ..containers import read_compose_file
 
     if env.compose is None:
         raise ConfigError(f"dockyard.environments.{env.name}.compose: not set; {needed_by}")
-    variables = deploy_variables(settings, env, image)
+    variables = deploy_variables(settings, env, image, port)
     model = read_compose_file(env.compose, variables)
     if env.app_service not in model["services"]:
         raise ConfigError(f"dockyard.environments.{env.name}.app_service: {env.app_service!r} is not a service of "

@@ -92,7 +92,8 @@ def resolve_credentials(
     if not password:
         where = f"the environment variable {variable}" if variable else "dockyard.registry.password_env"
         raise MissingPassword(
-            f"no password for {registry.username}@{host}: set {where} (or put it in the env file)"
+            f"no password for {registry.username}@{host}: set {where} in your shell or the CI's secret store "
+            "(not in the app's env file: that one is shipped to the containers)"
         )
     return RegistryCredentials(host, registry.username, password)
 

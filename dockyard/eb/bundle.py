@@ -179,3 +179,10 @@ def describe(bundle: Bundle) -> str:
 def dockerrun_document(bundle: Bundle) -> dict[str, Any]:
     text = bundle.text("Dockerrun.aws.json")
     return json.loads(text) if text else {}
+
+
+def bundle_path(app: str, label: str) -> Path:
+    """Where ``eb.bundle`` writes without ``--output``: outside the repository, under the temporary directory."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "dockyard-bundles" / app / f"{label}.zip"

@@ -106,7 +106,9 @@ def pinned_compose(
         if service.get("networks") == {"default": None}:
             service.pop("networks")
         if service.get("ports"):
-            service["ports"] = [_short_port(p) for p in service["ports"]]
+            # A host IP is the laptop's (127.0.0.1:8080:80): on the instance the platform's proxy must reach the port.
+            service["ports"] = [_short_port({k: v for k, v in p.items() if k != "host_ip"} if isinstance(p, Mapping)
+                                            else p) for p in service["ports"]]
         mounts = []
         for spec in service.get("volumes") or []:
             volume = parse_volume(spec, name)

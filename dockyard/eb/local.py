@@ -126,5 +126,5 @@ def _up(service: Any, compose: Any, directory: Path, release: Any, platform: str
     service.say(f"running {release.label} ({platform} bundle) from {directory}")
     project.runner.run(compose.project.command("up", "--detach", "--remove-orphans"), capture=False)
     url = f"http://127.0.0.1:{port}{service.env.health_path}"
-    HealthCheck(url, timeout=service.env.health_timeout).wait()
+    HealthCheck(url, timeout=service.env.health_timeout, setting=service.env.health_setting).wait()
     service.say(f"{release.label} answers at http://127.0.0.1:{port}/ (stop it with `inv eb.local --down`)")

@@ -101,7 +101,7 @@ class EbService:
         if platform != "v1":  # v1 runs one container and reads no compose file
             compose = deploy_compose(self.settings, self.env, image, needed_by=(
                 f"the {platform} platform builds its containers from the compose file; set it (or use eb.platform: "
-                "v1)"))
+                "v1)"), port=self.eb.host_port)
         return build_bundle(BundleInputs(
             project_root=self.settings.root, env=self.env, eb_environment=self.target.name,
             platform=platform, image=image, auth=self.eb.auth, registry=self.settings.registry.url,

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "ssm_secret_prefix": "",  # eb.setenv: SSM path of secret keys; default /<application>/<env>/
     "secret_keys": [],  # eb.setenv: keys sent as {{resolve:ssm:...}} references, never as plain values
     "container_port": 8000,  # v1: the app container's port
+    "host_port": 80,  # v2/compose: DOCKYARD_PORT, the instance port the compose file publishes its entry on
     "memory": 256,  # v2: MiB for containers whose compose service sets no mem_limit/mem_reservation
     "healthy_states": ["Green"],  # health the window accepts (add Yellow to accept warnings)
     "health_window": 30.0,  # seconds the health must stay accepted after Ready before a deploy counts
@@ -74,6 +75,7 @@ class EbSettings:
     ssm_secret_prefix: str
     secret_keys: tuple[str, ...]
     container_port: int
+    host_port: int
     memory: int
     healthy_states: tuple[str, ...]
     health_window: float
@@ -143,6 +145,7 @@ def parse(settings: Settings) -> EbSettings:
         ssm_secret_prefix=section.str("ssm_secret_prefix"),
         secret_keys=section.strings("secret_keys"),
         container_port=section.int("container_port", 8000, minimum=1),
+        host_port=section.int("host_port", 80, minimum=1),
         memory=section.int("memory", 256, minimum=4),
         healthy_states=states,
         health_window=section.float("health_window", 30, minimum=0),

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "bucket": "",  # S3 bucket of the deploy lock and audit records; default dockyard.eb.bucket ("" = SSM parameters)
     "prefix": "dockyard",  # key prefix in that bucket (or SSM path: /<prefix>/<app>/locks|audit/...)
     "default_memory": 256,  # ecs.render: MiB for containers without mem_limit
+    "host_port": 80,  # ecs.render: DOCKYARD_PORT, the instance port the compose file publishes its entry on
     "volumes": {},  # ecs.render: what each compose named volume becomes: scratch | shared | /host/path | {efs: fs-...}
 }
 
@@ -60,7 +61,8 @@ class EcsTarget:
     bucket: str
     prefix: str
     default_memory: int
-    volumes: Mapping[str, Any] = field(default_factory=dict)  # compose volume -> named_volumes.VolumeDecision
+    volumes: Mapping[str, Any] = field(default_factory=dict)
+    host_port: int = 80  # compose volume -> named_volumes.VolumeDecision
 
     @property
     def where(self) -> str:
@@ -116,7 +118,15 @@ def _target(settings: Settings, env_name: str) -> EcsTarget:
         prefix=pick("prefix").str("prefix", "dockyard"),
         default_memory=pick("default_memory").int("default_memory", 256, minimum=4),
         volumes=_volume_decisions(pick("volumes")),
+        host_port=_host_port(pick("host_port")),
     )
+
+
+def _host_port(section: Any) -> int:
+    value = section.int("host_port", 80, minimum=1)
+    if value > 65535:
+        raise section.fail("host_port", f"expected a port number up to 65535, got {value}")
+    return value
 
 
 def _volume_decisions(section: Any) -> dict[str, Any]:

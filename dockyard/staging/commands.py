@@ -167,11 +167,18 @@ def logs(layout: Layout, container: str, *, tail: int | None = 50, follow: bool 
     return docker(layout, *argv, container)
 
 
-def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False, stdin: str | None = None) -> Command:
+def exec_in(layout: Layout, container: str, cmd: str, *, tty: bool = False, stdin: str | None = None,
+            entrypoint: Sequence[str] = ()) -> Command:
     """``tty``: an interactive command (``-it``); the SSH session then needs a pty too. ``stdin`` is fed to the
-    command (``-i``): how a secret reaches it without appearing on a command line."""
+    command (``-i``): how a secret reaches it without appearing on a command line. ``entrypoint`` goes in front of
+    ``sh -c CMD`` under ``command_entrypoint: apply`` (see :mod:`dockyard.core.entrypoint`)."""
     flags = ["--interactive", "--tty"] if tty else ["--interactive"] if stdin is not None else []
-    return docker(layout, "exec", *flags, container, "sh", "-c", cmd, stdin=stdin)
+    return docker(layout, "exec", *flags, container, *entrypoint, "sh", "-c", cmd, stdin=stdin)
+
+
+def container_entrypoint(layout: Layout, container: str) -> Command:
+    """The container's entrypoint as JSON (``null`` when it has none)."""
+    return docker(layout, "inspect", "--format", "{{json .Config.Entrypoint}}", container)
 
 
 def tail_file(path: str, lines: int) -> Command:

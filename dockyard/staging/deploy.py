@@ -15,10 +15,11 @@ from ..core.history import SUCCEEDED, AuditRecord, HostAuditLog
 from ..core.locks import DeployLock, HostDirLockStore
 from ..core.signals import INTERRUPTED, INTERRUPTS
 from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
-from ..health import Probe
+from ..health import NOT_FOUND_LIMIT, Probe
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
+from .pulled import PulledImages
 
 Say = Callable[[str], None]
 
@@ -149,7 +150,7 @@ class HostPlan:
             out.append(f"  stop {', '.join(self.stop)} (kept for rollback)")
         if self.prune:
             out.append(f"  remove old versions {', '.join(self.prune)}")
-        out.append(f"  remove images of older versions (keep {self.image} and the retained ones)")
+        out.append(f"  remove the images dockyard pulled here for older versions (keep {self.image} and the retained ones)")
         out.append("  append to the audit log")
         return out
 
@@ -261,10 +262,11 @@ class HostDeployer:
         return f"{plan.previous or 'nothing'} -> {plan.version}"
 
     def prune_images(self, plan: HostPlan) -> list[str]:
-        """Remove the repository's images other than the live one and the retained containers' (best effort).
+        """Remove the images dockyard pulled here other than the live one and the retained containers' (best effort).
 
-        Not only the images of containers pruned now: also those left by a version that failed its health check,
-        or whose container was removed by hand. What the engine refuses (still used) stays; a deploy never fails
+        Only images this prefix's deploys pulled (:class:`PulledImages`), never the user's own or another
+        environment's; of those, not only the images of containers pruned now, also those left by a version that
+        failed its health check. What the engine refuses (still used by a container) stays; a deploy never fails
         here.
         """
         listed = self.run(cmd.list_images(self.layout, self.target.repository), check=False)
@@ -272,13 +274,17 @@ class HostDeployer:
             return []
         state = self.session.state()
         keep = {plan.image} | {c.image for c in state.apps()}
-        doomed = images_to_prune(listed.stdout, self.target.repository, keep)
+        pulled = PulledImages(self.host, self.layout.pulled_images)
+        ours = pulled.names()
+        doomed = [image for image in images_to_prune(listed.stdout, self.target.repository, keep) if image in ours]
         if not doomed:
             return []
         self.run(cmd.remove_images(self.layout, doomed), check=False)
         left = self.run(cmd.list_images(self.layout, self.target.repository), check=False)
         still = set(left.stdout.split()) if left.ok else set(doomed)
-        return [image for image in doomed if image not in still]
+        removed = [image for image in doomed if image not in still]
+        pulled.forget(removed)
+        return removed
 
     def login(self, registration: Registration) -> None:
         result = self.run(cmd.login(self.layout, registration.registry, registration.username,
@@ -292,8 +298,11 @@ class HostDeployer:
             raise type(error)(f"{self.session.name}: {error.message}", exit_code=error.exit_code)
 
     def pull(self, image: str) -> None:
+        already_here = self.run(cmd.image_present(self.layout, image), check=False).ok
         result = self.run(cmd.pull(self.layout, image), check=False)
         if result.ok:
+            if not already_here:  # an image that was here before is not ours to remove later
+                PulledImages(self.host, self.layout.pulled_images).record(image)
             return
         said = " ".join((result.stderr or result.stdout).split())
         if any(s in said.lower() for s in ("not found", "manifest unknown", "does not exist")):
@@ -313,6 +322,7 @@ class HostDeployer:
     def health_gate(self, plan: HostPlan) -> Probe:
         deadline = self.clock() + self.target.health_timeout
         last = Probe(False, None, "not checked")
+        not_found = 0
         while True:
             state, ip = self.address(plan.container)
             if state not in ("running", "created", "restarting"):
@@ -320,16 +330,20 @@ class HostDeployer:
                 break
             if ip:
                 last, _ = self.host.http_get(ip, self.target.app_port, self.target.health_path,
-                                             timeout=min(5.0, self.target.health_timeout))
+                                             timeout=min(5.0, self.target.health_timeout),
+                                             host=self.target.health_host)
                 if last.ok:
                     return last
+                not_found = not_found + 1 if last.status == 404 else 0
+                if not_found >= NOT_FOUND_LIMIT:
+                    self.fail_health(plan, last, self.target.health_setting.not_found(f"{self.session.name}: {plan.version}"))
             if self.clock() >= deadline:
                 break
             self.sleep(self.health_interval)
         self.fail_health(plan, last)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def fail_health(self, plan: HostPlan, last: Probe) -> None:
+    def fail_health(self, plan: HostPlan, last: Probe, problem: str = "") -> None:
         tail = self.run(cmd.logs(self.layout, plan.container, tail=20), check=False)
         lines = (tail.stdout + tail.stderr).strip().splitlines()
         self.say(f"{self.session.name}: last log lines of {plan.container}:")
@@ -341,11 +355,12 @@ class HostDeployer:
             self.run(cmd.remove(self.layout, [plan.container]), check=False)
         self.audit(plan, "health-failed")
         kept = f"{plan.previous} keeps serving" if plan.previous else "nothing was live"
-        raise HealthCheckFailed(
-            f"{self.session.name}: {plan.version} did not answer {self.target.health_path} with 2xx within "
-            f"{self.target.health_timeout:g}s (last: {last.detail}); it was "
-            f"{'stopped' if plan.rollback else 'removed'} and {kept}"
+        setting = self.target.health_setting
+        problem = problem or (
+            f"{self.session.name}: {plan.version} did not answer {self.target.health_path} ({setting.path_key}) "
+            f"with 2xx within {self.target.health_timeout:g}s (last: {last.detail}{setting.hint(last)})"
         )
+        raise HealthCheckFailed(f"{problem}; it was {'stopped' if plan.rollback else 'removed'} and {kept}")
 
     def switch(self, plan: HostPlan) -> None:
         upstream = render_upstream(plan.container, self.target.app_port, plan.version)

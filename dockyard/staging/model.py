@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ..health import HealthSetting
+
 LABEL_PREFIX = "dev.dockyard.ssh.prefix"
 LABEL_ROLE = "dev.dockyard.ssh.role"  # app | proxy | accessory
 LABEL_VERSION = "dev.dockyard.ssh.version"
@@ -84,6 +86,13 @@ class StagingTarget:
     version_format: str
     accessories: tuple[Accessory, ...]
     prefix: str
+    health_path_key: str = "dockyard.health_path"
+    health_host: str = "localhost"  # the Host header of the health probe
+    health_host_key: str = "dockyard.ssh.health_host"
+
+    @property
+    def health_setting(self) -> HealthSetting:
+        return HealthSetting(self.health_path, self.health_path_key, self.health_host, self.health_host_key)
 
     def image(self, version: str) -> str:
         from ..core.compose import image_reference
@@ -143,6 +152,11 @@ class Layout:
     @property
     def env_file(self) -> str:
         return f"{self.root}/app.env"
+
+    @property
+    def pulled_images(self) -> str:
+        """The images dockyard pulled here (see :mod:`dockyard.staging.pulled`): the only ones pruning removes."""
+        return f"{self.root}/pulled-images"
 
     def accessory_env_file(self, name: str) -> str:
         return f"{self.root}/{name}.env"

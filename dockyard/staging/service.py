@@ -1,10 +1,12 @@
 """What the ``<env>.*`` SSH tasks do: connect, read every host's state, build the plan, show or run it."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any, Callable, Sequence
 
+from ..core.entrypoint import APPLY
 from ..core.history import HostAuditLog, previous_good_release
 from ..errors import ConfigError, DockyardError, Refused
 from ..plan import Plan, Step, execute
@@ -279,7 +281,8 @@ class StagingService:
                     deployer = HostDeployer(self.target, session, say=self.say)
                     _, ip = deployer.address(session.layout.app_container(state.live))
                     if ip:
-                        probe, _ = session.host.http_get(ip, self.target.app_port, self.target.health_path)
+                        probe, _ = session.host.http_get(ip, self.target.app_port, self.target.health_path,
+                                                         host=self.target.health_host)
                         health = probe.detail
                 proxy = state.proxy()
                 self.say(f"{session.name}: live {state.live or 'none'} (health {health}); proxy "
@@ -383,12 +386,23 @@ class StagingService:
                 container = self.container_of(session, service)
                 if all_hosts:
                     self.say(f"== {session.name}")
-                result = session.host.run(cmd.exec_in(session.layout, container, command, tty=tty, stdin=stdin),
-                                          stream=True, check=False, pty=tty)
+                entrypoint = self.entrypoint_of(session, container)
+                result = session.host.run(cmd.exec_in(session.layout, container, command, tty=tty, stdin=stdin,
+                                                      entrypoint=entrypoint), stream=True, check=False, pty=tty)
                 code = code or result.returncode
             return code
         finally:
             self.close()
+
+    def entrypoint_of(self, session: Any, container: str) -> tuple[str, ...]:
+        """What goes in front of an exec'd command: the container's entrypoint under ``command_entrypoint: apply``."""
+        if self.settings.command_entrypoint != APPLY:
+            return ()
+        said = session.host.run(cmd.container_entrypoint(session.layout, container), check=False).stdout.strip()
+        try:
+            return tuple(json.loads(said) or ())
+        except ValueError:
+            return ()
 
 
 SECRET_KEY_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "DSN", "URL")

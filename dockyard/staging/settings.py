@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "app_port": 8000,  # the port the app listens on inside its container
     "health_path": "",  # default: the environment's health_path
     "health_timeout": 0,  # seconds; default: the environment's health_timeout
+    "public_host": "",  # the host name users reach the environment by (e.g. staging.example.com)
+    "health_host": "",  # Host header of the health probe; default: public_host, else localhost
     "env_file": "",  # default: the environment's env_file
     "proxy_port": 80,  # the host's public port, owned by the front proxy
     "proxy_bind": "",  # host address the public port binds ("" = every address)
@@ -104,6 +106,7 @@ class Layered:
 
 
 _ADDRESS = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>\d+))?$")
+_HOST_HEADER = re.compile(r"^[A-Za-z0-9._-]+(:\d+)?$")
 _PREFIX = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
@@ -151,8 +154,13 @@ def parse_target(settings: Settings, env: Environment, ssh: Layered) -> StagingT
     known_hosts = ssh.str("known_hosts")
     health_timeout = ssh.int("health_timeout", minimum=0) or env.health_timeout
     health_path = ssh.str("health_path") or env.health_path
+    health_path_key = ssh.pick("health_path").full("health_path") if ssh.str("health_path") else env.health_path_key
     if not health_path.startswith("/"):
         raise ssh.pick("health_path").fail("health_path", f"expected a path starting with '/', got {health_path!r}")
+    health_host_key = "public_host" if ssh.str("public_host") and not ssh.str("health_host") else "health_host"
+    health_host = ssh.str(health_host_key) or "localhost"
+    if not _HOST_HEADER.match(health_host):
+        raise ssh.pick(health_host_key).fail(health_host_key, f"expected a host name, got {health_host!r}")
     env_file_text = ssh.str("env_file")
     env_file = (settings.root / env_file_text) if env_file_text else env.env_file
     proxy_image = ssh.str("proxy_image") or settings.build_args.get("NGINX_IMAGE") or "nginx:1.27"
@@ -187,6 +195,9 @@ def parse_target(settings: Settings, env: Environment, ssh: Layered) -> StagingT
         version_format=version_format,
         accessories=tuple(_accessories(ssh)),
         prefix=prefix,
+        health_path_key=health_path_key,
+        health_host=health_host,
+        health_host_key=ssh.pick(health_host_key).full(health_host_key),
     )
 
 

@@ -37,12 +37,9 @@ def test(c, keep=False, no_cache=False, dry_run=False):
     ci = _ci(project)
     if not dry_run:
         project.docker.server_version()
-    if not ci.dockerfile.is_file():
-        from ..errors import ConfigError
-
-        raise ConfigError(f"dockyard.ci.dockerfile: {ci.dockerfile} does not exist; point it at the app's Dockerfile")
     revision = project.git.revision()
-    run = new_test_run(project.settings, ci, revision, _branch(project), no_cache=no_cache)
+    run = new_test_run(project.settings, ci, revision, _branch(project), no_cache=no_cache,
+                       compose_build=_compose_build(project, ci))
     runner = TestRunner(run, project.runner, project.docker, ready_timeout=ci.ready_timeout, say=project.say)
     plan = runner.plan()
     if dry_run:
@@ -55,6 +52,20 @@ def test(c, keep=False, no_cache=False, dry_run=False):
             project.say(runner.kept())
         else:
             runner.cleanup()
+
+
+def _compose_build(project: Project, ci: Any):
+    """The build section of ``ci.environment``'s app service, when the testing build is not set in ci.*."""
+    env = project.settings.environment(ci.environment)
+    if env.compose is None or (ci.dockerfile is not None and ci.context is not None):
+        return None
+    from ..containers import read_compose_file
+    from ..core.compose import stack_variables
+    from ..images import build_spec
+
+    # Compose's model without the env files (CI has none): only the build section is read
+    model = read_compose_file(env.compose, stack_variables(project.settings, env), runner=project.runner)
+    return build_spec(project.settings, env, model)
 
 
 def _cache_entries(project: Project, directory: str):

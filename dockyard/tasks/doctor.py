@@ -116,16 +116,64 @@ def check_ssh(project: Project) -> Check:
                  "(only staging deploys need it)", False)
 
 
-@task(help={"aws": "also check AWS credentials (default: yes)", "ssh": "also check SSH keys (default: yes)"})
+def check_registry(project: Project) -> Check:
+    from ..registry import ping
+
+    registry = project.settings.registry
+    name = "registry"
+    if registry.kind == "ecr" or registry.url == "docker.io":
+        return Check(name, "skip", f"{registry.url} ({registry.kind})", required=False)
+    status = ping(registry.url)
+    if status in (200, 401):
+        return Check(name, "ok", f"{registry.url} answers the v2 API (HTTP {status})", required=False)
+    return Check(name, "warn", f"{registry.url} answered HTTP {status} on /v2/",
+                 "check dockyard.registry.url (or image.repository's host)", False)
+
+
+def check_staging_hosts(project: Project) -> list[Check]:
+    """Each SSH environment's hosts: reachable with the configured key and known_hosts, Docker usable there."""
+    from ..staging.service import StagingService
+
+    checks = []
+    for env_name, target in sorted(project.settings.ssh.targets.items()):
+        if not target.hosts:
+            continue
+        name = f"staging hosts ({env_name})"
+
+        def probe(env_name: str = env_name, name: str = name) -> Check:
+            service = StagingService(project, env_name)
+            try:
+                sessions = service.sessions(check=True)
+                return Check(name, "ok", ", ".join(s.name for s in sessions) + ": Docker usable", required=False)
+            finally:
+                service.close()
+
+        check = _guard(name, False, probe)
+        if check.status == "missing":
+            check = Check(name, "warn", check.detail, f"fix dockyard.environments.{env_name}.ssh / dockyard.ssh "
+                          "(hosts, key_file, known_hosts), or the host", False)
+        checks.append(check)
+    return checks
+
+
+@task(help={"aws": "also check AWS credentials (default: yes)",
+            "ssh": "also check SSH keys and reach the staging hosts (default: yes)",
+            "registry": "also check that the registry answers (default: yes)"})
 @edge
-def doctor(c, aws=True, ssh=True):
-    """Check Docker, Compose, git, env files, AWS and SSH; exit non-zero when something required is missing."""
+def doctor(c, aws=True, ssh=True, registry=True):
+    """Check Docker, Compose, git, env files, AWS, SSH, staging hosts, registry; exit non-zero if required missing."""
     project = Project(c, echo=False)
     checks = [check_engine(project), check_compose(project), check_git(project), *check_env_files(project)]
     if aws:
         checks.append(_guard("AWS credentials", False, lambda: check_aws(project)))
     if ssh:
         checks.append(_guard("SSH keys", False, lambda: check_ssh(project)))
+        checks += check_staging_hosts(project)
+    if registry:
+        check = _guard("registry", False, lambda: check_registry(project))
+        checks.append(check if check.status != "missing" else
+                      Check("registry", "warn", check.detail, "start the registry, or fix dockyard.registry.url",
+                            False))
     rows = [("CHECK", "STATUS", "DETAIL", "FIX")]
     rows += [(ch.name, ch.status.upper(), ch.detail, ch.fix) for ch in checks]
     project.say(table(rows))

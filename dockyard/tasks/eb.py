@@ -120,12 +120,13 @@ def bundle(c, version="", env="prod", output="", platform=""):
     """Write the deploy bundle to a zip file for inspection."""
     from pathlib import Path
 
-    from ..eb.bundle import describe
+    from ..eb.bundle import bundle_path, describe
 
     service = _service(c, env)
     release = service.release(version)
     made = service.bundle(release, platform)
-    path = Path(output or f"{release.label}.zip")
+    # Not in the repository by default: a zip there dirties the tree, and the next `release` refuses.
+    path = Path(output) if output else bundle_path(service.settings.app, release.label)
     write_output(path, made.zip_bytes())
     service.say(describe(made))
     service.say(f"wrote {path} ({path.stat().st_size} bytes, sha256 {made.digest[:12]})")

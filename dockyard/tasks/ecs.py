@@ -94,7 +94,8 @@ def render(c, version="", env="prod", output=""):
     environment = project.environment(env)
     image = release_image(settings, configured_release(settings, project.git, version))
     target = settings.ecs.target(env)
-    compose = deploy_compose(settings, environment, image, needed_by="ecs.render converts that compose file")
+    compose = deploy_compose(settings, environment, image, needed_by="ecs.render converts that compose file",
+                             port=target.host_port)
     converted = container_definitions(compose.model, images=compose.images, project_root=settings.root,
                                       compose_dir=compose.compose_dir, default_memory=target.default_memory,
                                       named_volumes=target.volumes, volumes_setting="dockyard.ecs.volumes")

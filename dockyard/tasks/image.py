@@ -56,7 +56,7 @@ def update(c, env, no_cache=False):
 @edge
 def list(c):  # noqa: A001 - the task's name is what users type
     """List the app's local images: tags, revision, created, size."""
-    from ..images import LABEL_REVISION
+    from ..images import LABEL_REVISION, tags_in
 
     project = Project(c)
     project.docker.server_version()
@@ -66,7 +66,7 @@ def list(c):  # noqa: A001 - the task's name is what users type
         return
     rows = [("IMAGE", "TAGS", "REVISION", "CREATED", "SIZE")]
     for image in sorted(images, key=lambda i: i.created, reverse=True):
-        tags = ",".join(sorted(t.split(":", 1)[1] for t in image.tags if ":" in t)) or "<none>"
+        tags = ",".join(tags_in(image.tags, project.settings.repository)) or "<none>"
         rows.append((image.id[7:19], tags, image.labels.get(LABEL_REVISION, "")[:7], image.created[:19],
                      f"{image.size / 1e6:.0f} MB"))
     project.say(table(rows))

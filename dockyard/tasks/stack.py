@@ -87,7 +87,7 @@ def stack_tasks(env_name: str) -> list:
             stack.app_container()  # refuses, with the command to start it, when the app is not running
         # Without a terminal (piped commands, CI) compose must not allocate a TTY.
         tty = sys.stdin.isatty()
-        command = compose.project.exec(service, [stack.env.shell], tty=tty)
+        command = stack.exec_command(compose, service, [stack.env.shell], tty=tty)
         exit_like(compose.run(command, capture=False, interactive=True, check=False))
 
     @task(help={"cmd": "the command to run, quoted as one argument", "service": "service (default: the app)"})
@@ -98,7 +98,7 @@ def stack_tasks(env_name: str) -> list:
         compose = stack.prepare()
         service = service or stack.env.app_service
         argv = shlex.split(cmd)
-        exit_like(compose.run(compose.project.run(service, argv, tty=False), capture=False, check=False))
+        exit_like(compose.run(stack.run_command(compose, service, argv, tty=False), capture=False, check=False))
 
     @task(help={"cmd": "test command (default: the environment's test_command)"})
     @edge
@@ -108,9 +108,9 @@ def stack_tasks(env_name: str) -> list:
         compose = stack.prepare()
         argv = shlex.split(cmd or stack.env.test_command)
         if stack.containers(stack.env.app_service, running_only=True):
-            command = compose.project.exec(stack.env.app_service, argv, tty=False)
+            command = stack.exec_command(compose, stack.env.app_service, argv, tty=False)
         else:
-            command = compose.project.run(stack.env.app_service, argv, tty=False)
+            command = stack.run_command(compose, stack.env.app_service, argv, tty=False)
         result = compose.run(command, capture=False, check=False)
         exit_like(result, f"dockyard: tests failed (exit {result.returncode})")
 

@@ -76,7 +76,7 @@ class ApiCall:
     output: str = ""
 
     @classmethod
-    def of(cls, service: str, operation: str, *, output: str = "", secret: tuple[str, ...] = (),
+    def of(cls, service: str, operation: str, /, *, output: str = "", secret: tuple[str, ...] = (),
            **params: Any) -> ApiCall:
         return cls(service, operation, tuple(params.items()), frozenset(secret), output)
 

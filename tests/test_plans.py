@@ -9,7 +9,7 @@ from dockyard.core.versions import Release, ReleaseVersion
 from dockyard.eb.deploy import EbDeploy, WaitPolicy, deploy_plan, rollback_plan
 from dockyard.plan import ApiCall, Output, Plan, RemoteScript, Step, WithArguments, display, run_plan
 from dockyard.runner import Masker
-from fixtures.plans import printed_steps
+from fixtures.plans import planned_steps, ran_steps
 
 # --- the executor ----------------------------------------------------------------------------------------------------
 
@@ -59,7 +59,7 @@ def test_the_run_prints_the_same_steps_the_display_prints():
     shown, ran = io.StringIO(), io.StringIO()
     display(plan, stream=shown)
     run_plan(plan, {"x": Recorder("x", calls)}, stream=ran)
-    assert printed_steps(shown.getvalue()) == printed_steps(ran.getvalue()) == ["one", "two"]
+    assert planned_steps(shown.getvalue()) == ran_steps(ran.getvalue()) == ["one", "two"]
     assert "a decision" in shown.getvalue() and "a decision" in ran.getvalue()
 
 
@@ -135,3 +135,51 @@ def test_eb_rollback_plan_waits_for_the_request_it_made():
         ApiCall.of("wait", "rolled_to", output="outcome", application="shop", environment="shop-prod",
                    label="1.1.0-1234567", request_id=Output("request_id")),
     ]
+
+
+# --- staging over SSH ------------------------------------------------------------------------------------------------
+
+
+def staging_plan(**flags):
+    from test_staging_units import app, session_for, target_of
+
+    from dockyard.staging.deploy import HostState, plan_host
+
+    target = target_of({"hosts": ["a@h"]})
+    state = HostState((app("v1", "running", "1"),), live="v1", upstream_text="x")
+    return plan_host(target, session_for(), state, "v2", **flags)
+
+
+def test_staging_plans_no_login_without_registry_credentials_and_no_upload_without_an_env_file():
+    bare = staging_plan()
+    assert not bare.login and not bare.env_file
+    assert not any("log in" in line or "env file" in line for line in bare.lines())
+    full = staging_plan(login=True, env_file=True)
+    assert "  log in to the registry (password on stdin)" in full.lines()
+    assert "  upload the env file (mode 0600)" in full.lines()
+    # a rollback pulls nothing: neither, whatever the deploy has
+    from test_staging_units import app, session_for, target_of
+
+    from dockyard.staging.deploy import HostState, plan_host
+
+    state = HostState((app("v2", "running", "2"), app("v1", "exited", "1")), live="v2", upstream_text="x")
+    back = plan_host(target_of({"hosts": ["a@h"]}), session_for(), state, "v1", rollback=True, login=True,
+                     env_file=True)
+    assert not back.login and not back.env_file
+
+
+def test_staging_plan_holds_each_batch_s_host_plans_between_the_lock_and_its_release():
+    from test_staging_units import session_for
+
+    from dockyard.staging.service import deploy_plan as staging_deploy_plan
+
+    session = session_for()
+    host_plan = staging_plan(env_file=True)
+    plan = staging_deploy_plan("staging", "deploy", "v2", [session], {session.name: host_plan}, batch_size=1,
+                               lock_wait=5)
+    assert [s.instruction for s in plan.steps] == [
+        ApiCall.of("lock", "acquire", version="v2", action="deploy", force_unlock=False, wait=5),
+        ApiCall.of("hosts", "deploy", plans=(host_plan,)),
+        ApiCall.of("lock", "release"),
+    ]
+    assert plan.steps[1].details == tuple(host_plan.lines())

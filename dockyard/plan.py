@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import IO, Any, Union
 
 from .runner import MASK, Command, Masker
@@ -57,6 +58,10 @@ def _shown(value: Any) -> str:
         return "(" + ", ".join(_shown(v) for v in items) + ("," if len(items) == 1 else "") + ")"
     if hasattr(value, "display_value"):
         return value.display_value()
+    if isinstance(value, PurePath):
+        return repr(str(value))
+    if isinstance(value, str) and "\n" in value:
+        return f"<{len(value.splitlines())} lines>"  # a message: its step lists the lines
     if value is None or isinstance(value, (str, int, float, bool)):
         return repr(value)
     return f"<{type(value).__name__}>"  # a structured value (a task definition): its step's description says it
@@ -105,7 +110,7 @@ class RunCommand:
         return f"$ {self.command.display(mask)}"
 
     def perform(self, performers: Mapping[str, Any], outputs: Mapping[str, Any]) -> Any:
-        return performers["local"].run(self.command, capture=False)
+        return performers["local"].run(self.command)
 
 
 @dataclass(frozen=True)
@@ -132,29 +137,30 @@ Instruction = Union[ApiCall, RunCommand, RemoteScript]  # noqa: UP007 - a runtim
 
 
 class WithArguments:
-    """A performer whose every operation also receives ``fixed`` keyword arguments: how it reports (``say``) is
-    not part of what the plan does, so it is not in the plan."""
+    """A performer whose named operations also receive fixed keyword arguments: how an operation reports
+    (``say``) is not part of what the plan does, so it is not in the plan. ``WithArguments(lock, acquire={...})``."""
 
-    def __init__(self, target: Any, **fixed: Any) -> None:
+    def __init__(self, target: Any, **operations: Mapping[str, Any]) -> None:
         self._target = target
-        self._fixed = fixed
+        self._operations = operations
 
     def __getattr__(self, name: str) -> Any:
-        return functools.partial(getattr(self._target, name), **self._fixed)
+        operation = getattr(self._target, name)
+        fixed = self._operations.get(name)
+        return functools.partial(operation, **fixed) if fixed else operation
 
 
 @dataclass(frozen=True)
 class Step:
     """One thing a plan does: what people read, and the instruction that does it (data, compared by value).
 
-    ``action`` is the older shape (a callable) that plans not yet rewritten as data still use; it is not compared.
+    ``command`` shows the command an operation runs, where that says more than the call (``docker push …``).
     """
 
     description: str
-    action: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+    instruction: Instruction | None = None
     command: Command | None = None
     details: tuple[str, ...] = ()
-    instruction: Instruction | None = None
 
     def lines(self, mask: Masker | None = None) -> list[str]:
         out = [self.description]
@@ -231,12 +237,11 @@ def run_plan(
         started = clock()
         print(f"[{n}/{total}] {step.description}", file=out, flush=True)
         try:
+            result = None
             if step.instruction is not None:
                 result = step.instruction.perform(performers, run.outputs)
                 if step.instruction.output:
                     run.outputs[step.instruction.output] = result
-            else:
-                result = step.action() if step.action else None
             run.results.append(result)
         finally:
             elapsed = clock() - started

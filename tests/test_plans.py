@@ -4,12 +4,12 @@ from __future__ import annotations
 import io
 
 import pytest
+from fixtures.plans import planned_steps, ran_steps
 
 from dockyard.core.versions import Release, ReleaseVersion
 from dockyard.eb.deploy import EbDeploy, WaitPolicy, deploy_plan, rollback_plan
 from dockyard.plan import ApiCall, Output, Plan, RemoteScript, Step, WithArguments, display, run_plan
 from dockyard.runner import Masker
-from fixtures.plans import planned_steps, ran_steps
 
 # --- the executor ----------------------------------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ def test_the_run_prints_the_same_steps_the_display_prints():
 def test_a_performer_gets_its_reporting_arguments_outside_the_plan():
     calls: list = []
     step = Step("lock", instruction=ApiCall.of("lock", "acquire", version="1.0.0"))
-    run_plan(Plan("t", (step,)), {"lock": WithArguments(Recorder("lock", calls), say=print)}, stream=io.StringIO())
+    run_plan(Plan("t", (step,)), {"lock": WithArguments(Recorder("lock", calls), acquire={"say": print})}, stream=io.StringIO())
     assert calls == [("lock", "acquire", {"version": "1.0.0", "say": print})]
 
 
@@ -89,7 +89,7 @@ POLICY = WaitPolicy(("Green",), 30, 900, 5)
 
 
 def eb_deploy(**changes) -> EbDeploy:
-    values = dict(application="shop", environment="shop-prod", release=RELEASE, bundle_zip=b"PK-zip",
+    values = dict(application="shop", environment="shop-prod", release=RELEASE, bundle_zip=b"PK-zip",  # noqa: C408
                   bundle_digest="d" * 64, bucket="bundles", key="dockyard/shop/1.2.0-abcdef0.zip", policy=POLICY,
                   previous_label="1.1.0-1234567", reuse_object=False, reuse_version=False,
                   lock_where="s3://bundles/dockyard/shop/locks/prod.json", lock_environment="prod")

@@ -162,7 +162,7 @@ class EbService:
         return plan
 
     def performers(self, lock: DeployLock, policy: WaitPolicy) -> dict[str, Any]:
-        return {"lock": WithArguments(lock, say=lambda text: self.say(f"  {text}")), "eb": self.client,
+        return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"  {text}")}), "eb": self.client,
                 "wait": EbWaiter(self.client, policy, say=self.say, sleep=self.sleep)}
 
     def plan_inputs(self, release: Release, name: str, lock: DeployLock, *, timeout: float = 0, no_wait: bool = False,

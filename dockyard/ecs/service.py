@@ -228,7 +228,7 @@ class EcsService:
         return plan
 
     def performers(self, lock: DeployLock, started: Any) -> dict[str, Any]:
-        return {"lock": WithArguments(lock, say=lambda text: self.say(f"      {text}")), "ssm": self.ssm,
+        return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"      {text}")}), "ssm": self.ssm,
                 "ecs": self.client, "wait": EcsWaiter(self, since=started), "revisions": self}
 
     def _wait(self, arn: str, timeout: float, *, since: Any = None) -> None:

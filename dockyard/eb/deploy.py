@@ -1,7 +1,8 @@
 """Deploying a release to an Elastic Beanstalk environment: releases, the plan, the wait, the rollback.
 
-``plan_deploy`` reads remote state and returns a :class:`~dockyard.plan.Plan` whose steps call a
-:class:`Deployment`; ``--dry-run`` prints that same plan. :func:`wait_for_update` is the wait that never lies:
+:func:`deploy_plan` turns an :class:`EbDeploy` (what was decided from the state read before) into a
+:class:`~dockyard.plan.Plan` of client calls; ``--dry-run`` prints that same plan, and :class:`EbWaiter` performs
+its wait step. :func:`wait_for_update` is the wait that never lies:
 events of this update only (by request id), fail fast on ERROR/FATAL and the known failure messages, then Status
 ``Ready`` *and* our ``VersionLabel``, then the health window, all under one deadline.
 """

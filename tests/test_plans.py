@@ -183,3 +183,24 @@ def test_staging_plan_holds_each_batch_s_host_plans_between_the_lock_and_its_rel
         ApiCall.of("lock", "release"),
     ]
     assert plan.steps[1].details == tuple(host_plan.lines())
+
+
+def test_staging_refuses_a_host_whose_state_moved_while_the_deploy_waited_for_the_lock():
+    from types import SimpleNamespace
+
+    from test_staging_units import app, session_for, target_of
+
+    from dockyard.errors import Refused
+    from dockyard.staging.deploy import HostState, Registration
+    from dockyard.staging.service import HostBatches
+
+    session = session_for()
+    session.host = object()
+    planned = staging_plan()
+    moved = HostState((app("v3", "running", "3"),), live="v3", upstream_text="x")  # another deploy went first
+    session.state = lambda: moved
+    service = SimpleNamespace(target=target_of({"hosts": ["a@h"]}), say=print, sleep=lambda s: None)
+    batches = HostBatches(service, {session.name: session}, Registration())
+    with pytest.raises(Refused, match="changed while this deploy waited for the lock; nothing was done"):
+        batches.deploy((planned,))
+    assert batches.outcomes[session.name].startswith("FAILED")

@@ -2,9 +2,9 @@
 
 A :class:`Step` holds an instruction that says what is done, never how: a local :class:`~dockyard.runner.Command`
 (:class:`RunCommand`), a call of a client's operation with its parameters (:class:`ApiCall`), or a remote script
-with its positional values (:class:`RemoteScript`). :func:`execute` is the one executor: it hands each
-instruction to the performer registered for it (a client, a lock, a waiter: the clients stay the only I/O).
-:func:`display` prints the same plan. A value an earlier step produced (a request id, a registered revision) is
+with its positional values (:class:`RemoteScript`). :func:`run_plan` is the one executor: it hands each
+instruction to the performer registered for it (a client, a lock, a waiter: the clients stay the only I/O) and
+returns each step's output and timing. :func:`display` prints the same plan; :func:`execute` is either. A value an earlier step produced (a request id, a registered revision) is
 named by that step's ``output`` and referenced by later steps as :class:`Output`; conditions are decided when the
 plan is built, so a step that will not run is not in the plan.
 """

@@ -171,7 +171,7 @@ def test_staging_plans_no_login_without_registry_credentials_and_no_upload_witho
 def test_staging_plan_holds_each_batch_s_host_plans_between_the_lock_and_its_release():
     from test_staging_units import session_for
 
-    from dockyard.staging.service import deploy_plan as staging_deploy_plan
+    from dockyard.staging.deploy import deploy_plan as staging_deploy_plan
 
     session = session_for()
     host_plan = staging_plan(env_file=True)

@@ -16,6 +16,7 @@ from ..core.history import SUCCEEDED, AuditRecord, HostAuditLog
 from ..core.locks import DeployLock, HostDirLockStore
 from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
 from ..health import Probe
+from ..plan import ApiCall, Plan, Step
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
@@ -182,6 +183,29 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
                     remove_first=remove_first, stop=stop, prune=tuple(c.name for c in doomed),
                     prune_images=prune_images, rollback=rollback, login=login and not rollback,
                     env_file=env_file and not rollback)
+
+
+def deploy_plan(env_name: str, action: str, version: str, sessions: Sequence[HostSession],
+                plans: dict[str, HostPlan], *, batch_size: int, force_unlock: bool = False,
+                lock_wait: float = 0) -> Plan:
+    """The lock on the first host, each batch of hosts with its planned steps, then the lock released."""
+    first = sessions[0]
+    steps = [Step(f"take the deploy lock on {first.name}",
+                  instruction=ApiCall.of("lock", "acquire", version=version, action=action, force_unlock=force_unlock,
+                                         wait=lock_wait),
+                  details=(f"mkdir {first.layout.lock_dir}",)
+                  + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
+    groups = batches(sessions, batch_size)
+    for n, group in enumerate(groups, 1):
+        names = ", ".join(s.name for s in group)
+        planned = tuple(plans[s.name] for s in group)
+        steps.append(Step(f"{action} {version} on {names}" + (f" (batch {n}/{len(groups)})" if len(groups) > 1
+                                                              else ""),
+                          instruction=ApiCall.of("hosts", "deploy", plans=planned),
+                          details=tuple(line for p in planned for line in p.lines())))
+    steps.append(Step("release the deploy lock", instruction=ApiCall.of("lock", "release")))
+    return Plan(f"{action} {version} to {env_name} ({len(sessions)} host{'s' if len(sessions) > 1 else ''})",
+                tuple(steps))
 
 
 # --- doing it on one host -----------------------------------------------------------------------------------------

@@ -8,15 +8,15 @@ from typing import Any
 
 from ..core.history import HostAuditLog, previous_good_release
 from ..errors import ConfigError, DockyardError, Refused
-from ..plan import ApiCall, Plan, Step, WithArguments, display, run_plan
+from ..plan import Plan, WithArguments, display, run_plan
 from . import commands as cmd
 from .deploy import (
     HostDeployer,
     HostPlan,
     HostSession,
     Registration,
-    batches,
     check_docker,
+    deploy_plan,
     describe_error,
     host_lock,
     open_session,
@@ -162,17 +162,17 @@ class StagingService:
                 return plan
             registration = self.registration(env_text) if login else Registration(env_text=env_text)
             lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
-            batches_ = HostBatches(self, {s.name: s for s in sessions}, registration)
+            host_batches = HostBatches(self, {s.name: s for s in sessions}, registration)
             self.say(plan.render(self.project.mask))
             try:
-                run_plan(plan, {"lock": WithArguments(lock, acquire={"say": self._indented}), "hosts": batches_},
+                run_plan(plan, {"lock": WithArguments(lock, acquire={"say": self._indented}), "hosts": host_batches},
                          mask=self.project.mask)
             except BaseException:
-                self._report(sessions, batches_.outcomes)
+                self._report(sessions, host_batches.outcomes)
                 raise
             finally:
                 lock.release()
-            self._report(sessions, batches_.outcomes)
+            self._report(sessions, host_batches.outcomes)
             self.say(f"{self.env.name} now runs {version}")
             return plan
         finally:
@@ -373,29 +373,6 @@ def secret_values(values: dict[str, str]) -> list[str]:
     Masking every value would also hide ordinary words (``APP_ENV=staging`` would mask every container name).
     """
     return [v for k, v in values.items() if any(w in k.upper() for w in SECRET_KEY_WORDS) or len(v) >= 16]
-
-
-def deploy_plan(env_name: str, action: str, version: str, sessions: Sequence[HostSession],
-                plans: dict[str, HostPlan], *, batch_size: int, force_unlock: bool = False,
-                lock_wait: float = 0) -> Plan:
-    """The lock on the first host, each batch of hosts with its planned steps, then the lock released."""
-    first = sessions[0]
-    steps = [Step(f"take the deploy lock on {first.name}",
-                  instruction=ApiCall.of("lock", "acquire", version=version, action=action, force_unlock=force_unlock,
-                                         wait=lock_wait),
-                  details=(f"mkdir {first.layout.lock_dir}",)
-                  + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
-    groups = batches(sessions, batch_size)
-    for n, group in enumerate(groups, 1):
-        names = ", ".join(s.name for s in group)
-        planned = tuple(plans[s.name] for s in group)
-        steps.append(Step(f"{action} {version} on {names}" + (f" (batch {n}/{len(groups)})" if len(groups) > 1
-                                                              else ""),
-                          instruction=ApiCall.of("hosts", "deploy", plans=planned),
-                          details=tuple(line for p in planned for line in p.lines())))
-    steps.append(Step("release the deploy lock", instruction=ApiCall.of("lock", "release")))
-    return Plan(f"{action} {version} to {env_name} ({len(sessions)} host{'s' if len(sessions) > 1 else ''})",
-                tuple(steps))
 
 
 class HostBatches:

@@ -110,3 +110,77 @@ def build_args_for(spec: BuildSpec, configured: Mapping[str, str], metadata: Map
     args = {k: v for k, v in {**metadata, **configured}.items() if k in declared}
     args.update(spec.args)
     return args
+
+
+# --- the commit image of an environment, pushed once per commit ------------------------------------------------
+
+
+def compose_less_spec(dockerfile: Path, context: Path) -> BuildSpec:
+    """How an environment without a compose file (a staging over SSH) is built: the app's Dockerfile."""
+    return BuildSpec(context=context, dockerfile=dockerfile)
+
+
+@dataclass(frozen=True)
+class PushState:
+    """What is known before pushing the commit image ``ref`` of ``commit``."""
+
+    ref: str
+    commit: str
+    remote_revision: str | None  # the registry's image's revision label; None: not in the registry
+    remote_digest: str = ""
+    local_revision: str | None = None  # the local image's revision label; None: not on this engine
+
+
+@dataclass(frozen=True)
+class PushDecision:
+    ref: str
+    commit: str
+    build: bool
+    push: bool
+    remote_digest: str = ""  # set when the registry already holds this commit's image
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.build and not self.push
+
+
+def decide_push(state: PushState) -> PushDecision:
+    """Build and push only what the registry lacks; refuse to move a commit tag to another commit."""
+    from .errors import Refused
+
+    if state.remote_revision is not None:
+        if state.remote_revision != state.commit:
+            raise Refused(
+                f"the registry's {state.ref} was built from {state.remote_revision[:7] or 'an unlabelled image'}, "
+                f"not {state.commit[:7]}: a commit tag never moves; check dockyard.ssh.version_format"
+            )
+        return PushDecision(state.ref, state.commit, build=False, push=False, remote_digest=state.remote_digest)
+    return PushDecision(state.ref, state.commit, build=state.local_revision != state.commit, push=True)
+
+
+def push_plan(decision: PushDecision, *, registry: str, login: Any = None, build: Any = None) -> Any:
+    """Log in, build (unless this commit's image is here), push, check the registry's digest, record it.
+
+    The steps are calls of the ``push`` performer, shown with the commands they run; a step that only says why
+    nothing is done has no instruction.
+    """
+    from .plan import ApiCall, Plan, Step
+    from .runner import Command
+
+    d = decision
+    steps = [Step(f"log in to {registry} (password on stdin)", instruction=ApiCall.of("push", "login"),
+                  command=login)]
+    if d.nothing_to_do:
+        steps.append(Step(f"{d.ref} is in the registry, built from {d.commit[:7]} ({d.remote_digest}): "
+                          "nothing to build or push"))
+    else:
+        if d.build:
+            steps.append(Step(f"build {d.ref} from {d.commit[:7]}", instruction=ApiCall.of("push", "build"),
+                              command=build))
+        else:
+            steps.append(Step(f"{d.ref} is on this engine, built from {d.commit[:7]}: not rebuilt"))
+        steps.append(Step(f"push {d.ref}", instruction=ApiCall.of("push", "push"),
+                          command=Command(("docker", "push", d.ref))))
+    steps.append(Step(f"check the registry's digest of {d.ref}", instruction=ApiCall.of("push", "verify")))
+    steps.append(Step("record the digest", instruction=ApiCall.of("push", "record")))
+    return Plan(f"push the commit image {d.ref}", tuple(steps))

@@ -4,16 +4,19 @@ A :class:`Step` holds an instruction that says what is done, never how: a local 
 (:class:`RunCommand`), a call of a client's operation with its parameters (:class:`ApiCall`), or a remote script
 with its positional values (:class:`RemoteScript`). :func:`run_plan` is the one executor: it hands each
 instruction to the performer registered for it (a client, a lock, a waiter: the clients stay the only I/O) and
-returns each step's output and timing. :func:`display` prints the same plan; :func:`execute` is either. A value an earlier step produced (a request id, a registered revision) is
-named by that step's ``output`` and referenced by later steps as :class:`Output`; conditions are decided when the
-plan is built, so a step that will not run is not in the plan.
+returns each step's output and timing. :func:`display` prints the same plan; :func:`execute` is either. A value
+an earlier step produced (a request id, a registered revision) is named by that step's ``output`` and referenced
+by later steps as :class:`Output`; conditions are decided when the plan is built, so a step that will not run is
+not in the plan.
 """
 from __future__ import annotations
 
 import functools
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import IO, Any, Union
@@ -193,9 +196,26 @@ class Plan:
 
 @dataclass(frozen=True)
 class StepTiming:
-    number: int
-    description: str
+    """How long one executed step took, and whether it finished (``--json`` reports these)."""
+
+    step: str
     seconds: float
+    ok: bool
+
+
+# Set only while a caller records timings (``inv deploy --json``), so the services keep their signatures.
+_timings: ContextVar[list[StepTiming] | None] = ContextVar("dockyard_step_timings", default=None)
+
+
+@contextmanager
+def recording_timings() -> Iterator[list[StepTiming]]:
+    """Collect a :class:`StepTiming` for every step :func:`run_plan` runs inside the ``with`` block."""
+    found: list[StepTiming] = []
+    token = _timings.set(found)
+    try:
+        yield found
+    finally:
+        _timings.reset(token)
 
 
 @dataclass
@@ -233,9 +253,11 @@ def run_plan(
     total = len(plan.steps)
     for note in plan.notes:
         print(f"  {mask(note) if mask else note}", file=out, flush=True)
+    record = _timings.get()
     for n, step in enumerate(plan.steps, 1):
         started = clock()
         print(f"[{n}/{total}] {step.description}", file=out, flush=True)
+        ok = False
         try:
             result = None
             if step.instruction is not None:
@@ -243,9 +265,13 @@ def run_plan(
                 if step.instruction.output:
                     run.outputs[step.instruction.output] = result
             run.results.append(result)
+            ok = True
         finally:
             elapsed = clock() - started
-            run.timings.append(StepTiming(n, step.description, elapsed))
+            timing = StepTiming(step.description, round(elapsed, 3), ok)
+            run.timings.append(timing)
+            if record is not None:
+                record.append(timing)
         if elapsed >= 1:
             print(f"      done in {elapsed:.1f}s", file=out, flush=True)
     return run

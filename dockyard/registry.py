@@ -13,6 +13,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .core.credentials import RegistryCredentials
@@ -120,14 +121,10 @@ def remote_image_id(
     this image, whether or not it was pushed from this machine. A multi-platform index has no single config:
     its manifest digest is returned instead.
     """
-    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    answer = _manifest(credentials, repository, tag, timeout)
     if answer is None:
         return None
-    headers, body = answer
-    try:
-        manifest = json.loads(body.decode() or "{}")
-    except ValueError:
-        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
+    headers, manifest = answer
     config = manifest.get("config") or {}
     return config.get("digest") or headers.get("docker-content-digest") or None
 
@@ -140,13 +137,72 @@ def _registry_target(credentials: RegistryCredentials, repository: str) -> tuple
     return host, path
 
 
+@dataclass(frozen=True)
+class RemoteImage:
+    """What the registry holds for ``repository:tag``: its manifest digest, image ID and labels."""
+
+    digest: str
+    image_id: str
+    labels: Mapping[str, str]
+
+
+def remote_image(
+    credentials: RegistryCredentials, repository: str, tag: str, *, timeout: float = 20
+) -> RemoteImage | None:
+    """The manifest digest, image ID and labels (from the image config) of ``repository:tag``; None when absent.
+
+    A multi-platform index has no single config: its labels are then empty.
+    """
+    answer = _manifest(credentials, repository, tag, timeout)
+    if answer is None:
+        return None
+    headers, manifest = answer
+    digest = headers.get("docker-content-digest", "")
+    config_digest = (manifest.get("config") or {}).get("digest", "")
+    if not config_digest:
+        return RemoteImage(digest, digest, {})
+    blob = _api_request("GET", credentials, repository, f"blobs/{config_digest}", f"@{config_digest}",
+                        {"Accept": "*/*"}, timeout)
+    try:
+        config = json.loads(blob[1].decode() or "{}") if blob else {}
+    except ValueError:
+        config = {}
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return RemoteImage(digest, config_digest, {str(k): str(v) for k, v in labels.items()})
+
+
+def _manifest(
+    credentials: RegistryCredentials, repository: str, tag: str, timeout: float
+) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """The response headers and the parsed manifest (or index) of ``repository:tag``; None when absent."""
+    answer = _manifest_request("GET", credentials, repository, tag, timeout)
+    if answer is None:
+        return None
+    headers, body = answer
+    try:
+        return headers, json.loads(body.decode() or "{}")
+    except ValueError:
+        raise DockyardError(f"registry returned an unreadable manifest for {repository}:{tag}") from None
+
+
 def _manifest_request(
     method: str, credentials: RegistryCredentials, repository: str, tag: str, timeout: float
 ) -> tuple[dict[str, str], bytes] | None:
-    """HEAD/GET ``/v2/<path>/manifests/<tag>`` with Basic auth, or a Bearer token when the registry asks for one."""
+    """HEAD/GET ``/v2/<path>/manifests/<tag>``."""
+    return _api_request(method, credentials, repository, f"manifests/{urllib.parse.quote(tag)}",
+                        f":{tag}", {"Accept": ", ".join(MANIFEST_TYPES)}, timeout)
+
+
+def _api_request(
+    method: str, credentials: RegistryCredentials, repository: str, suffix: str, reference: str,
+    headers: Mapping[str, str], timeout: float,
+) -> tuple[dict[str, str], bytes] | None:
+    """``/v2/<path>/<suffix>`` with Basic auth, or a Bearer token when the registry asks for one; None on 404.
+
+    ``reference`` (``:tag`` or ``@digest``) names what was asked for in errors.
+    """
     host, path = _registry_target(credentials, repository)
-    url = f"{api_base(host)}/v2/{path}/manifests/{urllib.parse.quote(tag)}"
-    headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+    url = f"{api_base(host)}/v2/{path}/{suffix}"
     basic = "Basic " + base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
     status, answer, body = _request(method, url, {**headers, "Authorization": basic}, timeout, host)
     if status == 401:
@@ -158,11 +214,25 @@ def _manifest_request(
         return None
     if status in (401, 403):
         raise RegistryAuthFailed(
-            f"registry {host} refused to show {path}:{tag} to {credentials.username}: check the password"
+            f"registry {host} refused to show {path}{reference} to {credentials.username}: check the password"
         )
     if status >= 400:
-        raise DockyardError(f"registry {host} answered HTTP {status} for {path}:{tag}")
+        raise DockyardError(f"registry {host} answered HTTP {status} for {path}{reference}")
     return answer, body
+
+
+class _NoCredentialsElsewhere(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect without our Authorization header when it leaves the registry's host: blobs are often
+    served from presigned storage URLs (ECR: S3), which refuse a second credential and must never receive ours."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_NoCredentialsElsewhere)
 
 
 def _request(
@@ -170,7 +240,7 @@ def _request(
 ) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, method=method, headers=dict(headers))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, b""
@@ -194,7 +264,7 @@ def bearer_token(challenge: str, basic: str, timeout: float, host: str) -> str:
     query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
     request = urllib.request.Request(f"{realm}?{query}" if query else realm, headers={"Authorization": basic})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             data = json.loads(response.read().decode() or "{}")
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):

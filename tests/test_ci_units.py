@@ -104,3 +104,122 @@ def test_cache_plans_skip_what_is_there(tmp_path: Path):
 def test_tag_globs_become_circleci_regexes():
     assert glob_to_regex("v*") == "/^v.*$/"
     assert glob_to_regex("release-?.x") == r"/^release\-.\.x$/"
+
+
+# --- inv lines bound to the project's tasks ------------------------------------------------------------------------
+
+from invoke import Collection, task  # noqa: E402
+
+from dockyard.ci.invocations import Placeholder, bind  # noqa: E402
+from dockyard.errors import ConfigError  # noqa: E402
+
+VERSION = {"version": Placeholder("version", "DOCKYARD_VERSION", "0.0.0")}
+
+
+@task
+def _deploy(c, version="", env="prod", dry_run=False):
+    """EB deploy: version is a flag."""
+
+
+@task
+def _publish(c, version, latest=False):
+    """Publish: version is positional."""
+
+
+@task
+def _push(c, env):
+    """image.push ENV."""
+
+
+def collection() -> Collection:
+    ns = Collection()
+    ns.add_task(_deploy, name="deploy")
+    ns.add_task(_publish, name="publish")
+    image = Collection("image")
+    image.add_task(_push, name="push")
+    ns.add_collection(image)
+    staging = Collection("staging")
+    staging.add_task(_deploy, name="ssh-deploy")
+    ns.add_collection(staging)
+    return ns
+
+
+def bound(entry: str, key: str = "release_tasks") -> str:
+    return bind(entry, key, collection(), VERSION, ["dev", "staging", "prod"]).shell()
+
+
+def test_version_goes_where_the_task_takes_it():
+    assert bound("deploy {version}") == 'inv deploy --version "$DOCKYARD_VERSION"'
+    assert bound("publish {version}") == 'inv publish "$DOCKYARD_VERSION"'
+    assert bound("publish {version} --latest") == 'inv publish "$DOCKYARD_VERSION" --latest'
+    assert bound("deploy -e staging {version}") == 'inv deploy --env staging --version "$DOCKYARD_VERSION"'
+
+
+def test_the_environments_a_line_acts_on():
+    ns = collection()
+    envs = ["dev", "staging", "prod"]
+    assert bind("deploy {version}", "release_tasks", ns, VERSION, envs).env_values == ("prod",)  # --env default
+    assert bind("deploy --env staging", "release_tasks", ns, VERSION, envs).env_values == ("staging",)
+    assert bind("image.push staging", "staging_tasks", ns, {}, envs).env_values == ("staging",)
+    assert bind("staging.ssh-deploy", "staging_tasks", ns, {}, envs).env_values == ("staging", "prod")
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("publish", "`inv publish` would fail in CI: 'publish' did not receive required positional arguments: 'version'"),
+    ("deploy 0.1.1", "`inv deploy 0.1.1` would fail in CI: No idea what '0.1.1' is!"),
+    ("deploy {version} --environment prod", ("task 'deploy' has no flag --environment (its arguments: --version "
+                                             "--env --dry-run)")),
+    ("deploy {version} --env", "--env needs a value"),
+    ("image.push {version}", "task 'image.push' takes no 'version' to put {version} in (its arguments: ENV)"),
+    ("publish {vers}", "unknown placeholder {vers}; release_tasks may use {version}"),
+    ("deploy v{version}", "a placeholder stands alone as a word"),
+    ("deploi {version}", "no task 'deploi' in this project"),
+    ("publish {version} deploy", "would run 2 tasks (publish, deploy); put each task in its own entry"),
+])
+def test_lines_inv_would_refuse_are_refused(entry, message):
+    with pytest.raises(ConfigError) as raised:
+        bound(entry)
+    assert raised.value.message.startswith("dockyard.ci.release_tasks: ") and message in raised.value.message
+
+
+def test_staging_lines_have_no_version_placeholder():
+    with pytest.raises(ConfigError, match="staging_tasks may use no placeholders"):
+        bind("staging.ssh-deploy {version}", "staging_tasks", collection(), {}, [])
+
+
+def test_the_generated_lines_of_this_repository_parse_with_its_own_collection():
+    import dockyard
+
+    ns = dockyard.namespace(Path(__file__).resolve().parent.parent)
+    envs = ["dev", "staging", "prod"]
+    assert bind("deploy {version}", "release_tasks", ns, VERSION, envs).shell() == \
+        'inv deploy --version "$DOCKYARD_VERSION"'
+    assert bind("image.push staging", "staging_tasks", ns, {}, envs).shell() == "inv image.push staging"
+
+
+def test_a_root_deploy_without_env_acts_on_the_environment_it_picks_at_run_time():
+    import dockyard
+    from dockyard.dispatch import default_environment
+
+    ns = dockyard.namespace(Path(__file__).resolve().parent.parent)
+    envs = ["dev", "staging", "prod"]
+    targets = {"dev": "", "staging": "ssh", "prod": "eb"}
+
+    def picks(release_env):
+        return lambda verb: default_environment(targets, release_env, verb)
+
+    assert bind("deploy {version}", "release_tasks", ns, VERSION, envs, picks("prod")).env_values == ("prod",)
+    assert bind("deploy --env staging", "release_tasks", ns, VERSION, envs, picks("prod")).env_values == ("staging",)
+    with pytest.raises(ConfigError) as raised:
+        bind("deploy {version}", "release_tasks", ns, VERSION, envs, picks("dev"))
+    assert raised.value.message == ("dockyard.ci.release_tasks: 'deploy {version}': `inv deploy` would fail in CI: "
+                                    "which environment? several can deploy: prod (eb), staging (ssh); name one "
+                                    "with --env")
+
+
+def test_binding_leaves_the_tasks_help_in_place():
+    ns = collection()
+    ns["deploy"].help = {"version": "the release"}
+    bind("deploy {version}", "release_tasks", ns, VERSION, [])
+    assert ns["deploy"].help == {"version": "the release"}
+    assert {a.name: a.help for a in ns["deploy"].get_arguments()}["version"] == "the release"

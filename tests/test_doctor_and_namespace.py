@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import arguments_without_help
+
 
 def test_list_has_a_collection_per_environment_with_a_compose_file(sample_project):
     sample_project.configure({"dockyard": {"environments": {"qa": {"compose": "docker/dev/compose.yml"}}}})
@@ -19,13 +21,7 @@ def test_every_task_argument_has_help(sample_project):
     import dockyard
 
     ns = dockyard.namespace(sample_project.root)
-    missing = []
-    for name in ns.task_names:
-        task = ns[name]
-        for arg in task.get_arguments():
-            if not arg.help and arg.name not in ("c",):
-                missing.append(f"{name} --{arg.name}")
-    assert missing == []
+    assert arguments_without_help(ns) == []
 
 
 @pytest.mark.engine

@@ -34,7 +34,7 @@ def test_the_executor_passes_a_named_output_to_the_steps_that_reference_it():
     run = run_plan(plan, {"ecs": Recorder("ecs", calls, {"register": "arn:web:7"})}, stream=io.StringIO())
     assert calls == [("ecs", "register", {"family": "web"}), ("ecs", "update_service", {"arn": "arn:web:7"})]
     assert run.outputs == {"revision": "arn:web:7"}
-    assert [t.description for t in run.timings] == ["register", "update"]
+    assert [(t.step, t.ok) for t in run.timings] == [("register", True), ("update", True)]
 
 
 def test_the_display_executor_prints_every_step_with_its_call_and_masks_secrets():

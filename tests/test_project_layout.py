@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SampleProject, git, library_path
+from conftest import REPO, SampleProject, arguments_without_help, git, library_path
 from fixtures.eb import tag_release
 from invoke import Collection, task
 
@@ -124,8 +124,7 @@ def test_every_task_argument_has_help_including_the_projects_own(sample_project)
                 del sys.modules[name]
         sys.path[:] = [p for p in sys.path if p != str(sample_project.root)]
     assert {"app.createsuperuser", "app.loaddata", "app.shell", "app.migrate"} <= set(ns.task_names)
-    missing = [f"{name} --{arg.name}" for name in ns.task_names for arg in ns[name].get_arguments() if not arg.help]
-    assert missing == []
+    assert arguments_without_help(ns) == []
 
 
 # --- a second project, written here --------------------------------------------------------------------------------

@@ -201,3 +201,60 @@ def test_bearer_token_flow():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_redirect_to_another_host_gets_no_registry_credentials():
+    """A blob served from presigned storage (ECR: S3) must not receive the registry's Authorization header."""
+    import http.server
+    import json as _json
+    import threading
+
+    from dockyard.registry import RegistryCredentials, remote_image
+
+    seen: dict[str, str | None] = {}
+
+    class Storage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen["storage"] = self.headers.get("Authorization")
+            body = _json.dumps({"config": {"Labels": {"org.opencontainers.image.revision": "abc"}}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    storage = http.server.HTTPServer(("127.0.0.1", 0), Storage)
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.setdefault("registry", self.headers.get("Authorization"))
+            if "/manifests/" in self.path:
+                body = _json.dumps({"config": {"digest": "sha256:" + "c" * 64}}).encode()
+                self.send_response(200)
+                self.send_header("Docker-Content-Digest", "sha256:" + "d" * 64)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_response(307)
+                self.send_header("Location", f"http://localhost:{storage.server_port}/blob?X-Amz-Signature=x")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    registry = http.server.HTTPServer(("127.0.0.1", 0), Registry)
+    for server in (storage, registry):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{registry.server_port}"
+        found = remote_image(RegistryCredentials(host, "user", "pw"), f"{host}/app", "v1")
+    finally:
+        for server in (storage, registry):
+            server.shutdown()
+    assert found is not None and found.labels == {"org.opencontainers.image.revision": "abc"}
+    assert found.digest == "sha256:" + "d" * 64 and found.image_id == "sha256:" + "c" * 64
+    assert seen["registry"].startswith("Basic ") and seen["storage"] is None

@@ -196,6 +196,11 @@ def test_release_publish_patch_publish(rig: ReleaseRig):
     assert list(rows) == ["v1.0.1", "v1.0.0"]
     assert fix[:7] in rows["v1.0.1"] and " yes " in rows["v1.0.1"]
     assert digest[:19] in rows["v1.0.0"]
+    listed = rig.ok("releases", "--json")
+    data = json.loads(listed.stdout)  # the one JSON object; the table went to stderr
+    assert (data["result"], data["exit_code"]) == ("ok", 0) and "TAG" in listed.stderr
+    assert [(r["tag"], r["registry"]) for r in data["releases"]] == [("v1.0.1", "yes"), ("v1.0.0", "yes")]
+    assert data["releases"][1]["digest"] == digest and data["releases"][0]["commit"] == fix
 
 
 def test_publish_never_shows_the_password(rig: ReleaseRig, tmp_path: Path):

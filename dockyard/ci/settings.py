@@ -6,6 +6,7 @@ mappings, so a project adds services by naming them and switches a default one o
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 SECTION = "ci"
 
 PROVIDERS = ("circleci", "github")
+AWS_AUTH = ("oidc", "keys", "none")
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 DEFAULTS: dict[str, Any] = {
     "dockerfile": "docker/app/Dockerfile",  # relative to the project root
@@ -56,15 +60,25 @@ DEFAULTS: dict[str, Any] = {
         },
     },
     "provider": "github",  # ci.config default: circleci | github
-    "staging_branch": "staging",  # pushes here publish and run staging.ssh-deploy
+    "staging_branch": "staging",  # pushes here build, push and deploy the commit image of staging
     "release_tag_pattern": "v*",  # tags like this deploy
-    # inv invocations CI runs after the tests; "{version}" is the release tag without its "v"
-    "staging_tasks": ["publish", "staging.ssh-deploy"],  # on pushes to staging_branch
+    # inv invocations CI runs after the tests, checked against the project's own tasks and flags. A bare
+    # {version} (release tag without its prefix) goes to the task's `version` argument, positional or --version.
+    "staging_tasks": ["image.push staging", "staging.setup", "staging.ssh-deploy"],  # on pushes to staging_branch
     "release_tasks": ["publish {version}", "deploy {version}"],  # on release tags
     "python_version": "3.11",
-    "install_command": "pip install -r requirements.txt",  # how CI installs dockyard and the project's tasks
-    "secrets": ["DOCKYARD_REGISTRY_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                "SSH_PRIVATE_KEY"],  # names in the provider's secret store; values are never written
+    # how CI installs dockyard and the project's tasks; "" = `pip install -r requirements.txt` when the project
+    # has one, else `pip install .` (pyproject.toml / setup.py)
+    "install_command": "",
+    "aws_auth": "oidc",  # oidc (a role assumed with the provider's token) | keys (static secrets) | none
+    "aws_role_arn": "",  # the role CI assumes; "" = the variable AWS_ROLE_ARN (GitHub `vars`, CircleCI context)
+    "github_repository": "",  # owner/name for the trust policy; "" = from the git remote
+    "circleci_org_id": "",  # CircleCI organisation ID (the OIDC issuer and audience)
+    "circleci_project_id": "",  # CircleCI project ID ("" = every project of the organisation)
+    "ssh_key_secret": "SSH_PRIVATE_KEY",  # secret holding the deploy key (written to a 0600 file)
+    "ssh_known_hosts_secret": "SSH_KNOWN_HOSTS",  # secret holding the hosts' known_hosts lines
+    "env_secret_prefix": "DOCKYARD_ENV_",  # one secret per environment holding its whole .env (DOCKYARD_ENV_STAGING)
+    "secrets": [],  # more secrets the deploy jobs export (names in the provider's store; values never written)
 }
 
 #: ``services.<name>``
@@ -105,6 +119,14 @@ class CiSettings:
     release_tasks: tuple[str, ...]
     python_version: str
     install_command: str
+    aws_auth: str
+    aws_role_arn: str
+    github_repository: str
+    circleci_org_id: str
+    circleci_project_id: str
+    ssh_key_secret: str
+    ssh_known_hosts_secret: str
+    env_secret_prefix: str
     secrets: tuple[str, ...]
 
 
@@ -138,12 +160,34 @@ def parse(settings: Settings) -> CiSettings:
         staging_tasks=ci.strings("staging_tasks"),
         release_tasks=ci.strings("release_tasks"),
         python_version=ci.str("python_version", "3.11", required=True),
-        install_command=ci.str("install_command", DEFAULTS["install_command"], required=True),
-        secrets=ci.strings("secrets"),
+        install_command=ci.str("install_command"),
+        aws_auth=ci.str("aws_auth", "oidc", choices=AWS_AUTH),
+        aws_role_arn=_role_arn(ci),
+        github_repository=ci.str("github_repository"),
+        circleci_org_id=ci.str("circleci_org_id"),
+        circleci_project_id=ci.str("circleci_project_id"),
+        ssh_key_secret=_secret_name(ci, "ssh_key_secret"),
+        ssh_known_hosts_secret=_secret_name(ci, "ssh_known_hosts_secret"),
+        env_secret_prefix=_secret_name(ci, "env_secret_prefix"),
+        secrets=tuple(_secret_name(ci, "secrets", name) for name in ci.strings("secrets")),
     )
 
 
-def _services(ci: Section) -> tuple[ServiceSpec, ...]:
+def _secret_name(ci: Any, key: str, value: str | None = None) -> str:
+    name = ci.str(key, DEFAULTS[key], required=True) if value is None else value
+    if not _SECRET_NAME.match(name):
+        raise ci.fail(key, f"expected a variable name (letters, digits, '_'), got {name!r}")
+    return name
+
+
+def _role_arn(ci: Any) -> str:
+    arn = ci.str("aws_role_arn")
+    if arn and not _ROLE_ARN.match(arn):
+        raise ci.fail("aws_role_arn", f"expected arn:aws:iam::<12-digit account>:role/<name>, got {arn!r}")
+    return arn
+
+
+def _services(ci: Any) -> tuple[ServiceSpec, ...]:
     raw = ci.raw("services") or {}
     if not isinstance(raw, Mapping):
         raise ci.fail("services", "expected a mapping of service name -> {image, env, ready}")

@@ -10,7 +10,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..core.compose import DeployCompose
 from ..errors import ConfigError

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from dataclasses import dataclass
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cached_property
@@ -39,6 +40,23 @@ AUTH_HINTS = {
     "ecr": "check that the instance profile may pull from ECR (`inv eb.policies`)",
     "none": "the registry wants credentials: set dockyard.eb.auth",
 }
+
+
+@dataclass(frozen=True)
+class EbDeployed:
+    """What a deploy decided, the plan it showed or ran, and how it ended (``planned`` for a dry run)."""
+
+    decided: EbDeploy
+    plan: Plan
+    result: str
+
+    @property
+    def label(self) -> str:
+        return self.decided.label
+
+    @property
+    def previous_label(self) -> str:
+        return self.decided.previous_label
 
 
 class EbService:
@@ -131,7 +149,7 @@ class EbService:
     # --- deploy ------------------------------------------------------------------------------------------------------
     def deploy(self, version: str = "", *, dry_run: bool = False, no_wait: bool = False, timeout: float = 0,
                no_rollback: bool = False, force_unlock: bool = False, environment: str = "",
-               action: str = "deploy") -> Plan:
+               action: str = "deploy") -> EbDeployed:
         """Read state, plan, then show the plan or execute it; the lock is the plan's first step, so a deploy that
         finds it held changes nothing."""
         name = environment or self.target.name
@@ -144,7 +162,7 @@ class EbService:
         if dry_run:
             display(plan, mask=self.project.mask)
             self.say(dry_run_report(bundle, self._diff_against_live(state, bundle)))
-            return plan
+            return EbDeployed(decided, plan, "planned")
         started = utc_now()
         error: BaseException | None = None
         try:
@@ -159,7 +177,7 @@ class EbService:
         finally:
             if lock.held:  # refused before anything started: no audit record, nothing written
                 self._finish(lock, decided, started, action, error)
-        return plan
+        return EbDeployed(decided, plan, result_of(None, no_wait=no_wait))
 
     def performers(self, lock: DeployLock, policy: WaitPolicy) -> dict[str, Any]:
         return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"  {text}")}), "eb": self.client,

@@ -18,6 +18,7 @@ MODULES = (
     "dockyard.tasks.image",
     "dockyard.tasks.doctor",
     "dockyard.tasks.release",
+    "dockyard.tasks.deploy",
     "dockyard.tasks.eb",
     "dockyard.tasks.staging",
     "dockyard.tasks.ecs",

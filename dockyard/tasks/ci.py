@@ -113,22 +113,19 @@ def load(c, dir="", dry_run=False):  # noqa: A002
         execute(plan, dry_run=dry_run, mask=project.mask, performers={"local": project.runner})
 
 
-def _task_names(c: Any, project: Project) -> set[str]:
-    """Every task name (and alias) `inv` offers in this project: its tasks module, loaded as Invoke loads it."""
+def _collection(c: Any, project: Project) -> Collection:
+    """The project's root collection, loaded as Invoke loads it: its tasks module, else dockyard's own."""
     from invoke import FilesystemLoader
 
     root = project.settings.root
     collection_name = c.config.get("tasks", {}).get("collection_name") or "tasks"
     try:
         module, _ = FilesystemLoader(start=str(root)).load(collection_name)
-        collection = Collection.from_module(module)
+        return Collection.from_module(module)
     except Exception:  # noqa: BLE001 - an unusual layout: dockyard's own tasks are what CI calls
-        from . import build_namespace
+        import dockyard
 
-        collection = build_namespace(root)
-    names = set(collection.task_names)
-    names.update(alias for aliases in collection.task_names.values() for alias in aliases)
-    return names
+        return dockyard.namespace(root)
 
 
 @task(help={"provider": "circleci or github (default: dockyard.ci.provider)",
@@ -136,10 +133,11 @@ def _task_names(c: Any, project: Project) -> set[str]:
             "stdout": "print the configuration instead of writing it"})
 @edge
 def config(c, provider="", output="", stdout=False):
-    """Write a CircleCI 2.1 config or a GitHub Actions workflow that runs the inv tasks."""
+    """Write a CircleCI 2.1 config or a GitHub Actions workflow whose every inv line this project accepts."""
     from pathlib import Path
 
-    from ..ci.providers import default_output, render_config, unknown_tasks
+    from ..ci.pipeline import build_pipeline
+    from ..ci.providers import default_output, render_config
     from ..errors import ConfigError
 
     project = Project(c)
@@ -147,10 +145,8 @@ def config(c, provider="", output="", stdout=False):
     provider = provider or ci.provider
     if provider not in ("circleci", "github"):
         raise ConfigError(f"--provider: expected circleci or github, got {provider!r}")
-    for key, name in unknown_tasks(ci, _task_names(c, project)):
-        raise ConfigError(f"dockyard.ci.{key}: no task {name!r} in this project (see `inv --list`); fix the name "
-                          "so the CI file does not call a missing task")
-    text = render_config(project.settings, ci, provider)
+    pipeline = build_pipeline(project.settings, ci, _collection(c, project), provider)
+    text = render_config(project.settings, ci, pipeline)
     if stdout:
         print(text, end="")
         return
@@ -162,7 +158,47 @@ def config(c, provider="", output="", stdout=False):
     project.say(f"wrote {target} ({provider})")
 
 
+@task(help={"provider": "github or circleci (default: dockyard.ci.provider)"})
+@edge
+def policies(c, provider=""):
+    """Print the trust policy of the role CI assumes with its OIDC token, next to its permission policy."""
+    import json
+
+    from ..ci.pipeline import build_pipeline
+    from ..ci.policies import account_of, circleci_trust_policy, github_repository, github_trust_policy, job_refs
+    from ..errors import ConfigError
+
+    project = Project(c)
+    settings = project.settings
+    ci = _ci(project)
+    provider = provider or ci.provider
+    if provider not in ("circleci", "github"):
+        raise ConfigError(f"--provider: expected circleci or github, got {provider!r}")
+    if ci.aws_auth != "oidc":
+        raise ConfigError(f"dockyard.ci.aws_auth is {ci.aws_auth!r}: no role is assumed, so there is no trust "
+                          "policy; set it to oidc")
+    account = account_of(ci.aws_role_arn)
+    pipeline = build_pipeline(settings, ci, _collection(c, project), provider)
+    refs = job_refs(pipeline, ci.staging_branch, ci.release_tag_pattern)
+    if not refs:
+        raise ConfigError("no job of the pipeline needs AWS (no eb/ecs environment deployed, no ECR registry): "
+                          "there is no role to trust")
+    if provider == "github":
+        repository = github_repository(ci.github_repository, project.git.remote_url(settings.git_remote))
+        trust = github_trust_policy(account, repository, refs)
+    else:
+        trust = circleci_trust_policy(account, ci.circleci_org_id, ci.circleci_project_id)
+    document: dict[str, Any] = {"role": ci.aws_role_arn, "provider": provider, "trust_policy": trust}
+    environments = {e for job in (pipeline.staging, pipeline.release) if job for e in job.environments}
+    if any(settings.environments[e].target == "eb" for e in environments):
+        from ..eb.service import policies as eb_policies
+
+        document["permission_policy"] = eb_policies(settings, settings.eb, account=account,
+                                                    region=settings.aws_region or "*")["ci_user"]
+    project.say(json.dumps(document, indent=2))
+
+
 def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
-    ci = Collection("ci", test, config)
+    ci = Collection("ci", test, config, policies)
     ci.add_collection(Collection("cache", save, load))
     ns.add_collection(ci)

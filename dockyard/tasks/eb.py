@@ -35,7 +35,11 @@ def deploy(c, version="", env="prod", dry_run=False, no_wait=False, timeout=0, n
 @edge
 def status(c, env="prod"):
     """Show the EB environment: status, version, health and its causes."""
-    service = _service(c, env)
+    show_status(_service(c, env))
+
+
+def show_status(service: Any):  # -> EnvironmentState
+    """Print the environment's state and health causes (``eb.status`` and ``inv status``); returns the state."""
     state, title, causes = service.status()
     service.say(table([("ENVIRONMENT", "STATUS", "HEALTH", "VERSION", "CNAME"),
                        (state.name, state.status, f"{state.health} {state.health_status}".strip(),
@@ -44,6 +48,7 @@ def status(c, env="prod"):
         service.say(title)
         for cause in causes:
             service.say(f"  {cause}")
+    return state
 
 
 @task(help={"env": ENV_HELP, "follow": "keep printing new events (until --timeout, --until-ready or Ctrl-C)",
@@ -155,6 +160,6 @@ def local(c, version="", env="prod", port=0, down=False):
 
 
 def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
-    ns.add_task(deploy)
-    ns.add_collection(Collection("eb", status, events, versions, rollback, setenv, swap, bundle, dockercfg,
+    # The root `deploy` (dockyard/tasks/deploy.py) follows the environment's target; `eb.deploy` is this one.
+    ns.add_collection(Collection("eb", deploy, status, events, versions, rollback, setenv, swap, bundle, dockercfg,
                                  policies, local))

@@ -42,9 +42,13 @@ def diff(c, version="", env="prod"):
 @edge
 def status(c, env="prod", events=5):
     """Show the ECS service: counts, task definition and images, deployments, recent events."""
+    show_status(_service(c, env), int(events))
+
+
+def show_status(service: Any, events: int = 5):  # -> (ServiceState, TaskDefinition)
+    """Print the service's state (``ecs.status`` and ``inv status``); returns it with the live task definition."""
     from ..clients.ecs import short_arn
 
-    service = _service(c, env)
     state = service.state()
     definition = service.client.task_definition(state.task_definition)
     service.say(f"{service.target.where}: {state.status}, {state.running}/{state.desired} running, "
@@ -57,6 +61,7 @@ def status(c, env="prod", events=5):
     service.say(table(rows))
     for event in state.events[: int(events)]:
         service.say(f"  {event.created:%Y-%m-%d %H:%M:%S} {event.message}" if event.created else f"  {event.message}")
+    return state, definition
 
 
 @task(help={"revision": "revision number or family:revision (default: the last successful deploy before the live "

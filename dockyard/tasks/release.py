@@ -271,14 +271,38 @@ class _PublishActions:
         self.r.write_record(replace(old, digest=self.digest, published_at=_now()))
 
 
-def _local_release_checks(r: _Release) -> tuple[str, str, Any]:
-    """Refusals that need no network: the tag exists, its image is here and was built from it."""
+def _published_image(r: _Release, tag_commit: str, credentials: Any):  # -> Image | None
+    """The registry's image of the release when it was built from the tag's commit (published from another clone,
+    e.g. the laptop that ran `inv release`, before CI's tag job runs `publish`)."""
+    from ..clients.docker import Image
+    from ..images import LABEL_REVISION
+    from ..registry import remote_image
+
+    if not tag_commit or credentials is None:
+        return None
+    from ..errors import DockyardError
+
+    try:
+        remote = remote_image(credentials, r.settings.repository, r.version.image_tag)
+    except DockyardError:
+        return None
+    if remote is None or remote.labels.get(LABEL_REVISION) != tag_commit:
+        return None
+    r.say(f"{r.image_ref} is not on this machine; the registry has it, built from {r.tag} ({tag_commit[:7]})")
+    return Image(id=remote.image_id, tags=(), created="", size=0, labels=dict(remote.labels))
+
+
+def _local_release_checks(r: _Release, credentials: Any = None) -> tuple[str, str, Any]:
+    """Refusals that need no network: the tag exists, its image is here (or, with ``credentials``, already in the
+    registry) and was built from it."""
     from ..images import LABEL_REVISION
     from ..release import check_publish_locally
 
     tag_commit = r.git.commit_of(f"refs/tags/{r.tag}")
     r.project.docker.server_version()
     image = r.project.docker.inspect_image(r.image_ref)
+    if image is None and credentials is not None:
+        image = _published_image(r, tag_commit, credentials)
     check_publish_locally(
         tag=r.tag, tag_commit=tag_commit, image_ref=r.image_ref, image_id=image.id if image else "",
         image_revision=image.labels.get(LABEL_REVISION, "") if image else "", release_hint=f"inv release {r.version}",
@@ -333,13 +357,22 @@ def publish(c, version, latest=False, env="", dry_run=False):
 
     r = _Release(c, version)
     r.require_repository()
-    tag_commit, tag_object, image = _local_release_checks(r)
+    credentials = None
+    if r.git.commit_of(f"refs/tags/{r.tag}") and not latest and not env:
+        r.project.docker.server_version()
+        if r.project.docker.inspect_image(r.image_ref) is None:
+            # Not built here: publish verifies what another clone published (moving tags need the local image).
+            try:
+                credentials = r.credentials(interactive=False)
+            except DockyardError:
+                credentials = None  # then the refusal below says where to publish from
+    tag_commit, tag_object, image = _local_release_checks(r, credentials)
     if env:
         r.settings.environment(env)
     extra = tuple(dict.fromkeys(
         image_reference(r.settings.repository, tag) for tag in (["latest"] if latest else []) + ([env] if env else [])))
     try:
-        credentials = r.credentials()
+        credentials = credentials or r.credentials()
     except DockyardError:
         if not dry_run:
             raise
@@ -364,10 +397,36 @@ def publish(c, version, latest=False, env="", dry_run=False):
 # --- releases -----------------------------------------------------------------------------------------------------
 
 
-@task(help={"offline": "do not ask the registry (local image and git only)"})
+@task(help={"offline": "do not ask the registry (local image and git only)",
+            "json": "print one JSON object on stdout (the releases, result, exit code); the table goes to stderr"})
 @edge
-def releases(c, offline=False):
+def releases(c, offline=False, json=False):
     """List releases: tag, date, commit, local image, registry, digest."""
+    import json as json_module
+
+    from ..dispatch import FAILURES, machine_output
+    from ..errors import DockyardError
+
+    report: dict[str, Any] = {"verb": "releases", "releases": [], "notes": [], "result": "ok", "exit_code": 0,
+                              "message": ""}
+    with machine_output(json) as emit:
+        try:
+            _list_releases(c, offline, report)
+        except DockyardError as exc:
+            report.update(result=FAILURES.get(exc.exit_code, "failed"), exit_code=exc.exit_code, message=exc.message)
+            raise
+        except KeyboardInterrupt:
+            report.update(result="interrupted", exit_code=130, message="interrupted")
+            raise
+        except Exception as exc:  # a bug: the traceback follows, the object still says it failed
+            report.update(result="failed", exit_code=1, message=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            emit(json_module.dumps(report))
+
+
+def _list_releases(c: Any, offline: bool, report: dict[str, Any]) -> None:
+    """Print the releases table; ``report`` gets each release (full digest) and the notes, for ``--json``."""
     from ..core.compose import image_reference
     from ..core.versions import versions_from_tags
     from ..errors import DockyardError
@@ -417,8 +476,11 @@ def releases(c, offline=False):
             digest = record.digest.split("@", 1)[1] if record and "@" in record.digest else ""
         rows.append(ReleaseRow(tag=info.name, date=info.date[:16].replace("T", " "), commit=info.commit[:7],
                                local=local, registry=in_registry, digest=digest[:19]))
+        report["releases"].append({"version": str(v), "tag": info.name, "date": info.date, "commit": info.commit,
+                                   "image": ref, "local": local, "registry": in_registry, "digest": digest or None})
     r.say(table(releases_table(rows)))
-    for note in dict.fromkeys(notes):
+    report["notes"] = list(dict.fromkeys(notes))
+    for note in report["notes"]:
         r.project.warn(note)
 
 

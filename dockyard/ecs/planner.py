@@ -123,7 +123,7 @@ def deploy_plan(d: EcsDeploy) -> Plan:
         steps.append(Step(f"Write secret {name} to SSM as SecureString (value masked)",
                           instruction=ApiCall.of("ssm", "put_secure", secret=("value",), name=name, value=value)))
     steps.append(Step(f"Register a new revision of {d.intent.desired.family} with {d.image}",
-                      instruction=ApiCall.of("ecs", "register", output="revision", definition=d.intent.desired)))
+                      instruction=ApiCall.of("revisions", "register", output="revision", definition=d.intent.desired)))
     steps.append(Step(f"Update service {d.where} to it",
                       instruction=ApiCall.of("ecs", "update_service", cluster=d.cluster, service=d.service,
                                              task_definition_arn=new_arn)))

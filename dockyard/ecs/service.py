@@ -235,6 +235,11 @@ class EcsService:
         wait_for_deployment(self.state, arn, timeout=timeout, interval=self.target.poll_interval, since=since,
                             sleep=self.sleep, report=lambda line: self.say(f"      {line}"))
 
+    def register(self, definition: TaskDefinition) -> TaskDefinition:
+        registered = self.client.register(definition)
+        self.say(f"      registered {registered.label}")
+        return registered
+
     def prune(self, *, protected: Iterable[str]) -> list[str]:
         protected = set(protected)
         family = short_arn(next(iter(protected))).rsplit(":", 1)[0]

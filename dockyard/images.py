@@ -165,23 +165,29 @@ def decide_push(state: PushState) -> PushDecision:
     return PushDecision(state.ref, state.commit, build=state.local_revision != state.commit, push=True)
 
 
-def push_plan(decision: PushDecision, actions: Any, *, registry: str, login: Any = None, build: Any = None) -> Any:
-    """Log in, build (unless this commit's image is here), push, check the registry's digest, record it."""
-    from .plan import Plan, Step
+def push_plan(decision: PushDecision, *, registry: str, login: Any = None, build: Any = None) -> Any:
+    """Log in, build (unless this commit's image is here), push, check the registry's digest, record it.
+
+    The steps are calls of the ``push`` performer, shown with the commands they run; a step that only says why
+    nothing is done has no instruction.
+    """
+    from .plan import ApiCall, Plan, Step
     from .runner import Command
 
     d = decision
-    steps = [Step(f"log in to {registry} (password on stdin)", action=actions.login, command=login)]
+    steps = [Step(f"log in to {registry} (password on stdin)", instruction=ApiCall.of("push", "login"),
+                  command=login)]
     if d.nothing_to_do:
         steps.append(Step(f"{d.ref} is in the registry, built from {d.commit[:7]} ({d.remote_digest}): "
-                          "nothing to build or push", action=lambda: None))
+                          "nothing to build or push"))
     else:
         if d.build:
-            steps.append(Step(f"build {d.ref} from {d.commit[:7]}", action=actions.build, command=build))
+            steps.append(Step(f"build {d.ref} from {d.commit[:7]}", instruction=ApiCall.of("push", "build"),
+                              command=build))
         else:
-            steps.append(Step(f"{d.ref} is on this engine, built from {d.commit[:7]}: not rebuilt",
-                              action=lambda: None))
-        steps.append(Step(f"push {d.ref}", action=actions.push, command=Command(("docker", "push", d.ref))))
-    steps.append(Step(f"check the registry's digest of {d.ref}", action=actions.verify))
-    steps.append(Step("record the digest", action=actions.record))
+            steps.append(Step(f"{d.ref} is on this engine, built from {d.commit[:7]}: not rebuilt"))
+        steps.append(Step(f"push {d.ref}", instruction=ApiCall.of("push", "push"),
+                          command=Command(("docker", "push", d.ref))))
+    steps.append(Step(f"check the registry's digest of {d.ref}", instruction=ApiCall.of("push", "verify")))
+    steps.append(Step("record the digest", instruction=ApiCall.of("push", "record")))
     return Plan(f"push the commit image {d.ref}", tuple(steps))

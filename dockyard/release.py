@@ -3,18 +3,17 @@
 Versions themselves (parse, order, tag prefix) live in :mod:`dockyard.core.versions`. Nothing here runs git or
 docker. The task gathers a :class:`ReleaseState` / :class:`PublishState`, the functions below check it (raising
 :class:`~dockyard.errors.Refused` with one line saying why and what to do) and turn it into a
-:class:`~dockyard.plan.Plan` whose steps call the actions the task hands in.
+:class:`~dockyard.plan.Plan` whose steps are calls of the actions the task registers as their performer.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from .core.compose import image_reference
 from .core.versions import ReleaseVersion
 from .errors import Refused
-from .plan import Plan, Step
+from .plan import ApiCall, Plan, Step
 from .runner import Command
 
 
@@ -163,28 +162,28 @@ class ReleaseActions(Protocol):
 
 def release_plan(
     decision: ReleaseDecision,
-    actions: ReleaseActions,
     *,
     commands: Mapping[str, Command] = {},
     build_env: str = "prod",
     record_path: str = "",
 ) -> Plan:
-    """Build first: a failed build leaves no branch or tag behind. Then the branch, the tag, the record."""
+    """Build first: a failed build leaves no branch or tag behind. Then the branch, the tag, the record.
+
+    The steps are calls of the ``release`` performer (:class:`ReleaseActions`); ``commands`` are the git commands
+    those calls run, shown with them.
+    """
     d = decision
-    steps = [
-        Step(
-            f"build the {build_env} image of {d.commit[:7]} and tag it {', '.join(d.image_tags)}",
-            action=lambda: actions.build_image(d),
-        )
-    ]
+    steps = [Step(f"build the {build_env} image of {d.commit[:7]} and tag it {', '.join(d.image_tags)}",
+                  instruction=ApiCall.of("release", "build_image", decision=d))]
     if d.create_branch:
         steps.append(Step(f"create branch {d.create_branch} at {d.commit[:7]}",
-                          action=lambda: actions.create_branch(d.create_branch, d.commit),
+                          instruction=ApiCall.of("release", "create_branch", name=d.create_branch, commit=d.commit),
                           command=commands.get("branch")))
     steps.append(Step(f"create annotated tag {d.tag} at {d.commit[:7]} with the changelog",
-                      action=lambda: actions.create_tag(d.tag, d.commit, d.message),
+                      instruction=ApiCall.of("release", "create_tag", name=d.tag, commit=d.commit, message=d.message),
                       command=commands.get("tag"), details=tuple(d.message.rstrip().splitlines())))
-    steps.append(Step(f"record the image ID in {record_path or 'the release record'}", action=lambda: actions.record(d)))
+    steps.append(Step(f"record the image ID in {record_path or 'the release record'}",
+                      instruction=ApiCall.of("release", "record", decision=d)))
     return Plan(f"Release {d.version} ({d.tag})", tuple(steps))
 
 
@@ -285,29 +284,33 @@ class PublishActions(Protocol):
 
 def publish_plan(
     decision: PublishDecision,
-    actions: PublishActions,
     *,
     registry: str,
     remote: str,
     commands: Mapping[str, Command] = {},
 ) -> Plan:
-    """Image first, then git: the tag reaches the remote only once its image is in the registry."""
+    """Image first, then git: the tag reaches the remote only once its image is in the registry.
+
+    The steps are calls of the ``publish`` performer (:class:`PublishActions`), shown with the commands they run.
+    """
     d = decision
     steps: list[Step] = []
     if d.push_image or d.extra_refs:
-        steps.append(Step(f"log in to {registry} (password on stdin)", action=actions.login, command=commands.get("login")))
+        steps.append(Step(f"log in to {registry} (password on stdin)", instruction=ApiCall.of("publish", "login"),
+                          command=commands.get("login")))
     if d.push_image:
-        steps.append(Step(f"push {d.image_ref}", action=lambda: actions.push_image(d.image_ref),
+        steps.append(Step(f"push {d.image_ref}", instruction=ApiCall.of("publish", "push_image", ref=d.image_ref),
                           command=Command(("docker", "push", d.image_ref))))
     steps.append(Step(f"check the registry's digest of {d.image_ref} against the local image",
-                      action=lambda: actions.verify(d.image_ref)))
+                      instruction=ApiCall.of("publish", "verify", ref=d.image_ref)))
     for ref in d.extra_refs:
         steps.append(Step(f"tag {d.image_ref} as {ref} and push it",
-                          action=functools.partial(actions.tag_and_push, d.image_ref, ref)))
+                          instruction=ApiCall.of("publish", "tag_and_push", source=d.image_ref, ref=ref)))
     if d.git_refspecs:
         steps.append(Step(f"push {', '.join(r.split('/', 2)[2] for r in d.git_refspecs)} to {remote} (nothing else)",
-                          action=lambda: actions.push_git(d.git_refspecs), command=commands.get("push")))
-    steps.append(Step("record the registry digest", action=actions.record))
+                          instruction=ApiCall.of("publish", "push_git", refspecs=d.git_refspecs),
+                          command=commands.get("push")))
+    steps.append(Step("record the registry digest", instruction=ApiCall.of("publish", "record")))
     return Plan(f"Publish {d.version}", tuple(steps))
 
 

@@ -96,11 +96,11 @@ def test_cache_plans_skip_what_is_there(tmp_path: Path):
     entries = cached_images(["a:1", "b:2", "c:3"], tmp_path)
     entries[0].archive.write_text("x")
     entries[0].id_file.write_text("sha256:aaa\n")
-    plan, notes = plan_save(entries, {"a:1": "sha256:aaa", "b:2": "sha256:bbb"}, lambda e: None, tmp_path)
+    plan, notes = plan_save(entries, {"a:1": "sha256:aaa", "b:2": "sha256:bbb"}, tmp_path)
     assert [s.description for s in plan.steps] == [f"Save b:2 to {entries[1].archive}"]
     assert any("up to date" in n for n in notes) and any("c:3: not on this engine" in n for n in notes)
 
-    plan, notes = plan_load(entries, {"b:2": "sha256:bbb"}, lambda e: None, tmp_path)
+    plan, notes = plan_load(entries, {"b:2": "sha256:bbb"}, tmp_path)
     assert [s.description for s in plan.steps] == [f"Load a:1 from {entries[0].archive}"]
     assert any("b:2: already on this engine" in n for n in notes)
     assert any("c:3: not cached" in n for n in notes)

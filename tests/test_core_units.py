@@ -14,7 +14,7 @@ from dockyard.envfile import load_env_file
 from dockyard.errors import EnvFileError, HealthCheckFailed
 from dockyard.health import HealthCheck, HealthSetting, Probe
 from dockyard.images import commit_tag, image_tags, oci_labels
-from dockyard.plan import Plan, Step, execute
+from dockyard.plan import ApiCall, Plan, Step, execute
 from dockyard.runner import Command, Masker
 
 
@@ -104,13 +104,18 @@ def test_health_check_gives_up_at_the_deadline_with_the_last_answer():
 
 def test_dry_run_prints_the_plan_and_runs_nothing():
     ran = []
-    plan = Plan("Deploy 1.2.3", (Step("upload bundle", lambda: ran.append(1)),
+
+    class Bundles:
+        def upload(self) -> None:
+            ran.append(1)
+
+    plan = Plan("Deploy 1.2.3", (Step("upload bundle", instruction=ApiCall.of("bundles", "upload")),
                                  Step("log in", command=Command(("docker", "login"), stdin="pw"))))
     out = io.StringIO()
-    execute(plan, dry_run=True, stream=out)
+    execute(plan, dry_run=True, stream=out, performers={"bundles": Bundles()})
     assert ran == []
     assert "1. upload bundle" in out.getvalue() and "$ docker login <<stdin" in out.getvalue()
-    execute(plan, stream=io.StringIO())
+    execute(plan, stream=io.StringIO(), performers={"bundles": Bundles()})
     assert ran == [1]
 
 

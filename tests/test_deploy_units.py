@@ -16,7 +16,7 @@ from dockyard.dispatch import (
     require_target,
 )
 from dockyard.errors import ConfigError, Refused
-from dockyard.plan import Plan, Step, StepTiming, execute, recording_timings
+from dockyard.plan import ApiCall, Plan, Step, StepTiming, execute, recording_timings
 
 SAMPLE = {"dev": "", "staging": "ssh", "prod": "eb"}
 
@@ -118,13 +118,20 @@ def test_machine_output_sends_everything_else_to_stderr(capfd):
 
 
 def test_recording_timings_has_every_executed_step_and_the_failed_one(capsys):
-    def boom():
-        raise Refused("no")
+    class Steps:
+        def one(self):
+            return 1
 
-    plan = Plan("p", (Step("one", lambda: 1), Step("two", boom), Step("three", lambda: 3)))
+        def boom(self):
+            raise Refused("no")
+
+    def step(name: str, operation: str) -> Step:
+        return Step(name, instruction=ApiCall.of("steps", operation))
+
+    plan = Plan("p", (step("one", "one"), step("two", "boom"), step("three", "one")))
     ticks = iter([0.0, 0.5, 1.0, 3.0])
     with recording_timings() as timings, pytest.raises(Refused):
-        execute(plan, clock=lambda: next(ticks))
+        execute(plan, clock=lambda: next(ticks), performers={"steps": Steps()})
     assert timings == [StepTiming("one", 0.5, True), StepTiming("two", 2.0, False)]
-    execute(Plan("q", (Step("four", lambda: 4),)))  # outside the block nothing is recorded
+    execute(Plan("q", (step("four", "one"),)), performers={"steps": Steps()})  # outside the block nothing is recorded
     assert len(timings) == 2

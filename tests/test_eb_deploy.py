@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.eb import tag_release
+from fixtures.plans import planned_steps, ran_steps
 
 
 def deployed(eb, project, platform: str, *args: str):
@@ -28,3 +29,23 @@ def test_deploy_serves_the_page(eb, eb_release_images, sample_project, platform)
         status, css = eb.get("ebsample-prod", "/static/sample/site.css")
         assert status == 200 and css.strip()
     assert "Environment update completed successfully." in result.stdout
+
+
+def test_dry_run_prints_the_steps_the_deploy_then_runs(eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project)
+    tag_release(sample_project, "1.0.0", "first release")
+    dry = sample_project.inv("deploy", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    real = sample_project.inv("deploy", timeout=600)
+    assert real.returncode == 0, real.stdout + real.stderr
+    planned, ran = planned_steps(dry.stdout), ran_steps(real.stdout)
+    assert planned == ran
+    assert [s.split(" ")[0] for s in ran] == ["take", "upload", "create", "update", "wait"]
+    # the same release again: the plan says the bundle and version are reused, and the run does just that
+    dry_again = sample_project.inv("deploy", "--dry-run")
+    again = sample_project.inv("deploy", timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert planned_steps(dry_again.stdout) == ran_steps(again.stdout)
+    assert [s.split(" ")[0] for s in ran_steps(again.stdout)] == ["take", "update", "wait"]
+    assert "not uploading it again" in dry_again.stdout and "not uploading it again" in again.stdout

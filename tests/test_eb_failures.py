@@ -105,7 +105,7 @@ def test_dry_run_changes_nothing(eb, eb_release_images, sample_project):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Dockerrun.aws.json" in result.stdout and "containerDefinitions" in result.stdout
     assert "docker/nginx/default.conf" in result.stdout
-    assert "elasticbeanstalk:UpdateEnvironment" in result.stdout and "(dry run: nothing was changed)" in result.stdout
+    assert "eb.update_environment(application='ebsample', name='ebsample-prod'" in result.stdout and "(dry run: nothing was changed)" in result.stdout
     assert "+++ this deploy" in result.stdout
     assert objects(eb) == before
     assert eb.mutating_calls() == ["CreateApplication", "CreateEnvironment"]

@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from fixtures.plans import planned_steps, ran_steps
+
 from conftest import REPO
 
 ACCOUNT_REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -90,6 +92,25 @@ def test_dry_run_prints_the_plan_and_registers_nothing(ecs):
     assert 'Changed image of container "web"' in result.stdout
     assert "(dry run: nothing was changed)" in result.stdout
     assert ecs.active() == [1] and ecs.service()["taskDefinition"].endswith(":1")
+
+
+def test_dry_run_prints_the_steps_the_deploy_then_runs(ecs):
+    # a waited deploy (moto never makes it steady, so it rolls back): the run follows the plan up to the wait
+    dry = ecs.inv("ecs.deploy", "--version", "1.2.4", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    real = ecs.inv("ecs.deploy", "--version", "1.2.4")
+    assert real.returncode == 11, real.stdout + real.stderr
+    planned = planned_steps(dry.stdout)
+    assert [s.split(" ")[0] for s in planned] == ["Take", "Register", "Update", "Wait", "Deregister"]
+    assert ran_steps(real.stdout) == planned[:4]
+    # --no-wait plans no wait, and runs none
+    dry = ecs.inv("ecs.deploy", "--version", "1.2.4", "--no-wait", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    real = ecs.inv("ecs.deploy", "--version", "1.2.4", "--no-wait")
+    assert real.returncode == 0, real.stdout + real.stderr
+    assert planned_steps(dry.stdout) == ran_steps(real.stdout)
+    assert [s.split(" ")[0] for s in ran_steps(real.stdout)] == ["Take", "Register", "Update", "Deregister"]
+    assert ecs.service()["taskDefinition"].endswith(f"/{ecs.project.app}:3")
 
 
 def test_deploy_registers_a_revision_with_only_the_image_changed_and_updates_the_service(ecs):

@@ -1,10 +1,13 @@
 """Pure parts of releases: versions, lines, changelogs, the release/publish checks, the record."""
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from dockyard.core.versions import BadVersion, ReleaseVersion, read_version, versions_from_tags
 from dockyard.errors import Refused
+from dockyard.plan import run_plan
 from dockyard.release import (
     Commit,
     PublishState,
@@ -199,16 +202,15 @@ def test_plan_builds_before_tagging():
     calls = []
 
     class Actions:
-        def build_image(self, d): calls.append("build")
+        def build_image(self, decision): calls.append("build")
         def create_branch(self, name, commit): calls.append(f"branch {name}")
         def create_tag(self, name, commit, message): calls.append(f"tag {name}")
-        def record(self, d): calls.append("record")
+        def record(self, decision): calls.append("record")
 
-    plan = release_plan(decide(state()), Actions())
+    plan = release_plan(decide(state()))
     text = plan.render()
     assert "release-v1.0" in text and "v1.0.0" in text and "reg.example/app:1.0.0" in text
-    for step in plan.steps:
-        step.action()
+    run_plan(plan, {"release": Actions()}, stream=io.StringIO())
     assert calls == ["build", "branch release-v1.0", "tag v1.0.0", "record"]
 
 

@@ -29,7 +29,7 @@ def test_dry_run_equals_eb_deploy(eb, eb_release_images, sample_project):
     own = project.inv("eb.deploy", "--dry-run")
     assert root.returncode == own.returncode == 0, root.stdout + root.stderr
     assert root.stdout == own.stdout
-    assert "elasticbeanstalk:UpdateEnvironment" in root.stdout and "(dry run: nothing was changed)" in root.stdout
+    assert "eb.update_environment(application='ebsample', name='ebsample-prod'" in root.stdout and "(dry run: nothing was changed)" in root.stdout
     assert eb.mutating_calls() == ["CreateApplication", "CreateEnvironment"]
     planned = as_json(project.inv("deploy", "--dry-run", "--json"))
     assert (planned["result"], planned["version"], planned["dry_run"], planned["steps"]) == ("planned", "1.0.0", True, [])

@@ -43,7 +43,8 @@ def test_deploy_json_then_history_status_and_rollback_to_a_version(ecs_env):
         "verb": "deploy", "environment": "prod", "target": "ecs", "version": "1.2.4",
         "image": f"{ecs_env.repository}:1.2.4", "previous": f"{app}:1", "result": "started"}
     assert data["details"]["label"] == f"{app}:2"
-    assert [s["step"].split()[0] for s in data["steps"]] == ["Take", "Register", "Update", "Wait", "Deregister"]
+    # --no-wait plans no wait step (the plan lists only what runs)
+    assert [s["step"].split()[0] for s in data["steps"]] == ["Take", "Register", "Update", "Deregister"]
     assert all(s["ok"] and s["seconds"] >= 0 for s in data["steps"])
     assert "registered" in started.stderr  # the human text went to stderr
     assert ecs_env.service()["taskDefinition"].endswith(f"/{app}:2")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, free_port, library_path
+from fixtures.plans import planned_steps, ran_steps
 
 PYTHON_BASE = "dockyard-base/python:bookworm"
 
@@ -252,6 +253,18 @@ def test_staging_deploy_switch_rollback_and_lock(staging):
     assert "hello-from-v1" in ran.stdout
     logs = staging.inv("staging.logs", "--tail", "5", check=True)
     assert staging.secret not in logs.stdout
+
+
+def test_staging_dry_run_prints_the_plan_the_deploy_then_runs(staging):
+    staging.inv("staging.setup", check=True)
+    dry = staging.inv("staging.ssh-deploy", "--version", "v1", "--dry-run", check=True)
+    real = staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    assert staging.live_version() == "v1"
+    assert planned_steps(dry.stdout) == ran_steps(real.stdout) == planned_steps(real.stdout)
+    shown = dry.stdout.split("(dry run: nothing was changed)")[0].strip()
+    assert "log in to the registry" in shown and "upload the env file" in shown  # this project has both
+    assert shown in real.stdout  # the same plan, host lines included, as the run printed before running it
+    assert staging.password not in dry.stdout + real.stdout
 
 
 def test_staging_ctrl_c_mid_deploy_releases_the_lock(staging):

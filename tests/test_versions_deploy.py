@@ -58,7 +58,7 @@ def test_eb_deploys_a_pre_release_under_a_custom_tag_prefix(eb, eb_release_image
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert f"deploy {PRE} ({label}) to ebsample-prod" in dry.stdout
     assert f'"image": "{repository}:{PRE}"' in dry.stdout
-    assert f"VersionLabel={label}" in dry.stdout
+    assert f"label='{label}'" in dry.stdout
     assert eb.mutating_calls() == ["CreateApplication", "CreateEnvironment"]
 
     # the git tag's own name works too, and without --version the latest rel-* tag (the pre-release) is chosen

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Iterable
 
-from ..plan import Plan, Step
+from ..plan import ApiCall, Plan, RunCommand, Step
 from . import commands
 
 
@@ -36,8 +36,22 @@ def cached_images(images: Iterable[str], directory: Path) -> list[CachedImage]:
     return [CachedImage(image, directory / f"{archive_name(image)}.tar") for image in dict.fromkeys(images)]
 
 
-def plan_save(entries: list[CachedImage], local_ids: dict[str, str], save: Callable[[CachedImage], None],
-              directory: Path) -> tuple[Plan, list[str]]:
+class ImageCache:
+    """The performer of a save step: the archive is written beside its final name and moved there whole, then the
+    image ID it holds is recorded (so an interrupted save never looks up to date)."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    def save(self, image: str, archive: Path, image_id: str) -> None:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        partial = archive.with_suffix(".tar.partial")
+        self.runner.run(commands.save_image(image, partial))
+        partial.replace(archive)
+        archive.with_suffix(".id").write_text(image_id + "\n")
+
+
+def plan_save(entries: list[CachedImage], local_ids: dict[str, str], directory: Path) -> tuple[Plan, list[str]]:
     """Steps that archive each local image whose archive is missing or stale; and notes on the rest."""
     steps, notes = [], []
     for entry in entries:
@@ -47,13 +61,14 @@ def plan_save(entries: list[CachedImage], local_ids: dict[str, str], save: Calla
         elif entry.archived_id() == image_id:
             notes.append(f"{entry.image}: {entry.archive.name} is up to date")
         else:
-            steps.append(Step(f"Save {entry.image} to {entry.archive}", lambda e=entry: save(e),
+            steps.append(Step(f"Save {entry.image} to {entry.archive}",
+                              instruction=ApiCall.of("cache", "save", image=entry.image, archive=entry.archive,
+                                                     image_id=image_id),
                               command=commands.save_image(entry.image, entry.archive)))
     return Plan(f"ci.cache.save -> {directory}", tuple(steps)), notes
 
 
-def plan_load(entries: list[CachedImage], local_ids: dict[str, str], load: Callable[[CachedImage], None],
-              directory: Path) -> tuple[Plan, list[str]]:
+def plan_load(entries: list[CachedImage], local_ids: dict[str, str], directory: Path) -> tuple[Plan, list[str]]:
     """Steps that load each archived image the engine lacks (an image already present is skipped)."""
     steps, notes = [], []
     for entry in entries:
@@ -62,6 +77,6 @@ def plan_load(entries: list[CachedImage], local_ids: dict[str, str], load: Calla
         elif not entry.archive.is_file():
             notes.append(f"{entry.image}: not cached in {directory}; it will be pulled")
         else:
-            steps.append(Step(f"Load {entry.image} from {entry.archive}", lambda e=entry: load(e),
-                              command=commands.load_image(entry.archive)))
+            steps.append(Step(f"Load {entry.image} from {entry.archive}",
+                              instruction=RunCommand(commands.load_image(entry.archive))))
     return Plan(f"ci.cache.load <- {directory}", tuple(steps)), notes

@@ -11,12 +11,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..clients.docker import DockerClient, build_command
 from ..errors import ConfigError, DockyardError
 from ..images import BuildSpec, declared_args
-from ..plan import Plan, Step
+from ..plan import ApiCall, Output, Plan, RunCommand, Step
 from ..runner import Command, Runner
 from . import commands
 from .readiness import ProbeOutcome, Readiness
@@ -137,69 +137,80 @@ class TestRunner:
         self.ready_timeout = ready_timeout
         self.say = say
         self.sleep = sleep
-        self.cache_from: list[str] = []
 
     # --- the plan ------------------------------------------------------------------------------------------
     def plan(self) -> Plan:
+        """The steps, as calls of this runner (the ``testrun`` performer) and commands of the ``local`` one."""
         run = self.run
         steps: list[Step] = []
+        cache_from: Any = ()
         if run.cache_candidates:
             steps.append(Step("Find layer-cache images (local, else pulled from the registry)",
-                              self.find_cache_images, details=run.cache_candidates))
-        steps.append(Step(f"Build the testing image {run.image} (never pushed)", self.build_image,
+                              instruction=ApiCall.of("testrun", "find_cache_images", output="cache_images",
+                                                     candidates=tuple(run.cache_candidates)),
+                              details=run.cache_candidates))
+            cache_from = Output("cache_images")
+        steps.append(Step(f"Build the testing image {run.image} (never pushed)",
+                          instruction=ApiCall.of("testrun", "build_image", cache_from=cache_from),
                           command=run.build,
                           details=("plus --cache-from for each cache image found",) if run.cache_candidates else ()))
-        steps.append(Step(f"Create the private network {run.network}", lambda: self.runner.run(
-            commands.network_create(run.network, run.run_id, run.app)),
-            command=commands.network_create(run.network, run.run_id, run.app)))
+        steps.append(Step(f"Create the private network {run.network}",
+                          instruction=RunCommand(commands.network_create(run.network, run.run_id, run.app))))
         for svc in run.services:
-            steps.append(Step(f"Start {svc.name} ({svc.image})", self._starter(svc),
+            steps.append(Step(f"Start {svc.name} ({svc.image})",
+                              instruction=ApiCall.of("testrun", "start_service", name=svc.name),
                               command=run.service_command(svc)))
         for svc in run.services:
             if svc.ready:
-                steps.append(Step(f"Wait until {svc.name} is ready", self._waiter(svc),
+                steps.append(Step(f"Wait until {svc.name} is ready",
+                                  instruction=ApiCall.of("testrun", "wait_until_ready", name=svc.name),
                                   command=commands.probe(run.container(svc.name), svc.ready)))
         if run.setup_command:
-            steps.append(Step("Load the schema and fixtures", self.run_setup, command=run.setup()))
-        steps.append(Step("Run the tests", self.run_tests, command=run.tests_command(),
-                          details=(f"reports: {run.reports}",)))
+            steps.append(Step("Load the schema and fixtures", instruction=ApiCall.of("testrun", "run_setup"),
+                              command=run.setup()))
+        steps.append(Step("Run the tests", instruction=ApiCall.of("testrun", "run_tests"),
+                          command=run.tests_command(), details=(f"reports: {run.reports}",)))
         return Plan(f"ci.test {run.run_id}: afterwards the containers and network are removed", tuple(steps))
 
     # --- actions ---------------------------------------------------------------------------------------------
-    def find_cache_images(self) -> list[str]:
-        for ref in self.run.cache_candidates:
+    def find_cache_images(self, candidates: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for ref in candidates:
             if self.docker.inspect_image(ref) is not None:
-                self.cache_from.append(ref)
+                found.append(ref)
                 continue
             pulled = self.runner.run([commands.DOCKER, "pull", "--quiet", ref], check=False, timeout=PULL_TIMEOUT)
             if pulled.ok:
-                self.cache_from.append(ref)
-        self.say("      cache images: " + (", ".join(self.cache_from) or "none found (cold build)"))
-        return self.cache_from
+                found.append(ref)
+        self.say("      cache images: " + (", ".join(found) or "none found (cold build)"))
+        return found
 
-    def build_image(self) -> None:
+    def build_image(self, cache_from: Sequence[str] = ()) -> None:
         argv = list(self.run.build.argv)
-        for ref in self.cache_from:
+        for ref in cache_from:
             argv[-1:-1] = ["--cache-from", ref]
-        if self.cache_from and self.docker.inspect_image(self.run.image) is not None:
+        if cache_from and self.docker.inspect_image(self.run.image) is not None:
             # The legacy builder uses only --cache-from images once any is given: keep our own last build too.
             argv[-1:-1] = ["--cache-from", self.run.image]
         build = Command(tuple(argv), env=self.run.build.env, cwd=self.run.build.cwd)
         self.docker.build(build)
 
-    def _starter(self, svc: Any) -> Callable[[], Any]:
-        def start() -> None:
-            if self.docker.inspect_image(svc.image) is None:
-                pulled = self.runner.run([commands.DOCKER, "pull", svc.image], check=False, timeout=PULL_TIMEOUT)
-                if not pulled.ok:
-                    raise DockyardError(
-                        f"service image {svc.image} is not on this engine and could not be pulled: "
-                        f"run `inv ci.cache.load`, or fix dockyard.ci.services.{svc.name}.image"
-                    )
-            self.runner.run(self.run.service_command(svc))
-        return start
+    def service(self, name: str) -> Any:
+        return next(s for s in self.run.services if s.name == name)
 
-    def _waiter(self, svc: Any) -> Callable[[], int]:
+    def start_service(self, name: str) -> None:
+        svc = self.service(name)
+        if self.docker.inspect_image(svc.image) is None:
+            pulled = self.runner.run([commands.DOCKER, "pull", svc.image], check=False, timeout=PULL_TIMEOUT)
+            if not pulled.ok:
+                raise DockyardError(
+                    f"service image {svc.image} is not on this engine and could not be pulled: "
+                    f"run `inv ci.cache.load`, or fix dockyard.ci.services.{svc.name}.image"
+                )
+        self.runner.run(self.run.service_command(svc))
+
+    def wait_until_ready(self, name: str) -> int:
+        svc = self.service(name)
         container = self.run.container(svc.name)
 
         def probe() -> ProbeOutcome:
@@ -214,10 +225,8 @@ class TestRunner:
             self.say(f"--- last log lines of {container} ---\n{self.docker.logs(container, tail=30)}")
             return False
 
-        def wait() -> int:
-            return Readiness(svc.name, probe, running, expected_output=svc.ready_output,
-                             timeout=self.ready_timeout, sleep=self.sleep).wait()
-        return wait
+        return Readiness(svc.name, probe, running, expected_output=svc.ready_output,
+                         timeout=self.ready_timeout, sleep=self.sleep).wait()
 
     def run_setup(self) -> None:
         result = self.runner.run(self.run.setup(), capture=False, check=False)

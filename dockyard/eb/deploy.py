@@ -1,7 +1,8 @@
 """Deploying a release to an Elastic Beanstalk environment: releases, the plan, the wait, the rollback.
 
-``plan_deploy`` reads remote state and returns a :class:`~dockyard.plan.Plan` whose steps call a
-:class:`Deployment`; ``--dry-run`` prints that same plan. :func:`wait_for_update` is the wait that never lies:
+:func:`deploy_plan` turns an :class:`EbDeploy` (what was decided from the state read before) into a
+:class:`~dockyard.plan.Plan` of client calls; ``--dry-run`` prints that same plan, and :class:`EbWaiter` performs
+its wait step. :func:`wait_for_update` is the wait that never lies:
 events of this update only (by request id), fail fast on ERROR/FATAL and the known failure messages, then Status
 ``Ready`` *and* our ``VersionLabel``, then the health window, all under one deadline.
 """
@@ -12,13 +13,14 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..clients.eb import AppVersion, EbClient, EnvironmentState, Event
 from ..core.versions import Release
 from ..errors import DeployFailed, DeployTimedOut, DockyardError, Refused, RolledBack  # noqa: F401 - re-exported
-from ..plan import Plan, Step
+from ..plan import ApiCall, Output, Plan, Step
 from .bundle import Bundle, describe
 
 FAILURE_MESSAGES = ("failed to deploy application", "reverted to the previous", "failed to pull",
@@ -137,92 +139,97 @@ def wait_for_update(
 # --- the deployment ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Deployment:
-    """One deploy of ``release`` to ``environment`` (an EB environment name), as the plan's steps run it."""
+@dataclass(frozen=True)
+class EbDeploy:
+    """What one deploy of ``release`` to ``environment`` (an EB environment name) will do, decided from the state
+    read before it: the plan is built from this value alone."""
 
-    client: EbClient
     application: str
     environment: str
     release: Release
-    bundle: Bundle
+    bundle_zip: bytes = field(repr=False)
+    bundle_digest: str
     bucket: str
     key: str
     policy: WaitPolicy
     previous_label: str
     reuse_object: bool
     reuse_version: bool
-    say: Callable[[str], None] = print
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
+    lock_where: str
+    lock_environment: str
+    force_unlock: bool = False
     no_rollback: bool = False
-    request_id: str = ""
-    outcome: WaitOutcome | None = None
-    result: str = ""
-    notes: list[str] = field(default_factory=list)
+    no_wait: bool = False
 
     @property
     def label(self) -> str:
         return self.release.label
 
-    def upload(self) -> None:
-        if self.reuse_object:
-            self.say(f"  s3://{self.bucket}/{self.key} already holds this bundle; not uploading it again")
-            return
-        data = self.bundle.zip_bytes()
-        self.client.upload(self.bucket, self.key, data, sha256=self.bundle.digest)
 
-    def create_version(self) -> None:
-        if self.reuse_version:
-            self.say(f"  application version {self.label} already points at this bundle; reusing it")
-            return
-        self.client.create_version(self.application, self.label, bucket=self.bucket, key=self.key,
-                                   description=self.release.description)
+class EbWaiter:
+    """The performer of a plan's wait: the update's events and health (:func:`wait_for_update`), and the rollback
+    to the previous label when it fails."""
 
-    def update(self) -> None:
-        self.request_id = self.client.update_environment(self.application, self.environment, label=self.label)
+    def __init__(self, client: EbClient, policy: WaitPolicy, *, say: Callable[[str], None] = print,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.policy = policy
+        self.say = say
+        self.sleep = sleep
+        self.clock = clock
 
-    def wait(self) -> None:
-        outcome = wait_for_update(self.client, self.application, self.environment, self.label, self.request_id,
-                                  self.policy, say=self.say, sleep=self.sleep, clock=self.clock)
-        self.outcome = outcome
+    def until_live(self, application: str, environment: str, label: str, request_id: str, previous_label: str = "",
+                   no_rollback: bool = False) -> WaitOutcome:
+        outcome = wait_for_update(self.client, application, environment, label, request_id, self.policy,
+                                  say=self.say, sleep=self.sleep, clock=self.clock)
         if outcome.ok:
-            self.result = "succeeded"
-            return
+            return outcome
         if outcome.result == "timeout":
-            self.result = "timed out"
-            raise DeployTimedOut(f"deploy of {self.label} to {self.environment} timed out: {outcome.detail}; "
+            raise DeployTimedOut(f"deploy of {label} to {environment} timed out: {outcome.detail}; "
                                  "watch `inv eb.events --follow`, then `inv eb.rollback` if it does not recover")
-        self.rollback(outcome.detail)
-
-    def rollback(self, why: str) -> None:
-        previous = self.previous_label
-        if self.no_rollback or not previous or previous == self.label:
-            self.result = "failed"
-            hint = "--no-rollback was given" if self.no_rollback else "there is no previous version to return to"
-            raise DeployFailed(f"deploy of {self.label} to {self.environment} failed: {why} ({hint})")
-        self.say(f"deploy of {self.label} failed: {why}")
-        self.say(f"rolling back {self.environment} to {previous}")
-        self.wait_until_ready()
-        request_id = self.client.update_environment(self.application, self.environment, label=previous)
-        back = wait_for_update(self.client, self.application, self.environment, previous, request_id, self.policy,
+        if no_rollback or not previous_label or previous_label == label:
+            hint = "--no-rollback was given" if no_rollback else "there is no previous version to return to"
+            raise DeployFailed(f"deploy of {label} to {environment} failed: {outcome.detail} ({hint})")
+        why = outcome.detail
+        self.say(f"deploy of {label} failed: {why}")
+        self.say(f"rolling back {environment} to {previous_label}")
+        self.until_ready(application, environment)
+        request = self.client.update_environment(application, environment, label=previous_label)
+        back = wait_for_update(self.client, application, environment, previous_label, request, self.policy,
                                say=self.say, sleep=self.sleep, clock=self.clock)
         if not back.ok:
-            self.result = "failed"
-            raise DeployFailed(f"deploy of {self.label} to {self.environment} failed ({why}) and the rollback to "
-                               f"{previous} failed too: {back.detail}")
-        self.result = "rolled back"
-        raise RolledBack(f"deploy of {self.label} to {self.environment} failed ({why}); rolled back to {previous}, "
+            raise DeployFailed(f"deploy of {label} to {environment} failed ({why}) and the rollback to "
+                               f"{previous_label} failed too: {back.detail}")
+        raise RolledBack(f"deploy of {label} to {environment} failed ({why}); rolled back to {previous_label}, "
                          "which is live and healthy")
 
-    def wait_until_ready(self) -> None:
+    def rolled_to(self, application: str, environment: str, label: str, request_id: str) -> WaitOutcome:
+        """A rollback's wait: no rollback of the rollback."""
+        outcome = wait_for_update(self.client, application, environment, label, request_id, self.policy,
+                                  say=self.say, sleep=self.sleep, clock=self.clock)
+        if not outcome.ok:
+            raise DeployFailed(f"rollback of {environment} to {label} failed: {outcome.detail}")
+        return outcome
+
+    def until_ready(self, application: str, environment: str) -> None:
         """A failed update may leave the environment Updating a moment; EB refuses another update until Ready."""
         deadline = self.clock() + self.policy.timeout
         while True:
-            state = self.client.environment(self.application, self.environment)
+            state = self.client.environment(application, environment)
             if state is None or state.status == "Ready" or self.clock() >= deadline:
                 return
             self.sleep(self.policy.poll_interval)
+
+
+def result_of(error: BaseException | None, *, no_wait: bool = False) -> str:
+    """The audit record's result of a deploy that ended with ``error`` (None: it did not fail)."""
+    if error is None:
+        return "started" if no_wait else "succeeded"
+    if isinstance(error, RolledBack):
+        return "rolled back"
+    if isinstance(error, DeployTimedOut):
+        return "timed out"
+    return "failed"
 
 
 def check_label(existing: AppVersion | None, object_meta: dict[str, str] | None, bucket: str, key: str,
@@ -239,30 +246,53 @@ def check_label(existing: AppVersion | None, object_meta: dict[str, str] | None,
     return True, True
 
 
-def deploy_plan(deployment: Deployment, *, lock_step: Step, state: EnvironmentState) -> Plan:
-    d = deployment
-    calls = []
-    if not d.reuse_object:
-        calls.append(f"s3:PutObject s3://{d.bucket}/{d.key} (SSE AES256, private, "
-                     f"{len(d.bundle.zip_bytes())} bytes, sha256 {d.bundle.digest[:12]})")
-    steps = [
-        lock_step,
-        Step(f"upload the bundle to s3://{d.bucket}/{d.key}" + (" (already there: reused)" if d.reuse_object else ""),
-             action=d.upload, details=tuple(calls)),
-        Step(f"create application version {d.label}" + (" (exists with this bundle: reused)" if d.reuse_version
-                                                           else ""),
-             action=d.create_version,
-             details=() if d.reuse_version else (
-                 f"elasticbeanstalk:CreateApplicationVersion ApplicationName={d.application} VersionLabel={d.label} "
-                 f"Description={d.release.description!r}",)),
-        Step(f"update {d.environment} from {state.version_label or 'nothing'} to {d.label}", action=d.update,
-             details=(f"elasticbeanstalk:UpdateEnvironment EnvironmentName={d.environment} VersionLabel={d.label}",)),
-        Step(f"wait for Ready, {d.label} live and health {'/'.join(d.policy.healthy_states)} for "
-             f"{d.policy.health_window:g}s (deadline {d.policy.timeout:g}s)"
-             + ("" if d.no_rollback else f"; on failure roll back to {d.previous_label or 'nothing'}"),
-             action=d.wait),
-    ]
-    return Plan(f"deploy {d.release.version} ({d.label}) to {d.environment} [{d.application}]", tuple(steps))
+def deploy_plan(d: EbDeploy) -> Plan:
+    """The steps of ``d``, as data: a reused bundle or version is not uploaded or created again."""
+    notes = []
+    steps = [Step(f"take the deploy lock of {d.lock_environment} ({d.lock_where})"
+                  + (", clearing any stale one first" if d.force_unlock else ""),
+                  instruction=ApiCall.of("lock", "acquire", version=str(d.release.version),
+                                         force_unlock=d.force_unlock))]
+    if d.reuse_object:
+        notes.append(f"s3://{d.bucket}/{d.key} already holds this bundle; not uploading it again")
+    else:
+        steps.append(Step(f"upload the bundle to s3://{d.bucket}/{d.key} ({len(d.bundle_zip)} bytes, SSE AES256, "
+                          f"private, sha256 {d.bundle_digest[:12]})",
+                          instruction=ApiCall.of("eb", "upload", bucket=d.bucket, key=d.key, data=d.bundle_zip,
+                                                 sha256=d.bundle_digest)))
+    if d.reuse_version:
+        notes.append(f"application version {d.label} already points at this bundle; reusing it")
+    else:
+        steps.append(Step(f"create application version {d.label}",
+                          instruction=ApiCall.of("eb", "create_version", application=d.application, label=d.label,
+                                                 bucket=d.bucket, key=d.key, description=d.release.description)))
+    steps.append(Step(f"update {d.environment} from {d.previous_label or 'nothing'} to {d.label}",
+                      instruction=ApiCall.of("eb", "update_environment", output="request_id",
+                                             application=d.application, name=d.environment, label=d.label)))
+    if not d.no_wait:
+        steps.append(Step(
+            f"wait for Ready, {d.label} live and health {'/'.join(d.policy.healthy_states)} for "
+            f"{d.policy.health_window:g}s (deadline {d.policy.timeout:g}s)"
+            + ("" if d.no_rollback else f"; on failure roll back to {d.previous_label or 'nothing'}"),
+            instruction=ApiCall.of("wait", "until_live", output="outcome", application=d.application,
+                                   environment=d.environment, label=d.label, request_id=Output("request_id"),
+                                   previous_label=d.previous_label, no_rollback=d.no_rollback)))
+    return Plan(f"deploy {d.release.version} ({d.label}) to {d.environment} [{d.application}]", tuple(steps),
+                notes=tuple(notes))
+
+
+def rollback_plan(*, application: str, environment: str, lock_environment: str, lock_where: str, current: str,
+                  label: str) -> Plan:
+    return Plan(f"roll back {environment} from {current} to {label}", (
+        Step(f"take the deploy lock of {lock_environment} ({lock_where})",
+             instruction=ApiCall.of("lock", "acquire", version=label, action="rollback")),
+        Step(f"update {environment} to {label}",
+             instruction=ApiCall.of("eb", "update_environment", output="request_id", application=application,
+                                    name=environment, label=label)),
+        Step(f"wait for Ready and health of {label}",
+             instruction=ApiCall.of("wait", "rolled_to", output="outcome", application=application,
+                                    environment=environment, label=label, request_id=Output("request_id"))),
+    ))
 
 
 def bundle_dockerrun_diff(live: bytes | None, bundle: Bundle, live_label: str) -> str:

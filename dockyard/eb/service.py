@@ -4,26 +4,31 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 from ..clients.eb import ENV_NAMESPACE, EbClient, EnvironmentState, make_client
 from ..core.actor import stamp, utc_now
 from ..core.history import AuditRecord, S3AuditStore, previous_good_release
 from ..core.locks import DeployLock, S3LockStore
-from ..errors import ConfigError, Refused
-from ..plan import Plan, Step, execute
-from .bundle import Bundle, BundleInputs, build_bundle
 from ..core.versions import Release, configured_release, label_version
+from ..errors import ConfigError, Refused
+from ..plan import Plan, WithArguments, display, run_plan
+from .bundle import Bundle, BundleInputs, build_bundle
 from .deploy import (
     DeployFailed,
-    Deployment,
+    EbDeploy,
+    EbWaiter,
     WaitPolicy,
     bundle_dockerrun_diff,
     check_label,
     deploy_plan,
     dry_run_report,
+    result_of,
+    rollback_plan,
     wait_for_update,
 )
 from .dockerrun import DockercfgLocation, dockercfg
@@ -35,6 +40,23 @@ AUTH_HINTS = {
     "ecr": "check that the instance profile may pull from ECR (`inv eb.policies`)",
     "none": "the registry wants credentials: set dockyard.eb.auth",
 }
+
+
+@dataclass(frozen=True)
+class EbDeployed:
+    """What a deploy decided, the plan it showed or ran, and how it ended (``planned`` for a dry run)."""
+
+    decided: EbDeploy
+    plan: Plan
+    result: str
+
+    @property
+    def label(self) -> str:
+        return self.decided.label
+
+    @property
+    def previous_label(self) -> str:
+        return self.decided.previous_label
 
 
 class EbService:
@@ -127,47 +149,44 @@ class EbService:
     # --- deploy ------------------------------------------------------------------------------------------------------
     def deploy(self, version: str = "", *, dry_run: bool = False, no_wait: bool = False, timeout: float = 0,
                no_rollback: bool = False, force_unlock: bool = False, environment: str = "",
-               action: str = "deploy") -> Deployment:
-        """Lock, read state, plan, execute. State is read under the lock, so two deploys never plan together."""
+               action: str = "deploy") -> EbDeployed:
+        """Read state, plan, then show the plan or execute it; the lock is the plan's first step, so a deploy that
+        finds it held changes nothing."""
         name = environment or self.target.name
         release = self.release(version)
         self.client.require_bucket(self.eb.bucket)
         lock = self.lock()
+        state, decided, bundle = self.plan_inputs(release, name, lock, timeout=timeout, no_wait=no_wait,
+                                                  no_rollback=no_rollback, force_unlock=force_unlock)
+        plan = deploy_plan(decided)
         if dry_run:
-            lock_step = Step(f"take the deploy lock of {self.env.name} ({lock.where})"
-                             + (", clearing any stale one first" if force_unlock else ""))
-            deployment, plan, state = self._prepare(release, name, lock_step, timeout=timeout, no_wait=no_wait,
-                                                    no_rollback=no_rollback)
-            execute(plan, dry_run=True, mask=self.project.mask)
-            self.say(dry_run_report(deployment.bundle, self._diff_against_live(state, deployment.bundle)))
-            return deployment
-        self._take_lock(lock, release, force_unlock)
-        deployment = None
+            display(plan, mask=self.project.mask)
+            self.say(dry_run_report(bundle, self._diff_against_live(state, bundle)))
+            return EbDeployed(decided, plan, "planned")
         started = utc_now()
+        error: BaseException | None = None
         try:
-            held = Step(f"hold the deploy lock of {self.env.name} ({lock.where})")
-            deployment, plan, _ = self._prepare(release, name, held, timeout=timeout, no_wait=no_wait,
-                                                no_rollback=no_rollback)
-            execute(plan, mask=self.project.mask)
+            run = run_plan(plan, self.performers(lock, decided.policy), mask=self.project.mask)
             if no_wait:
-                deployment.result = "started"
                 self.say(f"{name} is updating to {release.label}; follow it with `inv eb.events --follow`")
             else:
-                self.say(f"{name} runs {release.label} ({deployment.outcome.detail if deployment.outcome else ''})")
-        except Exception as exc:
-            if deployment is not None:
-                deployment.result = deployment.result or "failed"
-                deployment.notes.append(getattr(exc, "message", str(exc)))
+                self.say(f"{name} runs {release.label} ({run.outputs['outcome'].detail})")
+        except BaseException as exc:
+            error = exc
             raise
         finally:
-            if deployment is not None:  # refused before anything started: no audit record, nothing written
-                self._finish(lock, deployment, started, action)
-            else:
-                lock.release()
-        return deployment
+            if lock.held:  # refused before anything started: no audit record, nothing written
+                self._finish(lock, decided, started, action, error)
+        return EbDeployed(decided, plan, result_of(None, no_wait=no_wait))
 
-    def _prepare(self, release: Release, name: str, lock_step: Step, *, timeout: float, no_wait: bool,
-                 no_rollback: bool) -> tuple[Deployment, Plan, EnvironmentState]:
+    def performers(self, lock: DeployLock, policy: WaitPolicy) -> dict[str, Any]:
+        return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"  {text}")}), "eb": self.client,
+                "wait": EbWaiter(self.client, policy, say=self.say, sleep=self.sleep)}
+
+    def plan_inputs(self, release: Release, name: str, lock: DeployLock, *, timeout: float = 0, no_wait: bool = False,
+                    no_rollback: bool = False, force_unlock: bool = False
+                    ) -> tuple[EnvironmentState, EbDeploy, Bundle]:
+        """The state read before the plan, and what the deploy decides from it."""
         state = self.ready_state(name)
         self.require_image(release)
         location = self.dockercfg_location()
@@ -178,27 +197,23 @@ class EbService:
         reuse_object, reuse_version = check_label(
             self.client.version(self.application, release.label),
             self.client.s3.metadata(self.eb.bucket, key), self.eb.bucket, key, bundle.digest)
-        deployment = Deployment(
-            client=self.client, application=self.application, environment=name, release=release, bundle=bundle,
-            bucket=self.eb.bucket, key=key, policy=self.policy(timeout), previous_label=state.version_label,
-            reuse_object=reuse_object, reuse_version=reuse_version, say=self.say, sleep=self.sleep,
-            no_rollback=no_rollback)
-        plan = deploy_plan(deployment, lock_step=lock_step, state=state)
-        if no_wait:
-            plan = Plan(plan.title, plan.steps[:-1])
-        return deployment, plan, state
+        decided = EbDeploy(
+            application=self.application, environment=name, release=release, bundle_zip=bundle.zip_bytes(),
+            bundle_digest=bundle.digest, bucket=self.eb.bucket, key=key, policy=self.policy(timeout),
+            previous_label=state.version_label, reuse_object=reuse_object, reuse_version=reuse_version,
+            lock_where=lock.where, lock_environment=self.env.name, force_unlock=force_unlock,
+            no_rollback=no_rollback, no_wait=no_wait)
+        return state, decided, bundle
 
-    def _take_lock(self, lock: DeployLock, release: Release, force: bool) -> None:
-        lock.acquire(str(release.version), force_unlock=force, say=lambda text: self.say(f"  {text}"))
-
-    def _finish(self, lock: DeployLock, deployment: Deployment, started: datetime, action: str) -> None:
+    def _finish(self, lock: DeployLock, d: EbDeploy, started: datetime, action: str,
+                error: BaseException | None) -> None:
         try:
             self.audit().write(AuditRecord(
-                action=action, environment=self.env.name, target=deployment.environment,
-                version=str(deployment.release.version), label=deployment.label, who=lock.holder,
-                started=stamp(started), finished=stamp(utc_now()), image=self.image(deployment.release),
-                result=deployment.result, previous_label=deployment.previous_label,
-                detail="; ".join(deployment.notes)[:500]))
+                action=action, environment=self.env.name, target=d.environment,
+                version=str(d.release.version), label=d.label, who=lock.holder,
+                started=stamp(started), finished=stamp(utc_now()), image=self.image(d.release),
+                result=result_of(error, no_wait=d.no_wait), previous_label=d.previous_label,
+                detail=(getattr(error, "message", str(error)) if error is not None else "")[:500]))
         finally:
             lock.release()
 
@@ -271,7 +286,7 @@ class EbService:
         except BadVersion:
             return text  # a label dockyard did not make; the existence check below decides
 
-    def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> None:
+    def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> Plan:
         name = self.target.name
         state = self.ready_state(name)
         label = self.rollback_label(label) if label else self.previous_good_label(state.version_label)
@@ -279,39 +294,30 @@ class EbService:
             raise Refused(f"application version {label!r} does not exist (see `inv eb.versions`)")
         lock = self.lock()
         policy = self.policy(timeout)
-        started = utc_now()
-        result = {"value": "failed"}
-
-        def update_and_wait() -> None:
-            request = self.client.update_environment(self.application, name, label=label)
-            outcome = wait_for_update(self.client, self.application, name, label, request, policy, say=self.say,
-                                      sleep=self.sleep)
-            if not outcome.ok:
-                raise DeployFailed(f"rollback of {name} to {label} failed: {outcome.detail}")
-            result["value"] = "succeeded"
-
-        plan = Plan(f"roll back {name} from {state.version_label} to {label}", (
-            Step(f"take the deploy lock of {self.env.name} ({lock.where})",
-                 action=lambda: lock.acquire(label, action="rollback")),
-            Step(f"update {name} to {label} and wait for Ready and health", action=update_and_wait,
-                 details=(f"elasticbeanstalk:UpdateEnvironment EnvironmentName={name} VersionLabel={label}",)),
-        ))
+        plan = rollback_plan(application=self.application, environment=name, lock_environment=self.env.name,
+                             lock_where=lock.where, current=state.version_label, label=label)
         if dry_run:
-            execute(plan, dry_run=True)
-            return
+            display(plan, mask=self.project.mask)
+            return plan
+        started = utc_now()
+        error: BaseException | None = None
         try:
-            execute(plan)
+            run_plan(plan, self.performers(lock, policy), mask=self.project.mask)
             self.say(f"{name} runs {label} again")
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             if lock.held:
                 try:
                     self.audit().write(AuditRecord(
-                        action="rollback", environment=self.env.name, target=name, version=str(label_version(label) or ""),
-                        label=label, who=lock.holder, started=stamp(started),
-                        finished=stamp(utc_now()), result=result["value"],
-                        previous_label=state.version_label))
+                        action="rollback", environment=self.env.name, target=name,
+                        version=str(label_version(label) or ""), label=label, who=lock.holder,
+                        started=stamp(started), finished=stamp(utc_now()),
+                        result="failed" if error is not None else "succeeded", previous_label=state.version_label))
                 finally:
                     lock.release()
+        return plan
 
     # --- dockercfg -------------------------------------------------------------------------------------------------
     def write_dockercfg(self, *, fmt: str = "", dry_run: bool = False) -> str:
@@ -441,7 +447,7 @@ def _masked(value: str) -> str:
 def _smoke(url: str, attempts: int = 5) -> bool:
     for _ in range(attempts):
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the twin's own URL
+            with urllib.request.urlopen(url, timeout=5) as response:
                 if 200 <= response.status < 300:
                     return True
         except OSError:

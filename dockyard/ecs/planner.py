@@ -1,9 +1,11 @@
 """What an ECS deploy will do, decided from state (pure): the new task definition, its diff, what to deregister."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+from ..plan import ApiCall, Output, Plan, Step
 from .taskdef import TaskDefinition, diff
 
 
@@ -85,3 +87,66 @@ def render_task_definition(family: str, containers: Any, *, network_mode: str = 
     if containers.volumes:
         payload["volumes"] = [dict(v) for v in containers.volumes]
     return payload
+
+
+# --- the plans ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EcsDeploy:
+    """What one ``ecs.deploy`` will do, decided from the state read before it."""
+
+    version: str
+    image: str
+    where: str  # cluster/service
+    cluster: str
+    service: str
+    environment: str
+    lock_where: str
+    live: str  # the live task definition's ARN: rolled back to on failure, never deregistered
+    intent: DeployIntent
+    timeout: float
+    keep: int
+    force_unlock: bool = False
+    no_wait: bool = False
+    no_rollback: bool = False
+
+
+def deploy_plan(d: EcsDeploy) -> Plan:
+    from ..clients.ecs import short_arn
+
+    new_arn = Output("revision", "arn")
+    steps = [Step(f"Take the deploy lock of {d.environment}: {d.lock_where}",
+                  instruction=ApiCall.of("lock", "acquire", version=d.version, force_unlock=d.force_unlock),
+                  details=("clear any held one first (--force-unlock)",) if d.force_unlock else ())]
+    for name, value in d.intent.ssm_writes:
+        steps.append(Step(f"Write secret {name} to SSM as SecureString (value masked)",
+                          instruction=ApiCall.of("ssm", "put_secure", secret=("value",), name=name, value=value)))
+    steps.append(Step(f"Register a new revision of {d.intent.desired.family} with {d.image}",
+                      instruction=ApiCall.of("revisions", "register", output="revision", definition=d.intent.desired)))
+    steps.append(Step(f"Update service {d.where} to it",
+                      instruction=ApiCall.of("ecs", "update_service", cluster=d.cluster, service=d.service,
+                                             task_definition_arn=new_arn)))
+    if not d.no_wait:
+        steps.append(Step(
+            "Wait until the PRIMARY deployment runs it with runningCount == desiredCount"
+            f" (at most {d.timeout:g}s; " + ("left in place on failure (--no-rollback))" if d.no_rollback else
+                                             f"on failure roll back to {short_arn(d.live)})"),
+            instruction=ApiCall.of("wait", "deployed", version=d.version, arn=new_arn, timeout=d.timeout, live=d.live,
+                                   no_rollback=d.no_rollback)))
+    steps.append(Step(f"Deregister ACTIVE revisions beyond the newest {d.keep} (never {short_arn(d.live)})",
+                      instruction=ApiCall.of("revisions", "prune", protected=(d.live, new_arn))))
+    return Plan(f"ecs.deploy {d.version} to {d.where} ({d.environment})", tuple(steps))
+
+
+def rollback_plan(*, where: str, cluster: str, service: str, environment: str, lock_where: str,
+                  target: TaskDefinition, timeout: float) -> Plan:
+    return Plan(f"ecs.rollback {where} to {target.label}", (
+        Step(f"Take the deploy lock of {environment}: {lock_where}",
+             instruction=ApiCall.of("lock", "acquire", version=target.label, action="rollback")),
+        Step(f"Update service {where} to {target.label}",
+             instruction=ApiCall.of("ecs", "update_service", cluster=cluster, service=service,
+                                    task_definition_arn=target.arn)),
+        Step("Wait until the PRIMARY deployment runs it",
+             instruction=ApiCall.of("wait", "rolled_to", arn=target.arn, timeout=timeout)),
+    ))

@@ -2,22 +2,26 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 from ..clients.ecs import EcsClient, ServiceState, short_arn
 from ..core.actor import stamp, utc_now
 from ..core.history import AuditRecord, previous_good_release
 from ..core.locks import DeployLock
 from ..errors import ConfigError, Refused, RolledBack
-from ..plan import Plan, Step, execute
+from ..plan import Plan, PlanRun, WithArguments, display, run_plan
 from .planner import (
     DeployIntent,
+    EcsDeploy,
+    deploy_plan,
     env_file_split,
     plan_task_definition,
     previous_revision,
     revisions_to_deregister,
+    rollback_plan,
     with_secret_writes,
 )
 from .taskdef import TaskDefinition
@@ -183,105 +187,61 @@ class EcsService:
             self.say(f"  {line}")
 
     def deploy(self, version: str = "", *, dry_run: bool = False, timeout: float = 0, no_wait: bool = False,
-               no_rollback: bool = False, force_unlock: bool = False) -> None:
+               no_rollback: bool = False, force_unlock: bool = False) -> Plan:
         version, image = self.image_for(version)
         state = self.state()
         intent = self.intent(state, image)
         self.require_published(version, image)
         self.show(intent)
         live = state.task_definition
-        outcome = Outcome()
-        registered: dict[str, TaskDefinition] = {}
-        started_at = utc_now()
         lock = self.lock()
-
-        def take_lock() -> None:
-            lock.acquire(version, force_unlock=force_unlock, say=lambda text: self.say(f"      {text}"))
-
-        def write_secrets() -> None:
-            for name, value in intent.ssm_writes:
-                self.ssm.put_secure(name, value)
-
-        def register() -> None:
-            registered["new"] = self.client.register(intent.desired)
-            outcome.label = registered["new"].label
-            self.say(f"      registered {registered['new'].label}")
-
-        def update() -> None:
-            self.client.update_service(self.target.cluster, self.target.service, registered["new"].arn)
-
-        def wait() -> None:
-            if no_wait:
-                outcome.result, outcome.detail = "started", "not waited for (--no-wait)"
-                return
-            try:
-                self._wait(registered["new"].arn, timeout or self.target.timeout, since=started_at)
-            except DeploymentFailed as exc:
-                outcome.detail = exc.message
-                if no_rollback:
-                    outcome.result = "failed"
-                    raise type(exc)(f"deploy of {version} failed: {exc.message}; left in place "
-                                    "(--no-rollback)") from None
-                self._roll_back_after(exc, live, outcome)
-            else:
-                outcome.result = "succeeded"
-
-        def prune() -> None:
-            self.prune(protected={live, registered["new"].arn})
-
-        steps = (
-            Step(f"Take the deploy lock of {self.env.name}: {self.lock_location}", take_lock,
-                 details=("clear any held one first (--force-unlock)",) if force_unlock else ()),
-            *((Step(f"Write {len(intent.ssm_writes)} secret(s) to SSM as SecureString (values masked)", write_secrets,
-                    details=tuple(name for name, _ in intent.ssm_writes)),) if intent.ssm_writes else ()),
-            Step(f"Register a new revision of {intent.desired.family} with {image}", register),
-            Step(f"Update service {self.target.where} to it", update),
-            Step("Wait until the PRIMARY deployment runs it with runningCount == desiredCount"
-                 + ("" if no_wait else f" (at most {timeout or self.target.timeout:g}s; on failure roll back to "
-                    f"{short_arn(live)})"), wait),
-            Step(f"Deregister ACTIVE revisions beyond the newest {self.target.keep} (never {short_arn(live)})",
-                 prune),
-        )
-        plan = Plan(f"ecs.deploy {version} to {self.target.where} ({self.env.name})", steps)
+        plan = deploy_plan(EcsDeploy(
+            version=version, image=image, where=self.target.where, cluster=self.target.cluster,
+            service=self.target.service, environment=self.env.name, lock_where=self.lock_location, live=live,
+            intent=intent, timeout=timeout or self.target.timeout, keep=self.target.keep, force_unlock=force_unlock,
+            no_wait=no_wait, no_rollback=no_rollback))
         if dry_run:
-            execute(plan, dry_run=True, mask=self.project.mask)
-            return
-        started = stamp(started_at)
+            display(plan, mask=self.project.mask)
+            return plan
+        started_at = utc_now()
+        run = PlanRun()
+        outcome = Outcome()
         try:
-            execute(plan, mask=self.project.mask)
+            run_plan(plan, self.performers(lock, started_at), mask=self.project.mask, into=run)
         except BaseException as exc:
-            if not outcome.detail:
-                outcome.detail = getattr(exc, "message", "") or type(exc).__name__
+            outcome.result = "rolled back" if isinstance(exc, RolledBack) else "failed"
+            outcome.detail = getattr(exc, "message", "") or type(exc).__name__
+            raise
+        else:
+            outcome.result, outcome.detail = ("started", "not waited for (--no-wait)") if no_wait else ("succeeded", "")
+        finally:
+            if "revision" in run.outputs:
+                outcome.label = run.outputs["revision"].label
             if lock.held:
                 try:
-                    self.audit("deploy", version, outcome, started, short_arn(live), who=lock.holder, image=image)
+                    self.audit("deploy", version, outcome, stamp(started_at), short_arn(live), who=lock.holder,
+                               image=image)
                 finally:
                     lock.release()
-            raise
-        try:
-            self.audit("deploy", version, outcome, started, short_arn(live), who=lock.holder, image=image)
-        finally:
-            lock.release()
         self.say(f"deployed {version} to {self.target.where} as {outcome.label}"
                  + (" (not waited for)" if no_wait else ""))
+        return plan
+
+    def performers(self, lock: DeployLock, started: Any) -> dict[str, Any]:
+        return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"      {text}")}), "ssm": self.ssm,
+                "ecs": self.client, "wait": EcsWaiter(self, since=started), "revisions": self}
 
     def _wait(self, arn: str, timeout: float, *, since: Any = None) -> None:
         wait_for_deployment(self.state, arn, timeout=timeout, interval=self.target.poll_interval, since=since,
                             sleep=self.sleep, report=lambda line: self.say(f"      {line}"))
 
-    def _roll_back_after(self, failure: DeploymentFailed, live: str, outcome: Outcome) -> None:
-        self.project.warn(f"dockyard: deploy failed: {failure.message}; rolling back to {short_arn(live)}")
-        self.client.update_service(self.target.cluster, self.target.service, live)
-        try:
-            self._wait(live, self.target.rollback_timeout, since=utc_now())
-        except DeploymentFailed as exc:
-            outcome.result = "failed"
-            raise DeploymentFailed(f"deploy failed ({failure.message}) and the rollback to {short_arn(live)} did "
-                                   f"not finish either ({exc.message}): check `inv ecs.status`") from None
-        outcome.result = "rolled back"
-        raise RolledBack(f"deploy failed ({failure.message}); rolled back to {short_arn(live)}")
+    def register(self, definition: TaskDefinition) -> TaskDefinition:
+        registered = self.client.register(definition)
+        self.say(f"      registered {registered.label}")
+        return registered
 
-    def prune(self, *, protected: set[str]) -> list[str]:
+    def prune(self, *, protected: Iterable[str]) -> list[str]:
+        protected = set(protected)
         family = short_arn(next(iter(protected))).rsplit(":", 1)[0]
         active = self.client.active_revisions(family)
         doomed = revisions_to_deregister(active, self.target.keep, protected)
@@ -321,7 +281,7 @@ class EcsService:
                  f"before {short_arn(live)} (not known to have worked)")
         return previous
 
-    def rollback(self, revision: str = "", *, dry_run: bool = False, timeout: float = 0) -> None:
+    def rollback(self, revision: str = "", *, dry_run: bool = False, timeout: float = 0) -> Plan:
         state = self.state()
         live = state.task_definition
         family = short_arn(live).rsplit(":", 1)[0]
@@ -340,26 +300,16 @@ class EcsService:
             self.say(f"  {line}")
         outcome = Outcome(label=target.label)
         lock = self.lock()
-        started = utc_now()
-
-        def update() -> None:
-            self.client.update_service(self.target.cluster, self.target.service, target.arn)
-
-        def wait() -> None:
-            self._wait(target.arn, timeout or self.target.rollback_timeout, since=started)
-            outcome.result = "succeeded"
-
-        plan = Plan(f"ecs.rollback {self.target.where} to {target.label}", (
-            Step(f"Take the deploy lock of {self.env.name}: {self.lock_location}",
-                 lambda: lock.acquire(target.label, action="rollback")),
-            Step(f"Update service {self.target.where} to {target.label}", update),
-            Step("Wait until the PRIMARY deployment runs it", wait),
-        ))
+        plan = rollback_plan(where=self.target.where, cluster=self.target.cluster, service=self.target.service,
+                             environment=self.env.name, lock_where=self.lock_location, target=target,
+                             timeout=timeout or self.target.rollback_timeout)
         if dry_run:
-            execute(plan, dry_run=True, mask=self.project.mask)
-            return
+            display(plan, mask=self.project.mask)
+            return plan
+        started = utc_now()
         try:
-            execute(plan, mask=self.project.mask)
+            run_plan(plan, self.performers(lock, started), mask=self.project.mask)
+            outcome.result = "succeeded"
         except BaseException as exc:
             outcome.detail = getattr(exc, "message", "") or type(exc).__name__
             raise
@@ -371,3 +321,32 @@ class EcsService:
                 finally:
                     lock.release()
         self.say(f"rolled back {self.target.where} to {target.label}")
+        return plan
+
+
+class EcsWaiter:
+    """The performer of a plan's wait: the new revision steady, else the rollback to the live one."""
+
+    def __init__(self, service: EcsService, *, since: Any) -> None:
+        self.service = service
+        self.since = since
+
+    def deployed(self, version: str, arn: str, timeout: float, live: str, no_rollback: bool = False) -> None:
+        s = self.service
+        try:
+            s._wait(arn, timeout, since=self.since)
+        except DeploymentFailed as failure:
+            if no_rollback:
+                raise type(failure)(f"deploy of {version} failed: {failure.message}; left in place "
+                                    "(--no-rollback)") from None
+            s.project.warn(f"dockyard: deploy failed: {failure.message}; rolling back to {short_arn(live)}")
+            s.client.update_service(s.target.cluster, s.target.service, live)
+            try:
+                s._wait(live, s.target.rollback_timeout, since=utc_now())
+            except DeploymentFailed as exc:
+                raise DeploymentFailed(f"deploy failed ({failure.message}) and the rollback to {short_arn(live)} "
+                                       f"did not finish either ({exc.message}): check `inv ecs.status`") from None
+            raise RolledBack(f"deploy failed ({failure.message}); rolled back to {short_arn(live)}") from None
+
+    def rolled_to(self, arn: str, timeout: float) -> None:
+        self.service._wait(arn, timeout, since=self.since)

@@ -7,8 +7,9 @@ A host is anything with ``run(Command)``, ``write_file``, ``read_file`` and ``ht
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from ..core.actor import actor, stamp, utc_now
 from ..core.history import SUCCEEDED, AuditRecord, HostAuditLog
@@ -16,6 +17,7 @@ from ..core.locks import DeployLock, HostDirLockStore
 from ..core.signals import INTERRUPTED, INTERRUPTS
 from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
 from ..health import NOT_FOUND_LIMIT, Probe
+from ..plan import ApiCall, Plan, Step
 from . import commands as cmd
 from .model import HostSpec, Layout, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
@@ -130,6 +132,8 @@ class HostPlan:
     prune_images: tuple[str, ...] = ()
     rollback: bool = False
     noop: bool = False  # the version is already live and healthy-looking
+    login: bool = False  # log in to the registry before the pull (it wants credentials)
+    env_file: bool = False  # upload the env file (the project has one) and start the app with it
 
     def lines(self) -> list[str]:
         who = self.session_name
@@ -139,8 +143,11 @@ class HostPlan:
         if self.rollback:
             out.append(f"  start the retained container {self.container} (no pull)")
         else:
-            out += [f"  log in to the registry (password on stdin) and pull {self.image}",
-                    "  upload the env file (mode 0600)"]
+            if self.login:
+                out.append("  log in to the registry (password on stdin)")
+            out.append(f"  pull {self.image}")
+            if self.env_file:
+                out.append("  upload the env file (mode 0600)")
             if self.remove_first:
                 out.append(f"  remove the stopped {', '.join(self.remove_first)}")
             out.append(f"  start {self.container} beside the old one")
@@ -156,7 +163,9 @@ class HostPlan:
 
 
 def plan_host(target: StagingTarget, session: HostSession, state: HostState, version: str, *,
-              rollback: bool = False) -> HostPlan:
+              rollback: bool = False, login: bool = False, env_file: bool = False) -> HostPlan:
+    """What to do on one host, from its state; ``login`` and ``env_file`` say whether the deploy has registry
+    credentials and an env file to hand over (a rollback needs neither: it pulls nothing)."""
     layout = session.layout
     container = layout.app_container(version)
     existing = state.app(version)
@@ -174,7 +183,31 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
     prune_images = tuple(sorted({c.image for c in doomed} - kept_images))
     return HostPlan(session.name, version, target.image(version), container, state.live,
                     remove_first=remove_first, stop=stop, prune=tuple(c.name for c in doomed),
-                    prune_images=prune_images, rollback=rollback)
+                    prune_images=prune_images, rollback=rollback, login=login and not rollback,
+                    env_file=env_file and not rollback)
+
+
+def deploy_plan(env_name: str, action: str, version: str, sessions: Sequence[HostSession],
+                plans: dict[str, HostPlan], *, batch_size: int, force_unlock: bool = False,
+                lock_wait: float = 0) -> Plan:
+    """The lock on the first host, each batch of hosts with its planned steps, then the lock released."""
+    first = sessions[0]
+    steps = [Step(f"take the deploy lock on {first.name}",
+                  instruction=ApiCall.of("lock", "acquire", version=version, action=action, force_unlock=force_unlock,
+                                         wait=lock_wait),
+                  details=(f"mkdir {first.layout.lock_dir}",)
+                  + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
+    groups = batches(sessions, batch_size)
+    for n, group in enumerate(groups, 1):
+        names = ", ".join(s.name for s in group)
+        planned = tuple(plans[s.name] for s in group)
+        steps.append(Step(f"{action} {version} on {names}" + (f" (batch {n}/{len(groups)})" if len(groups) > 1
+                                                              else ""),
+                          instruction=ApiCall.of("hosts", "deploy", plans=planned),
+                          details=tuple(line for p in planned for line in p.lines())))
+    steps.append(Step("release the deploy lock", instruction=ApiCall.of("lock", "release")))
+    return Plan(f"{action} {version} to {env_name} ({len(sessions)} host{'s' if len(sessions) > 1 else ''})",
+                tuple(steps))
 
 
 # --- doing it on one host -----------------------------------------------------------------------------------------
@@ -234,15 +267,15 @@ class HostDeployer:
             self.run(cmd.start(self.layout, plan.container))
             progress(f"started the retained {plan.container}")
         else:
-            if registration.password:
+            if plan.login:
                 self.login(registration)
             self.pull(plan.image)
             progress(f"pulled {plan.image}")
-            if registration.env_text is not None:
-                self.host.write_file(self.layout.env_file, registration.env_text, mode=0o600)
+            if plan.env_file:
+                self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
             if plan.remove_first:
                 self.run(cmd.remove(self.layout, plan.remove_first))
-            self.run(cmd.run_app(self.target, self.layout, plan.version, env_file=registration.env_text is not None))
+            self.run(cmd.run_app(self.target, self.layout, plan.version, env_file=plan.env_file))
             progress(f"started {plan.container}")
         self.health_gate(plan)
         progress(f"{plan.container} is healthy")

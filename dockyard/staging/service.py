@@ -4,15 +4,28 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..core.entrypoint import APPLY
 from ..core.history import HostAuditLog, previous_good_release
 from ..errors import ConfigError, DockyardError, Refused
-from ..plan import Plan, Step, execute
+from ..plan import Plan, WithArguments, display, run_plan
 from . import commands as cmd
-from .deploy import (HostDeployer, HostSession, Registration, batches, check_docker, describe_error, host_lock,
-                     open_session, plan_host, setup_host, start_accessories)
+from .deploy import (
+    HostDeployer,
+    HostPlan,
+    HostSession,
+    Registration,
+    check_docker,
+    deploy_plan,
+    describe_error,
+    host_lock,
+    open_session,
+    plan_host,
+    setup_host,
+    start_accessories,
+)
 from .model import StagingTarget, valid_version
 
 
@@ -127,88 +140,60 @@ class StagingService:
 
     # --- deploy and rollback ----------------------------------------------------------------------------------
 
+    def needs_login(self) -> bool:
+        """Whether hosts log in to pull: decided from the settings, so a dry run plans what a run does."""
+        registry = self.settings.registry
+        return registry.kind == "ecr" or bool(registry.username)
+
     def deploy(self, version: str, *, dry_run: bool = False, lock_wait: float | None = None, limit: int = 0,
-               rollback: bool = False, force_unlock: bool = False) -> None:
+               rollback: bool = False, force_unlock: bool = False) -> Plan:
         action = "rollback" if rollback else "deploy"
+        env_text: str | None = None
         if not rollback:
             version = self.resolve_version(version)
             env_text = self.env_text()
-            registration = Registration(env_text=env_text) if dry_run else self.registration(env_text)
-        else:
-            registration = Registration()
         sessions = self.sessions()
-        states = {s.name: s.state() for s in sessions}
-        for session in sessions:
-            if states[session.name].proxy() is None or not states[session.name].proxy().running:
-                raise Refused(f"{session.name}: the proxy is not running; run `inv {self.env.name}.setup` first")
-        if rollback:
-            from ..core.versions import deploy_tag
-
-            version = deploy_tag(version, self.settings.release.tag_prefix) if version else ""
-            version = version or self.default_rollback(sessions, states)
-            if not valid_version(version):
-                raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
-        plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback) for s in sessions}
-        lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
-        groups = batches(sessions, limit or self.target.batch_size)
-        steps = [Step(f"take the deploy lock on {sessions[0].name}",
-                      lambda: lock.acquire(version, action=action, force_unlock=force_unlock, say=self._indented,
-                                           wait=self.target.lock_wait if lock_wait is None else lock_wait),
-                      details=(f"mkdir {sessions[0].layout.lock_dir}",)
-                      + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
-        outcomes: dict[str, str] = {}
-        for n, group in enumerate(groups, 1):
-            names = ", ".join(s.name for s in group)
-            details = tuple(line for s in group for line in plans[s.name].lines())
-            steps.append(Step(f"{action} {version} on {names}" + (f" (batch {n}/{len(groups)})" if len(groups) > 1
-                                                                  else ""),
-                              lambda group=group: self._run_batch(group, version, rollback, registration, outcomes),
-                              details=details))
-        steps.append(Step("release the deploy lock", lock.release))
-        plan = Plan(f"{action} {version} to {self.env.name} ({len(sessions)} host{'s' if len(sessions) > 1 else ''})",
-                    tuple(steps))
         try:
-            if not dry_run:
-                self.say(plan.render(self.project.mask))
-            execute(plan, dry_run=dry_run, mask=self.project.mask)
-        except BaseException:
-            self._report(sessions, outcomes)
-            raise
-        finally:
+            states = {s.name: s.state() for s in sessions}
+            for session in sessions:
+                if states[session.name].proxy() is None or not states[session.name].proxy().running:
+                    raise Refused(f"{session.name}: the proxy is not running; run `inv {self.env.name}.setup` first")
+            if rollback:
+                from ..core.versions import deploy_tag
+
+                version = deploy_tag(version, self.settings.release.tag_prefix) if version else ""
+                version = version or self.default_rollback(sessions, states)
+                if not valid_version(version):
+                    raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
+            login = not rollback and self.needs_login()
+            plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback, login=login,
+                                       env_file=env_text is not None) for s in sessions}
+            plan = deploy_plan(self.env.name, action, version, sessions, plans,
+                               batch_size=limit or self.target.batch_size, force_unlock=force_unlock,
+                               lock_wait=self.target.lock_wait if lock_wait is None else lock_wait)
+            if dry_run:
+                display(plan, mask=self.project.mask)
+                return plan
+            registration = self.registration(env_text) if login else Registration(env_text=env_text)
+            lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
+            host_batches = HostBatches(self, {s.name: s for s in sessions}, registration)
+            self.say(plan.render(self.project.mask))
             try:
-                lock.release()
+                run_plan(plan, {"lock": WithArguments(lock, acquire={"say": self._indented}), "hosts": host_batches},
+                         mask=self.project.mask)
+            except BaseException:
+                self._report(sessions, host_batches.outcomes)
+                raise
             finally:
-                self.close()
-        if not dry_run:
-            self._report(sessions, outcomes)
+                lock.release()
+            self._report(sessions, host_batches.outcomes)
             self.say(f"{self.env.name} now runs {version}")
+            return plan
+        finally:
+            self.close()
 
     def _indented(self, text: str) -> None:
         self.say(f"  {text}")
-
-    def _run_batch(self, group: Sequence[HostSession], version: str, rollback: bool, registration: Registration,
-                   outcomes: dict[str, str]) -> None:
-        from ..clients.ssh import run_on_hosts
-
-        by_host = {id(s.host): s for s in group}
-
-        def work(host):
-            session = by_host[id(host)]
-            # Planned again under the lock: the state read before it may be stale after --lock-wait.
-            plan = plan_host(self.target, session, session.state(), version, rollback=rollback)
-            deployer = HostDeployer(self.target, session, say=self.say, sleep=self.sleep)
-            return deployer.deploy(plan, registration)
-
-        results = run_on_hosts([s.host for s in group], work)
-        failures = []
-        for session, result in zip(group, results):
-            if result.ok:
-                outcomes[session.name] = f"ok: {result.value}"
-            else:
-                outcomes[session.name] = f"FAILED: {describe_error(result.error)}"
-                failures.append(result.error)
-        if failures:
-            raise failures[0]
 
     def _report(self, sessions: Sequence[HostSession], outcomes: dict[str, str]) -> None:
         if len(sessions) < 2 and all(o.startswith("ok") for o in outcomes.values()):
@@ -414,3 +399,41 @@ def secret_values(values: dict[str, str]) -> list[str]:
     Masking every value would also hide ordinary words (``APP_ENV=staging`` would mask every container name).
     """
     return [v for k, v in values.items() if any(w in k.upper() for w in SECRET_KEY_WORDS) or len(v) >= 16]
+
+
+class HostBatches:
+    """The performer of a plan's batches: each batch's hosts at once, each following its planned steps."""
+
+    def __init__(self, service: StagingService, sessions: dict[str, HostSession], registration: Registration) -> None:
+        self.service = service
+        self.sessions = sessions
+        self.registration = registration
+        self.outcomes: dict[str, str] = {}
+
+    def deploy(self, plans: Sequence[HostPlan]) -> None:
+        from ..clients.ssh import run_on_hosts
+
+        s = self.service
+        by_host = {id(self.sessions[p.session_name].host): (self.sessions[p.session_name], p) for p in plans}
+
+        def work(host):
+            session, planned = by_host[id(host)]
+            # The state may have moved while this deploy waited for the lock (--lock-wait): then the plan shown
+            # is not what would run, so nothing is done.
+            now = plan_host(s.target, session, session.state(), planned.version, rollback=planned.rollback,
+                            login=planned.login, env_file=planned.env_file)
+            if now != planned:
+                raise Refused(f"{session.name} changed while this deploy waited for the lock; nothing was done "
+                              "there: run the deploy again to see its new plan")
+            return HostDeployer(s.target, session, say=s.say, sleep=s.sleep).deploy(planned, self.registration)
+
+        results = run_on_hosts([self.sessions[p.session_name].host for p in plans], work)
+        failures = []
+        for planned, result in zip(plans, results):
+            if result.ok:
+                self.outcomes[planned.session_name] = f"ok: {result.value}"
+            else:
+                self.outcomes[planned.session_name] = f"FAILED: {describe_error(result.error)}"
+                failures.append(result.error)
+        if failures:
+            raise failures[0]

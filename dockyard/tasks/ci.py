@@ -46,7 +46,7 @@ def test(c, keep=False, no_cache=False, dry_run=False):
         execute(plan, dry_run=True, mask=project.mask)
         return
     try:
-        execute(plan, mask=project.mask)
+        execute(plan, mask=project.mask, performers={"testrun": runner, "local": project.runner})
     finally:
         if keep:
             project.say(runner.kept())
@@ -92,8 +92,7 @@ def _local_ids(project: Project, images: list[str]) -> dict[str, str]:
 @edge
 def save(c, dir="", dry_run=False):  # noqa: A002 - the option users type is --dir
     """Save the service images (docker save) to the cache directory, skipping archives that are up to date."""
-    from ..ci.cache import plan_save
-    from ..ci.commands import save_image
+    from ..ci.cache import ImageCache, plan_save
     from ..plan import execute
 
     project = Project(c)
@@ -101,19 +100,12 @@ def save(c, dir="", dry_run=False):  # noqa: A002 - the option users type is --d
     where, entries = _cache_entries(project, dir)
     if not dry_run:
         make_directory(where)  # first: a place that cannot hold the cache is refused before any work
-
-    def save_one(entry) -> None:
-        partial = entry.archive.with_suffix(".tar.partial")
-        project.runner.run(save_image(entry.image, partial))
-        partial.replace(entry.archive)
-        entry.id_file.write_text(local[entry.image] + "\n")
-
     local = _local_ids(project, [e.image for e in entries])
-    plan, notes = plan_save(entries, local, save_one, where)
+    plan, notes = plan_save(entries, local, where)
     for note in notes:
         project.say(note)
     if plan.steps:
-        execute(plan, dry_run=dry_run, mask=project.mask)
+        execute(plan, dry_run=dry_run, mask=project.mask, performers={"cache": ImageCache(project.runner)})
 
 
 @task(help={"dir": "cache directory (default: dockyard.ci.cache_dir)", "dry_run": "only show what would be loaded"})
@@ -121,18 +113,17 @@ def save(c, dir="", dry_run=False):  # noqa: A002 - the option users type is --d
 def load(c, dir="", dry_run=False):  # noqa: A002
     """Load cached service images (docker load), skipping any the engine already has."""
     from ..ci.cache import plan_load
-    from ..ci.commands import load_image
     from ..plan import execute
 
     project = Project(c)
     project.docker.server_version()
     where, entries = _cache_entries(project, dir)
     local = _local_ids(project, [e.image for e in entries])
-    plan, notes = plan_load(entries, local, lambda e: project.runner.run(load_image(e.archive)), where)
+    plan, notes = plan_load(entries, local, where)
     for note in notes:
         project.say(note)
     if plan.steps:
-        execute(plan, dry_run=dry_run, mask=project.mask)
+        execute(plan, dry_run=dry_run, mask=project.mask, performers={"local": project.runner})
 
 
 def _collection(c: Any, project: Project) -> Collection:

@@ -241,9 +241,8 @@ def push(c, env, dry_run=False):
     login = login_command(credentials.registry, credentials.username, credentials.password) if credentials else None
     spec = image.build_spec()
     shown_build = build_command(context=spec.context, dockerfile=spec.dockerfile, tags=(image.ref,)) if spec else None
-    plan = push_plan(decision, _PushActions(image, credentials), registry=image.settings.registry.url, login=login,
-                     build=shown_build)
-    execute(plan, dry_run=dry_run, mask=image.project.mask)
+    plan = push_plan(decision, registry=image.settings.registry.url, login=login, build=shown_build)
+    execute(plan, dry_run=dry_run, mask=image.project.mask, performers={"push": _PushActions(image, credentials)})
     if not dry_run:
         _publish_outputs(image)
         image.project.say(f"{image.ref} is {image.digest}" + (" (already pushed)" if decision.nothing_to_do else ""))

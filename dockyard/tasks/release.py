@@ -201,9 +201,9 @@ def release(c, version, dry_run=False, message="", allow_empty=False):
     }
     record = r.record_path(decision.version)
     shown = str(record.relative_to(r.settings.root)) if record.is_relative_to(r.settings.root) else str(record)
-    plan = release_plan(decision, _ReleaseActions(r), commands=commands, build_env=r.rules.build_env,
-                        record_path=shown)
-    execute(plan, dry_run=dry_run, mask=r.project.mask)
+    plan = release_plan(decision, commands=commands, build_env=r.rules.build_env, record_path=shown)
+    execute(plan, dry_run=dry_run, mask=r.project.mask,
+            performers=None if dry_run else {"release": _ReleaseActions(r)})
     if not dry_run:
         r.say(f"released {decision.version}: tag {decision.tag} at {decision.commit[:7]}, image "
               f"{', '.join(decision.image_tags)}; publish it with `inv publish {decision.version}`")
@@ -383,9 +383,8 @@ def publish(c, version, latest=False, env="", dry_run=False):
     if credentials is not None:
         commands["login"] = login_command(credentials.registry, credentials.username, credentials.password)
     actions = _PublishActions(r, credentials, decision)
-    plan = publish_plan(decision, actions, registry=r.settings.registry.url, remote=r.settings.git_remote,
-                        commands=commands)
-    execute(plan, dry_run=dry_run, mask=r.project.mask)
+    plan = publish_plan(decision, registry=r.settings.registry.url, remote=r.settings.git_remote, commands=commands)
+    execute(plan, dry_run=dry_run, mask=r.project.mask, performers={"publish": actions})
     if dry_run:
         return
     if decision.nothing_to_do:

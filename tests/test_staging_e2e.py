@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -298,9 +299,9 @@ def test_staging_sigterm_mid_deploy_frees_the_lock_and_audits_interrupted(stagin
                             env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
     seen = []
     try:
-        for line in proc.stdout:  # the deployer reports each step as it ends
+        for line in proc.stdout:  # the deployer reports each step as it ends: "  host: pulled IMAGE (1.2s)"
             seen.append(line)
-            if "pulled" in line:
+            if re.search(r": pulled \S+ \(\d", line):  # not the plan's "remove the images dockyard pulled..."
                 break
         assert proc.poll() is None, seen
         proc.send_signal(signum)  # now inside the host's deploy: starting the container or its health gate

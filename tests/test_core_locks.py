@@ -9,13 +9,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-import urllib.request
 from datetime import datetime, timezone
 
 import pytest
-from conftest import REPO, free_port, unavailable
-from fixtures.aws import FAKE_CREDENTIALS
+from conftest import REPO
+from fixtures.aws import FAKE_CREDENTIALS, running_moto
 
 from dockyard.clients.s3 import S3Client
 from dockyard.clients.ssm import SsmClient
@@ -157,32 +155,9 @@ def test_a_lock_written_by_hand_or_unreadable_still_counts_as_held():
 @pytest.fixture(scope="module")
 def moto_with_iam(tmp_path_factory):
     """A moto server that enforces IAM after the first ``SETUP_CALLS`` requests (the test's own set-up)."""
-    import shutil
-
-    binary = shutil.which("moto_server")
-    if not binary:
-        unavailable("moto_server not installed (pip install 'moto[server]')")
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto-iam") / "moto.log", "w")
-    env = {**os.environ, **FAKE_CREDENTIALS, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_CALLS)}
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env=env)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server (IAM) did not start") from None
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    enforcing = {"INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_CALLS)}
+    with running_moto(tmp_path_factory.mktemp("moto-iam"), enforcing) as server:
+        yield server.endpoint
 
 
 SETUP_CALLS = 4  # create_bucket, create_user, put_user_policy, create_access_key

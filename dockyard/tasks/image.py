@@ -147,12 +147,26 @@ class _CommitImage:
         return gather_credentials(self.settings, mask=self.project.mask, env_file=self.env.env_file, interactive=True)
 
     def build_spec(self):  # -> BuildSpec | None: None = the environment's compose file says
-        from ..images import compose_less_spec
+        """An environment without a compose file (staging over SSH) runs the app's production image: ``ci.dockerfile``
+        / ``ci.context`` when set, else what the release environment's compose file builds."""
+        from ..containers import read_compose_file
+        from ..core.compose import stack_variables
+        from ..errors import ConfigError
+        from ..images import build_spec, compose_less_spec
 
         if self.env.compose is not None:
             return None
         ci = self.settings.ci
-        return compose_less_spec(ci.dockerfile, ci.context)
+        if ci.dockerfile is not None or ci.context is not None:
+            return compose_less_spec(ci.dockerfile, ci.context or self.settings.root)
+        release_env = self.settings.environment(self.settings.release_env)
+        if release_env.compose is None:
+            raise ConfigError(f"dockyard.environments.{self.env.name}.compose: not set, and neither are "
+                              f"dockyard.ci.dockerfile nor environments.{release_env.name}.compose: set one so "
+                              f"image.push knows how to build {self.env.name}'s image")
+        model = read_compose_file(release_env.compose, stack_variables(self.settings, release_env),
+                                  runner=self.project.runner)
+        return build_spec(self.settings, release_env, model)
 
     @property
     def record_path(self) -> Any:

@@ -77,3 +77,11 @@ def parse_decision(decision: Any, key: str) -> VolumeDecision:
                                   encrypted=bool(decision.get("encrypted")))
     raise ConfigError(f"{key}: expected scratch, shared, an absolute host path or {{efs: fs-..., root, access_point, "
                       f"encrypted}}, got {decision!r}")
+
+
+def volume_decisions(section: Any) -> dict[str, Any]:
+    """``<section>.volumes`` parsed (``eb.volumes``, ``ecs.volumes``); an error names the layer that set it."""
+    try:
+        return parse_decisions(section.raw("volumes"), section.full("volumes"))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (set in {section.origin(section.full('volumes'))})") from None

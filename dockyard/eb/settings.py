@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ConfigError
+from ..named_volumes import volume_decisions
 from ..section import Names, keys_of
 
 if TYPE_CHECKING:
@@ -153,17 +154,9 @@ def parse(settings: Settings) -> EbSettings:
         poll_interval=section.float("poll_interval", 5, minimum=0.05),
         smoke_path=section.str("smoke_path"),
         environments=environments,
-        volumes=_volume_decisions(section),
+        volumes=volume_decisions(section),
     )
     key = section.str("dockercfg_key") or parsed.key("dockercfg.json")
     object.__setattr__(parsed, "dockercfg_key", key)
     return parsed
 
-
-def _volume_decisions(section: Any) -> dict[str, Any]:
-    from ..named_volumes import parse_decisions
-
-    try:
-        return parse_decisions(section.raw("volumes"), section.full("volumes"))
-    except ConfigError as exc:
-        raise ConfigError(f"{exc.message} (set in {section.origin(section.full('volumes'))})") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..named_volumes import volume_decisions
 from ..section import Names, Section, keys_of
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def _target(settings: Settings, env_name: str) -> EcsTarget:
         bucket=pick("bucket").bucket("bucket") or eb_bucket,
         prefix=pick("prefix").str("prefix", "dockyard"),
         default_memory=pick("default_memory").int("default_memory", 256, minimum=4),
-        volumes=_volume_decisions(pick("volumes")),
+        volumes=volume_decisions(pick("volumes")),
         host_port=_host_port(pick("host_port")),
     )
 
@@ -128,12 +129,3 @@ def _host_port(section: Any) -> int:
         raise section.fail("host_port", f"expected a port number up to 65535, got {value}")
     return value
 
-
-def _volume_decisions(section: Any) -> dict[str, Any]:
-    from ..errors import ConfigError
-    from ..named_volumes import parse_decisions
-
-    try:
-        return parse_decisions(section.raw("volumes"), section.full("volumes"))
-    except ConfigError as exc:
-        raise ConfigError(f"{exc.message} (set in {section.origin(section.full('volumes'))})") from None

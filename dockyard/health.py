@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +20,9 @@ class Probe:
 
 def probe(url: str, *, timeout: float = 5.0) -> Probe:
     """One GET: 2xx is healthy; anything else says why not."""
+    import urllib.error  # here, not at load: the settings import this module and `inv --list` imports them
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
             return Probe(200 <= response.status < 300, response.status, f"HTTP {response.status}")

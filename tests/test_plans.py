@@ -7,7 +7,7 @@ import pytest
 from fixtures.plans import planned_steps, ran_steps
 
 from dockyard.core.versions import Release, ReleaseVersion
-from dockyard.eb.deploy import EbDeploy, WaitPolicy, deploy_plan, rollback_plan
+from dockyard.eb.deploy import EbDeploy, WaitPolicy, deploy_plan, rollback_plan, setenv_plan, swap_plan
 from dockyard.plan import ApiCall, Output, Plan, RemoteScript, Step, WithArguments, display, run_plan
 from dockyard.runner import Masker
 
@@ -135,6 +135,50 @@ def test_eb_rollback_plan_waits_for_the_request_it_made():
         ApiCall.of("wait", "rolled_to", output="outcome", application="shop", environment="shop-prod",
                    label="1.1.0-1234567", request_id=Output("request_id")),
     ]
+
+
+def test_eb_setenv_plan_stores_secrets_then_updates_and_waits_and_never_shows_a_value():
+    settings = ({"Namespace": "ns", "OptionName": "HOST", "Value": "only-here.example.org"},)
+    plan = setenv_plan(application="shop", environment="shop-prod", diff=("~ HOST=******** (was ********)",),
+                       secrets=(("/shop/prod/KEY", "s3cr3t-value"),), option_settings=settings,
+                       options_to_remove=({"Namespace": "ns", "OptionName": "OLD"},), label="1.2.0-abcdef0")
+    assert [s.instruction for s in plan.steps] == [
+        ApiCall.of("ssm", "put_secure", secret=("value",), name="/shop/prod/KEY", value="s3cr3t-value"),
+        ApiCall.of("eb", "update_environment", output="request_id", secret=("option_settings",), application="shop",
+                   name="shop-prod", option_settings=settings,
+                   options_to_remove=({"Namespace": "ns", "OptionName": "OLD"},)),
+        ApiCall.of("wait", "settled", output="outcome", application="shop", environment="shop-prod",
+                   label="1.2.0-abcdef0", request_id=Output("request_id")),
+    ]
+    shown = io.StringIO()
+    display(plan, stream=shown)
+    assert "s3cr3t-value" not in shown.getvalue() and "only-here.example.org" not in shown.getvalue()
+    assert "~ HOST=******** (was ********)" in shown.getvalue()
+
+
+def test_eb_swap_plan_deploys_the_idle_twin_smoke_tests_then_swaps():
+    plan = swap_plan(application="shop", live="shop-blue", idle="shop-green", live_cname="shop.example.com",
+                     version="1.2.0", smoke_url="http://green/health/", timeout=60)
+    assert [s.instruction for s in plan.steps] == [
+        ApiCall.of("service", "deploy", version="1.2.0", environment="shop-green", timeout=60, no_rollback=True,
+                   action="deploy-idle"),
+        ApiCall.of("smoke", "check", url="http://green/health/", idle="shop-green", live="shop-blue"),
+        ApiCall.of("eb", "swap_cnames", source="shop-green", destination="shop-blue"),
+        ApiCall.of("swap", "until_swapped", application="shop", now_live="shop-green", cname="shop.example.com"),
+    ]
+
+
+def test_a_failed_smoke_test_stops_the_swap_before_the_cnames_move():
+    calls: list = []
+    plan = swap_plan(application="shop", live="shop-blue", idle="shop-green", live_cname="c", version="1.2.0",
+                     smoke_url="http://green/", timeout=60)
+    from dockyard.eb.service import SmokeTest
+    from dockyard.errors import DeployFailed
+
+    with pytest.raises(DeployFailed, match="CNAMEs not swapped, shop-blue still serves"):
+        run_plan(plan, {"service": Recorder("service", calls), "smoke": SmokeTest(lambda url: False),
+                        "eb": Recorder("eb", calls), "swap": Recorder("swap", calls)}, stream=io.StringIO())
+    assert [c[:2] for c in calls] == [("service", "deploy")]
 
 
 # --- staging over SSH ------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import AwsError, Refused
 from .aws import AwsApi, ExpectedError, aws_client, aws_session
@@ -132,16 +132,16 @@ class EbClient:
         return [str(cause) for cause in answer.get("Causes") or []]
 
     def update_environment(self, application: str, name: str, *, label: str = "",
-                           option_settings: list[dict[str, str]] | None = None,
-                           options_to_remove: list[dict[str, str]] | None = None) -> str:
+                           option_settings: Sequence[dict[str, str]] | None = None,
+                           options_to_remove: Sequence[dict[str, str]] | None = None) -> str:
         """Start an update; returns its request id (its events carry it)."""
         kwargs: dict[str, Any] = {"ApplicationName": application, "EnvironmentName": name}
         if label:
             kwargs["VersionLabel"] = label
         if option_settings:
-            kwargs["OptionSettings"] = option_settings
+            kwargs["OptionSettings"] = list(option_settings)
         if options_to_remove:
-            kwargs["OptionsToRemove"] = options_to_remove
+            kwargs["OptionsToRemove"] = list(options_to_remove)
         try:
             answer = self.api.call("update_environment", f"environment {name}", expected=("InvalidParameterValue",),
                                    **kwargs)

@@ -211,6 +211,18 @@ class EbWaiter:
             raise DeployFailed(f"rollback of {environment} to {label} failed: {outcome.detail}")
         return outcome
 
+    def settled(self, application: str, environment: str, label: str, request_id: str) -> WaitOutcome:
+        """A configuration update's wait: Ready, and the running version healthy (only Ready when none runs)."""
+        policy = self.policy
+        if not label:  # nothing runs yet, so there is no health to wait for
+            policy = WaitPolicy(("Green", "Yellow", "Grey"), 0, policy.timeout, policy.poll_interval,
+                                policy.auth_hint)
+        outcome = wait_for_update(self.client, application, environment, label, request_id, policy,
+                                  say=self.say, sleep=self.sleep, clock=self.clock)
+        if not outcome.ok:
+            raise DeployFailed(f"updating the environment properties of {environment} failed: {outcome.detail}")
+        return outcome
+
     def until_ready(self, application: str, environment: str) -> None:
         """A failed update may leave the environment Updating a moment; EB refuses another update until Ready."""
         deadline = self.clock() + self.policy.timeout
@@ -292,6 +304,45 @@ def rollback_plan(*, application: str, environment: str, lock_environment: str, 
         Step(f"wait for Ready and health of {label}",
              instruction=ApiCall.of("wait", "rolled_to", output="outcome", application=application,
                                     environment=environment, label=label, request_id=Output("request_id"))),
+    ))
+
+
+def setenv_plan(*, application: str, environment: str, diff: tuple[str, ...], secrets: tuple[tuple[str, str], ...],
+                option_settings: tuple[dict[str, str], ...], options_to_remove: tuple[dict[str, str], ...],
+                label: str) -> Plan:
+    """Store the secret values in SSM, update the environment's properties, wait until it settles.
+
+    ``secrets`` are (parameter name, value) pairs; every value is a secret parameter, never shown. The environment
+    properties hold values from ``.env`` too, so they are never shown either: the ``diff`` lines (masked) say what
+    changes.
+    """
+    steps = [Step(f"store {name} (SecureString)",
+                  instruction=ApiCall.of("ssm", "put_secure", secret=("value",), name=name, value=value))
+             for name, value in secrets]
+    steps.append(Step(f"update the environment properties of {environment} ({len(diff)} change(s))",
+                      instruction=ApiCall.of("eb", "update_environment", output="request_id",
+                                             secret=("option_settings",), application=application, name=environment,
+                                             option_settings=option_settings, options_to_remove=options_to_remove),
+                      details=diff))
+    steps.append(Step(f"wait until {environment} is Ready" + (f" with {label} healthy" if label else ""),
+                      instruction=ApiCall.of("wait", "settled", output="outcome", application=application,
+                                             environment=environment, label=label, request_id=Output("request_id"))))
+    return Plan(f"set the environment properties of {environment} [{application}]", tuple(steps))
+
+
+def swap_plan(*, application: str, live: str, idle: str, live_cname: str, version: str, smoke_url: str,
+              timeout: float) -> Plan:
+    """Blue/green: deploy to the idle twin, smoke-test it, swap the CNAMEs, wait until the idle one holds live's."""
+    return Plan(f"blue/green: {version or 'the latest release'} to {idle} (idle), then swap it with {live} (live)", (
+        Step(f"deploy {version or 'the latest release'} to {idle} (no rollback: {live} keeps serving meanwhile)",
+             instruction=ApiCall.of("service", "deploy", version=version, environment=idle, timeout=timeout,
+                                    no_rollback=True, action="deploy-idle")),
+        Step(f"smoke test {smoke_url}", instruction=ApiCall.of("smoke", "check", url=smoke_url, idle=idle, live=live)),
+        Step(f"swap CNAMEs of {idle} and {live}",
+             instruction=ApiCall.of("eb", "swap_cnames", source=idle, destination=live)),
+        Step(f"wait until {idle} holds {live_cname} and is Ready",
+             instruction=ApiCall.of("swap", "until_swapped", application=application, now_live=idle,
+                                    cname=live_cname)),
     ))
 
 

@@ -29,7 +29,8 @@ from .deploy import (
     dry_run_report,
     result_of,
     rollback_plan,
-    wait_for_update,
+    setenv_plan,
+    swap_plan,
 )
 from .dockerrun import DockercfgLocation, dockercfg
 
@@ -362,6 +363,7 @@ class EbService:
         return settings, remove, lines
 
     def setenv(self, *, dry_run: bool = False, timeout: float = 0) -> list[str]:
+        """Make the environment's properties the ``.env`` values (the ``eb.secret_keys`` ones through SSM)."""
         # The diff masks every value itself; the masker gets them too, for what botocore logs under `inv -d`.
         values = dict(self.project.env_file(self.env).values)
         name = self.target.name
@@ -370,30 +372,26 @@ class EbService:
         self.say(f"environment properties of {name}:")
         for line in lines or ["(no change)"]:
             self.say(f"  {line}")
-        if dry_run or not lines:
-            if dry_run:
-                self.say("(dry run: nothing was changed)")
+        if not lines:
             return lines
-        secrets = [k for k in self.eb.secret_keys if k in values]
-        if secrets:
-            from ..clients.ssm import SsmClient
-
-            ssm = SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)
-            prefix = self.eb.ssm_secret_prefix or f"/{self.application}/{self.env.name}/"
-            for key in secrets:
-                ssm.put_secure(f"{prefix}{key}", values[key])
-        request = self.client.update_environment(self.application, name, option_settings=settings,
-                                                 options_to_remove=remove)
-        policy = self.policy(timeout)
-        if not state.version_label:  # nothing runs yet, so there is no health to wait for: Ready is enough
-            policy = WaitPolicy(("Green", "Yellow", "Grey"), 0, policy.timeout, policy.poll_interval,
-                                policy.auth_hint)
-        outcome = wait_for_update(self.client, self.application, name, state.version_label, request, policy,
-                                  say=self.say, sleep=self.sleep)
-        if not outcome.ok:
-            raise DeployFailed(f"updating the environment properties of {name} failed: {outcome.detail}")
+        prefix = self.eb.ssm_secret_prefix or f"/{self.application}/{self.env.name}/"
+        plan = setenv_plan(application=self.application, environment=name, diff=tuple(lines),
+                           secrets=tuple((f"{prefix}{key}", values[key]) for key in self.eb.secret_keys
+                                         if key in values),
+                           option_settings=tuple(settings), options_to_remove=tuple(remove),
+                           label=state.version_label)
+        if dry_run:
+            display(plan, mask=self.project.mask)
+            return lines
+        run_plan(plan, self.setenv_performers(timeout), mask=self.project.mask)
         self.say(f"applied {len(lines)} change(s) to {name}")
         return lines
+
+    def setenv_performers(self, timeout: float) -> dict[str, Any]:
+        from ..clients.ssm import SsmClient
+
+        return {"eb": self.client, "wait": EbWaiter(self.client, self.policy(timeout), say=self.say, sleep=self.sleep),
+                "ssm": SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)}
 
     # --- blue/green -----------------------------------------------------------------------------------------------
     def twins(self) -> tuple[EnvironmentState, EnvironmentState]:
@@ -413,29 +411,46 @@ class EbService:
              smoke: Callable[[str], bool] | None = None) -> None:
         live, idle = self.twins()
         path = self.eb.smoke_path or self.env.health_path
-        smoke_url = f"http://{idle.endpoint_url}{path}"
+        plan = swap_plan(application=self.application, live=live.name, idle=idle.name, live_cname=live.cname,
+                         version=version, smoke_url=f"http://{idle.endpoint_url}{path}", timeout=timeout)
         if dry_run:
-            self.say(f"would deploy to {idle.name} (idle), wait for health, smoke-test {smoke_url}, then swap CNAMEs "
-                     f"with {live.name} (live, {live.cname})")
+            display(plan, mask=self.project.mask)
+            self.say(f"step 1, deploying to {idle.name}, in detail:")
             self.deploy(version, dry_run=True, timeout=timeout, environment=idle.name, no_rollback=True)
             return
-        self.deploy(version, timeout=timeout, environment=idle.name, no_rollback=True, action="deploy-idle")
-        self.say(f"smoke test {smoke_url}")
-        check = smoke or _smoke
-        if not check(smoke_url):
-            raise DeployFailed(f"smoke test of {idle.name} failed ({smoke_url}); CNAMEs not swapped, {live.name} "
-                               "still serves")
-        self.say(f"swap CNAMEs of {idle.name} and {live.name}")
-        self.client.swap_cnames(idle.name, live.name)
-        deadline = time.monotonic() + (timeout or self.eb.timeout)
+        performers = {"service": self, "eb": self.client, "smoke": SmokeTest(smoke or _smoke),
+                      "swap": CnameSwapWait(self, deadline=time.monotonic() + (timeout or self.eb.timeout))}
+        run_plan(plan, performers, mask=self.project.mask)
+        self.say(f"{idle.name} now serves {live.cname}; {live.name} is idle")
+
+
+class SmokeTest:
+    """The performer of a swap's smoke test: the idle twin answers, or the CNAMEs are not swapped."""
+
+    def __init__(self, check: Callable[[str], bool]) -> None:
+        self._check = check
+
+    def check(self, url: str, idle: str, live: str) -> None:
+        if not self._check(url):
+            raise DeployFailed(f"smoke test of {idle} failed ({url}); CNAMEs not swapped, {live} still serves")
+
+
+class CnameSwapWait:
+    """The performer of a swap's last step: poll until the twin that was idle holds the live CNAME, Ready."""
+
+    def __init__(self, service: EbService, *, deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.service = service
+        self.deadline = deadline
+        self.clock = clock
+
+    def until_swapped(self, application: str, now_live: str, cname: str) -> None:
         while True:
-            now_live, _ = self.twins()
-            if now_live.name == idle.name and now_live.status == "Ready":
-                break
-            if time.monotonic() > deadline:
-                raise DeployFailed(f"swapped CNAMEs but {idle.name} does not hold {live.cname} yet")
-            self.sleep(self.eb.poll_interval)
-        self.say(f"{idle.name} now serves {now_live.cname}; {live.name} is idle")
+            live, _ = self.service.twins()
+            if live.name == now_live and live.status == "Ready":
+                return
+            if self.clock() > self.deadline:
+                raise DeployFailed(f"swapped CNAMEs but {now_live} does not hold {cname} yet")
+            self.service.sleep(self.service.eb.poll_interval)
 
 
 def _masked(value: str) -> str:

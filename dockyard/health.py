@@ -5,32 +5,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from .clients.http import Probe, probe  # noqa: F401 - Probe is re-exported
 from .errors import HealthCheckFailed
 
 #: A route that answers 404 this many times in a row is not starting up: it does not exist.
 NOT_FOUND_LIMIT = 3
-
-
-@dataclass(frozen=True)
-class Probe:
-    ok: bool
-    status: int | None
-    detail: str
-
-
-def probe(url: str, *, timeout: float = 5.0) -> Probe:
-    """One GET: 2xx is healthy; anything else says why not."""
-    import urllib.error  # here, not at load: the settings import this module and `inv --list` imports them
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
-            return Probe(200 <= response.status < 300, response.status, f"HTTP {response.status}")
-    except urllib.error.HTTPError as exc:
-        return Probe(False, exc.code, f"HTTP {exc.code}")
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Probe(False, None, str(reason) or type(exc).__name__)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from dataclasses import dataclass
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -460,13 +459,11 @@ def _masked(value: str) -> str:
 
 
 def _smoke(url: str, attempts: int = 5) -> bool:
+    from ..clients.http import probe
+
     for _ in range(attempts):
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if 200 <= response.status < 300:
-                    return True
-        except OSError:
-            pass
+        if probe(url, timeout=5).ok:
+            return True
         time.sleep(1)
     return False
 

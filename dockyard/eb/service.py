@@ -468,53 +468,9 @@ def _smoke(url: str, attempts: int = 5) -> bool:
     return False
 
 
-def policies(settings: Any, eb: Any, *, account: str = "*", region: str = "*") -> dict[str, Any]:
-    """Least-privilege IAM policies: one for the CI user that deploys, one for the instance profile."""
-    app = eb.application
-    envs = sorted({t.name for t in eb.environments.values()} | {t.twin for t in eb.environments.values() if t.twin})
-    bucket_arn = f"arn:aws:s3:::{eb.bucket or 'BUCKET'}"
-    prefix = eb.key()
-    eb_arn = f"arn:aws:elasticbeanstalk:{region}:{account}"
-    ci = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Bundles", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-         "Resource": [f"{bucket_arn}/{prefix}/*"]},
-        {"Sid": "Bucket", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-         "Resource": [bucket_arn]},
-        {"Sid": "BucketOwner", "Effect": "Allow", "Action": ["s3:ListAllMyBuckets"], "Resource": ["*"]},
-        {"Sid": "Versions", "Effect": "Allow", "Action": ["elasticbeanstalk:CreateApplicationVersion"],
-         "Resource": [f"{eb_arn}:applicationversion/{app}/*"]},
-        {"Sid": "Deploy", "Effect": "Allow", "Action": ["elasticbeanstalk:UpdateEnvironment",
-                                                          "elasticbeanstalk:SwapEnvironmentCNAMEs"],
-         "Resource": [f"{eb_arn}:environment/{app}/{name}" for name in envs]},
-        {"Sid": "Read", "Effect": "Allow", "Action": [
-            "elasticbeanstalk:DescribeApplications", "elasticbeanstalk:DescribeApplicationVersions",
-            "elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeEvents",
-            "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:DescribeEnvironmentHealth"],
-         "Resource": ["*"]},
-    ]}
-    instance_statements: list[dict[str, Any]] = []
-    if eb.auth == "dockercfg":
-        instance_statements.append({"Sid": "Dockercfg", "Effect": "Allow", "Action": ["s3:GetObject"],
-                                    "Resource": [f"{bucket_arn}/{eb.dockercfg_key}"]})
-    if eb.auth == "ecr":
-        instance_statements += [
-            {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
-            {"Sid": "EcrPull", "Effect": "Allow", "Action": [
-                "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-             "Resource": [f"arn:aws:ecr:{region}:{account}:repository/{settings.repository.split('/', 1)[-1]}"]}]
-    if eb.auth == "ssm":
-        instance_statements.append({"Sid": "RegistryLogin", "Effect": "Allow", "Action": ["ssm:GetParameters"],
-                                    "Resource": [f"arn:aws:ssm:{region}:{account}:parameter{eb.ssm_username}",
-                                                 f"arn:aws:ssm:{region}:{account}:parameter{eb.ssm_password}"]})
-    if eb.secret_keys:
-        instance_statements.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["ssm:GetParameters"],
-                                    "Resource": [f"arn:aws:ssm:{region}:{account}:parameter/{app}/*"]})
-    instance = {"Version": "2012-10-17", "Statement": instance_statements}
-    return {"ci_user": ci, "instance_profile": instance,
-            "notes": "attach instance_profile to the EB instance profile role (aws-elasticbeanstalk-ec2-role)"}
-
-
 def policies_json(settings: Any, eb: Any) -> str:
+    from .policies import policies
+
     return json.dumps(policies(settings, eb), indent=2)
 
 

@@ -203,10 +203,9 @@ def policies(c, provider=""):
     document: dict[str, Any] = {"role": ci.aws_role_arn, "provider": provider, "trust_policy": trust}
     environments = {e for job in (pipeline.staging, pipeline.release) if job for e in job.environments}
     if any(settings.environments[e].target == "eb" for e in environments):
-        from ..eb.service import policies as eb_policies
+        from ..eb.policies import policies as eb_policies
 
-        document["permission_policy"] = eb_policies(settings, settings.eb, account=account,
-                                                    region=settings.aws_region or "*")["ci_user"]
+        document["permission_policy"] = eb_policies(settings, settings.eb, account=account)["ci_user"]
     project.say(json.dumps(document, indent=2))
 
 

@@ -1,4 +1,5 @@
-"""Amazon ECS: deploy a release to a service (diff, register, update, wait, roll back), status, rollback, render."""
+"""Amazon ECS: deploy a release to a service (diff, register, update, wait, roll back), status, rollback, render,
+policies."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -115,5 +116,17 @@ def render(c, version="", env="prod", output=""):
         print(text, end="")
 
 
+@task
+@edge
+def policies(c):
+    """Print least-privilege IAM policies for the deployer and the task execution role (from the settings)."""
+    import json
+
+    from ..ecs.policies import policies as ecs_policies
+
+    project = Project(c)
+    project.say(json.dumps(ecs_policies(project.settings), indent=2))
+
+
 def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:
-    ns.add_collection(Collection("ecs", deploy, diff, status, rollback, render))
+    ns.add_collection(Collection("ecs", deploy, diff, status, rollback, render, policies))

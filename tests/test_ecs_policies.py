@@ -1,0 +1,43 @@
+"""`inv ecs.policies` checked with parliament (what each statement is for is proven in test_iam_policies_e2e.py)."""
+from __future__ import annotations
+
+import pytest
+from test_eb_policies import findings
+
+from dockyard.config import parse_settings
+from dockyard.ecs.policies import policies
+
+# What parliament (1.6.4) reports on these correct policies, and why it stays:
+DOCUMENTED = {
+    # ECR pulls need the registry token; AWS's AmazonECSTaskExecutionRolePolicy grants it on "*" too.
+    "CREDENTIALS_EXPOSURE:ecr:getauthorizationtoken",
+    # RegisterTaskDefinition hands the task its roles; PassRole is limited to ECS tasks by its condition, as in AWS's
+    # own ECS policies.
+    "PERMISSIONS_MANAGEMENT_ACTIONS:iam:passrole",
+}
+
+
+def settings_of(**ecs):
+    return parse_settings({"app": "shop", "image": {"repository": "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop"},
+                           "ecs": {"cluster": "shop", "service": "shop-web", **ecs},
+                           "environments": {"prod": {"target": "ecs"}}})
+
+
+@pytest.mark.parametrize("ecs", [{"bucket": "deploys"}, {"secret_keys": ["KEY"]}], ids=["s3-store", "ssm+secrets"])
+def test_every_printed_policy_passes_parliament(ecs):
+    doc = policies(settings_of(**ecs))
+    for principal in ("deployer", "task_execution_role"):
+        assert doc[principal]["Statement"]
+        assert findings(doc[principal]) <= DOCUMENTED, principal
+
+
+def test_the_arns_name_the_service_the_family_and_the_secret_path():
+    doc = policies(settings_of(secret_keys=["KEY"]))
+    by_sid = {s["Sid"]: s for s in doc["deployer"]["Statement"]}
+    assert by_sid["Service"]["Resource"] == ["arn:aws:ecs:us-east-1:123456789012:service/shop/shop-web"]
+    assert by_sid["NewRevision"]["Resource"] == ["arn:aws:ecs:us-east-1:123456789012:task-definition/shop:*"]
+    assert by_sid["Secrets"]["Resource"] == ["arn:aws:ssm:us-east-1:123456789012:parameter/shop/prod/*"]
+    assert by_sid["LockAndAuditParameters"]["Resource"] == [
+        "arn:aws:ssm:us-east-1:123456789012:parameter/dockyard/shop/*"]
+    execution = {s["Sid"]: s for s in doc["task_execution_role"]["Statement"]}
+    assert execution["Secrets"]["Action"] == ["ssm:GetParameters"]

@@ -164,10 +164,11 @@ class HostPlan:
             if self.login:
                 out.append("  log in to the registry (password on stdin)")
             out.append(f"  pull {self.image}")
-            if self.env_file or self.worker_env_files:
+            if self.env_file and not self.worker_env_files:
+                out.append("  upload the env file (mode 0600)")
+            elif self.env_file or self.worker_env_files:
                 uploaded = (["app"] if self.env_file else []) + list(self.worker_env_files)
-                out.append(f"  upload the env file{'s' if len(uploaded) > 1 else ''} of {', '.join(uploaded)} "
-                           "(mode 0600)")
+                out.append(f"  upload the env files of {', '.join(uploaded)} (mode 0600)")
             if self.volumes:
                 out.append(f"  create the volumes {', '.join(self.volumes)} if missing (kept across deploys)")
             for accessory in self.accessories:

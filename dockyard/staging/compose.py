@@ -16,6 +16,7 @@ Without a compose file the app runs alone, with the image's ENTRYPOINT and CMD (
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def _refuse_project_binds(services: Mapping[str, Any], compose_dir: Path, projec
         for spec in service.get("volumes") or []:
             volume = parse_volume(spec, name)
             if volume.kind == "bind" and inside_project(volume.source, compose_dir, project_root):
-                raise UnsupportedComposeKey(name, "volumes", f"mounts {volume.source} from the project, which "
+                shown = os.path.relpath((compose_dir / volume.source).resolve(), project_root.resolve())
+                raise UnsupportedComposeKey(name, "volumes", f"mounts {shown} from the project, which "
                                             "staging does not copy to its hosts; bake it into the image or use a "
                                             "named volume")
 

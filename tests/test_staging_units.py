@@ -409,10 +409,10 @@ def test_compose_services_run_the_app_and_workers_as_the_file_says(tmp_path):
         accessories=(Accessory("db", "mariadb:10.11", volumes=("dbdata:/var/lib/mysql",),
                                env={"MYSQL_DATABASE": "app"}, env_file=True, source="compose"),),
         volumes=("data", "dbdata"),
-        notes=("compose service 'web': ports not published (the staging proxy fronts the app; workers publish "
-               "nothing)",
-               "compose service 'db': ports not published (reach it by its name on the app network, or publish "
-               "one in dockyard.ssh.accessories.db)"))
+        notes=(("compose service 'web': ports not published (the staging proxy fronts the app; workers publish "
+                "nothing)"),
+               ("compose service 'db': ports not published (reach it by its name on the app network, or publish "
+                "one in dockyard.ssh.accessories.db)")))
 
 
 def test_compose_services_refuse_a_project_bind_mount_and_let_settings_win(tmp_path):

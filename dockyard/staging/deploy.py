@@ -416,7 +416,7 @@ class HostDeployer:
             name, _, rest = line.strip().lstrip("/").partition(" ")
             status[name] = rest.split()
         for container in plan.workers:
-            state, restarts, code = (status.get(container) or ["missing", "0", "?"]) + ["?"] * 3
+            state, restarts, code = ((status.get(container) or ["missing"]) + ["0", "?"])[:3]
             if state != "running" or restarts != "0":
                 self.fail_workers(plan, container, f"exited right after its start (exit {code})")
 

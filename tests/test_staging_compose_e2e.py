@@ -8,7 +8,6 @@ import time
 import uuid
 
 import pytest
-
 from conftest import PYTHON_BASE
 from minimal_app import make_minimal_project
 from test_staging_e2e import CmdlineWatch, StagingProject, assert_clean_failure, docker

@@ -229,11 +229,13 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
     kept_images = {c.image for c in kept} | {target.image(version)}
     prune_images = tuple(sorted({c.image for c in doomed} - kept_images))
     fresh = not rollback
-    accessories = tuple(a for a in services.accessories if fresh and not _running(state, layout.accessory_container(a.name)))
+    accessories = tuple(a for a in services.accessories
+                        if fresh and not _running(state, layout.accessory_container(a.name)))
     worker_env_files = tuple(w.service for w in services.workers if w.service in worker_env_files) if fresh else ()
     return HostPlan(
         session.name, version, target.image(version), container, state.live,
-        remove_first=remove_first, stop=stop, prune=tuple(c.name for c in doomed) + tuple(c.name for c in doomed_workers),
+        remove_first=remove_first, stop=stop,
+        prune=tuple(c.name for c in doomed) + tuple(c.name for c in doomed_workers),
         prune_images=prune_images, rollback=rollback, login=login and fresh, env_file=env_file and fresh,
         worker_env_files=worker_env_files, volumes=tuple(layout.volume(v) for v in services.volumes) if fresh else (),
         accessories=accessories,

@@ -146,8 +146,10 @@ class StagingService:
         """``dockyard.ssh.accessories``, then the compose file's services with an image of their own."""
         return [*self.target.accessories, *services.accessories]
 
-    def accessory_values(self, accessories: Sequence[Accessory], dotenv: dict[str, str] | None) -> dict[str, dict[str, str]]:
-        """Each accessory's environment: its settings ``env``, or compose ``env_file`` (the .env) and ``environment``."""
+    def accessory_values(self, accessories: Sequence[Accessory],
+                         dotenv: dict[str, str] | None) -> dict[str, dict[str, str]]:
+        """Each accessory's environment: its settings ``env``, or compose ``env_file`` (the .env) then
+        ``environment``."""
         out = {}
         for accessory in accessories:
             values = dict(dotenv or {}) if accessory.env_file else {}
@@ -156,7 +158,8 @@ class StagingService:
             out[accessory.name] = values
         return out
 
-    def service_env_texts(self, services: ComposeServices, dotenv: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
+    def service_env_texts(self, services: ComposeServices,
+                          dotenv: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
         """The app's env file (the .env, then its compose ``environment``) and each worker's (the .env when its
         compose entry lists ``env_file``, then its ``environment``); a worker with neither gets none."""
         def text(values: dict[str, str]) -> str:

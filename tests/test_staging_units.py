@@ -503,13 +503,16 @@ def test_plan_swaps_the_workers_with_the_app_and_prunes_them_with_it():
     assert back.stop_workers == ("shop-staging-worker-v3",) and back.prune == ()
     assert "  start the retained workers shop-staging-worker-v2" in back.lines()
 
-    # the live version with a stopped worker is redeployed, not a no-op; a stopped accessory is started first
+    # the live version is left alone (its container serves); a redeploy of a stopped version starts the stopped
+    # accessories first and replaces that version's containers
     stopped = HostState((app("v3", "running", "3"), worker("worker", "v3", "exited", "3"),
+                         app("v2", "exited", "2"), worker("worker", "v2", "exited", "2"),
                          Container("shop-staging-db", "exited", "db", "accessory", "0", "mariadb:10.11")),
                         live="v3", upstream_text="x")
-    again = plan_host(target, session_for(), stopped, "v3", services=services)
-    assert not again.noop and again.remove_first == ("shop-staging-app-v3", "shop-staging-worker-v3")
-    assert again.accessories == services.accessories
+    assert plan_host(target, session_for(), stopped, "v3", services=services).noop
+    again = plan_host(target, session_for(), stopped, "v2", services=services)
+    assert again.remove_first == ("shop-staging-app-v2", "shop-staging-worker-v2")
+    assert again.accessories == services.accessories and again.stop_workers == ()
 
 
 def test_status_lists_the_workers_of_each_version():

@@ -134,8 +134,8 @@ def test_waiting_for_a_lock_takes_it_when_the_holder_lets_go(stores):
     assert waiting.acquire("1.2.4", wait=10, say=said.append).holder == "bob@laptop"
     assert said == [f"waiting up to 10s for the lock of prod, held by {held.describe()}"]
 
-    impatient = DeployLock(stores("s3"), environment="prod", holder="carol@laptop", sleep=sleep,
-                           monotonic=lambda: now[0])
+    impatient = DeployLock(stores("s3"), environment="prod", holder="carol@laptop", clock=lambda: AT, sleep=sleep,
+                           monotonic=lambda: now[0])  # the clock of the holder's heartbeat: bob is alive
     now[0] = 0.0
     with pytest.raises(LockHeld, match=r"prod is locked by bob@laptop .*\(waited 3s\): wait for it"):
         impatient.acquire("1.2.5", wait=3)

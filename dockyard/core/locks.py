@@ -30,6 +30,9 @@ from .actor import actor, stamp, utc_now
 
 Say = Callable[[str], None]
 
+#: What a dry run says after its plan: it read the state without the lock a real run takes first.
+DRY_RUN_LOCK_NOTE = ("(a dry run takes no lock: it planned from the state as read just now; a real run takes the "
+                     "lock first, then reads the state)")
 HEARTBEAT_SECONDS = 30  # how often a holder refreshes its record's heartbeat
 STALE_AFTER_BEATS = 3  # a holder that missed this many heartbeats looks dead
 
@@ -145,6 +148,13 @@ def lock_held(environment: str, held: LockRecord | None, *, waited: float = 0, c
     by = held.describe() if held else "another deploy"
     return LockHeld(f"{environment} is locked by {by}{after}: wait for it, or run with --force-unlock if that "
                     "deploy is dead")
+
+
+def lock_lost(environment: str, stored: LockRecord | None) -> LockHeld:
+    """The refusal of a deploy whose lock was cleared (or cleared and taken by another deploy) while it held it."""
+    whose = f"is now held by {stored.describe()}" if stored else "was cleared"
+    return LockHeld(f"the deploy lock of {environment} that this deploy took {whose}; this deploy stops here: run "
+                    "it again")
 
 
 class LockStore(Protocol):
@@ -264,7 +274,7 @@ class DeployLock:
         the store still holds this deploy's record (:meth:`confirm`) and takes nothing again.
         """
         if self.held and self.record is not None:
-            return self.confirm()
+            return self.confirm(say)
         if force_unlock:
             cleared = self.force_unlock()
             if cleared is not None and say:
@@ -307,15 +317,28 @@ class DeployLock:
         self.lost = True
         return False
 
-    def confirm(self) -> LockRecord:
+    def relabel(self, version: str) -> LockRecord:
+        """Name what the held lock is for once it is decided (a rollback's target, chosen from state read under the
+        lock); :class:`LockHeld` when the store no longer holds this deploy's record."""
+        held = self.confirm()
+        if held.version == version:
+            return held
+        named = replace(held, version=version, heartbeat=stamp(self.clock()))
+        if not self.store.refresh(held, named):
+            self.lost = True
+            raise lock_lost(self.environment, self.store.read(self.environment))
+        self.record = named
+        return named
+
+    def confirm(self, say: Say | None = None) -> LockRecord:
         """The record this deploy holds, checked against the store: :class:`LockHeld` when it was cleared or taken."""
         assert self.record is not None
         stored = self.current()
         if not self.record.same_holding(stored):
             self.lost = True
-            whose = f"now held by {stored.describe()}" if stored else "cleared"
-            raise LockHeld(f"the deploy lock of {self.environment} that this deploy took was {whose}; nothing was "
-                           "changed: run the deploy again")
+            raise lock_lost(self.environment, stored)
+        if say:
+            say(f"held since {self.record.acquired}: taken before the state this plan was made from was read")
         return self.record
 
     def release(self) -> None:

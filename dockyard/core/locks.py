@@ -280,6 +280,7 @@ class DeployLock:
             if cleared is not None and say:
                 say(f"cleared the lock of {cleared.describe()}")
         deadline = self.monotonic() + wait
+        slept = 0.0  # time spent waiting for the holder (what a refusal says it waited)
         told = False
         vanished = 0
         while True:
@@ -292,12 +293,15 @@ class DeployLock:
             if holder is None and vanished < 3:
                 vanished += 1
                 continue  # released between our attempt and the look: try again at once
-            if self.monotonic() >= deadline or (holder is not None and holder.stale):
-                raise lock_held(self.environment, holder, waited=wait, clear=self.clear)
+            if self.monotonic() >= deadline or (holder is not None and holder.stale):  # a dead one: no wait
+                waited = wait if self.monotonic() >= deadline else round(slept)
+                raise lock_held(self.environment, holder, waited=waited, clear=self.clear)
             if say and not told:
                 say(f"waiting up to {wait:g}s for the lock of {self.environment}, held by {holder.describe()}")
                 told = True
-            self.sleep(min(1.0, max(0.0, deadline - self.monotonic())))
+            pause = min(1.0, max(0.0, deadline - self.monotonic()))
+            self.sleep(pause)
+            slept += pause
 
     def _hold(self, record: LockRecord) -> None:
         self.held, self.record, self.lost = True, record, False
@@ -358,6 +362,17 @@ class DeployLock:
         if record is not None:
             self.store.delete()
         return record
+
+
+def lock_status(lock: DeployLock) -> str:
+    """One line for a ``status`` task: ``free (where)``, or who holds the lock, ``STALE: …`` when they look dead."""
+    from ..errors import DockyardError
+
+    try:
+        held = lock.current()
+    except DockyardError as exc:
+        return f"unknown ({exc.message})"
+    return f"held by {held.describe()}" if held else f"free ({lock.where})"
 
 
 # --- the three stores ---------------------------------------------------------------------------------------------

@@ -137,6 +137,12 @@ class EbService:
         return DeployLock(store, environment=self.env.name, sleep=self.sleep,
                           clear=clear or f"inv eb.deploy --env {self.env.name} --version VERSION --force-unlock")
 
+    def lock_status(self) -> str:
+        """``free``, or who holds the lock (``STALE: …`` when that holder looks dead), for ``eb.status``."""
+        from ..core.locks import lock_status
+
+        return lock_status(self.lock()) if self.eb.bucket else "none (dockyard.eb.bucket is not set)"
+
     def audit(self) -> S3AuditStore:
         return S3AuditStore(self.client.s3, self.eb.bucket, self.eb.key())
 

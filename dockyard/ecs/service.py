@@ -151,14 +151,9 @@ class EcsService:
 
     def lock_status(self) -> str:
         """``free``, or who holds the lock (``STALE: …`` when that holder looks dead), for ``ecs.status``."""
-        from ..errors import DockyardError
+        from ..core.locks import lock_status
 
-        lock = self.lock()
-        try:
-            held = lock.current()
-        except DockyardError as exc:
-            return f"unknown ({exc.message})"
-        return f"held by {held.describe()}" if held else f"free ({lock.where})"
+        return lock_status(self.lock())
 
     @property
     def lock_location(self) -> str:

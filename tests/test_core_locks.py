@@ -134,8 +134,8 @@ def test_waiting_for_a_lock_takes_it_when_the_holder_lets_go(stores):
     assert waiting.acquire("1.2.4", wait=10, say=said.append).holder == "bob@laptop"
     assert said == [f"waiting up to 10s for the lock of prod, held by {held.describe()}"]
 
-    impatient = DeployLock(stores("s3"), environment="prod", holder="carol@laptop", sleep=sleep,
-                           monotonic=lambda: now[0])
+    impatient = DeployLock(stores("s3"), environment="prod", holder="carol@laptop", clock=lambda: AT, sleep=sleep,
+                           monotonic=lambda: now[0])  # the clock of the holder's heartbeat: bob is alive
     now[0] = 0.0
     with pytest.raises(LockHeld, match=r"prod is locked by bob@laptop .*\(waited 3s\): wait for it"):
         impatient.acquire("1.2.5", wait=3)
@@ -236,3 +236,147 @@ def test_force_unlock_on_acquire_clears_a_dead_deploys_lock_and_says_whose(store
     taken = lock(stores(kind), "ops@desk").acquire("1.0.0", force_unlock=True, say=said.append)
     assert said == [f"cleared the lock of {dead.describe()}"] and taken.holder == "ops@desk"
     assert lock(stores(kind), "x").current() == taken
+
+
+# --- heartbeat, dead holders ----------------------------------------------------------------------------------------
+
+class Beats:
+    """A heartbeat's sleep the test paces: each :meth:`tick` lets one beat happen, and waits until it did."""
+
+    def __init__(self) -> None:
+        self.go = threading.Semaphore(0)
+        self.slept = threading.Semaphore(0)
+        self.intervals: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.intervals.append(seconds)
+        self.slept.release()
+        self.go.acquire()
+
+    def tick(self, lock: DeployLock) -> None:
+        """One beat of ``lock``'s heartbeat, finished (or the heartbeat ended)."""
+        assert self.slept.acquire(timeout=30), "the heartbeat never slept"
+        beats = lock.heartbeat.beats
+        self.go.release()
+        for _ in range(3000):
+            if lock.heartbeat.beats > beats or not lock.heartbeat.running:
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("the heartbeat did not beat")
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.at += timedelta(seconds=seconds)
+
+
+def beating(store, holder: str, clock: Clock, beats: Beats, **options) -> DeployLock:
+    return DeployLock(store, environment="prod", holder=holder, clock=clock, heartbeat=10, beat_sleep=beats.sleep,
+                      **options)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_the_holder_refreshes_its_heartbeat_every_interval_until_it_releases(stores, kind):
+    clock, beats = Clock(AT), Beats()
+    holder = beating(stores(kind), "alice@laptop", clock, beats)
+    taken = holder.acquire("1.2.3")
+    assert (taken.heartbeat, taken.interval) == ("2026-03-01T12:00:00+00:00", 10)
+    for n in (1, 2):
+        clock.advance(10)
+        beats.tick(holder)
+        stored = lock(stores(kind), "x").current()
+        assert stored.heartbeat == f"2026-03-01T12:00:{10 * n}+00:00" and stored.same_holding(taken)
+    assert beats.intervals[:2] == [10, 10]
+    holder.release()
+    beats.go.release()  # let a sleeping heartbeat wake: it must see it was stopped
+    assert not holder.heartbeat.running or holder.heartbeat._thread.join(5) is None
+    assert not holder.heartbeat.running and lock(stores(kind), "x").current() is None
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_heartbeat_never_writes_back_a_lock_someone_cleared_and_release_leaves_the_new_holder(stores, kind):
+    clock, beats = Clock(AT), Beats()
+    stuck = beating(stores(kind), "ci@runner-7", clock, beats)
+    stuck.acquire("0.9.0")
+    ops = lock(stores(kind), "ops@desk")
+    taken = ops.acquire("1.0.0", force_unlock=True)  # someone judged ci@runner-7 dead and took over
+    clock.advance(10)
+    beats.tick(stuck)
+    assert stuck.lost and not stuck.heartbeat.running
+    assert lock(stores(kind), "x").current() == taken  # not overwritten by the stale holder's heartbeat
+    with pytest.raises(LockHeld, match="the deploy lock of prod that this deploy took is now held by ops@desk"):
+        stuck.acquire("0.9.0")  # the plan's lock step: the lock is no longer this deploy's
+    stuck.release()
+    assert lock(stores(kind), "x").current() == taken  # the stale holder's release left ops@desk's lock
+
+
+def exited_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_refused_deploy_says_the_holder_is_dead_when_its_pid_is_gone_and_takes_nothing(stores, kind):
+    import socket
+
+    pid = exited_pid()
+    dead = LockRecord(holder="ci@runner-7", environment="prod", version="0.9.0", acquired="2026-03-01T11:00:00+00:00",
+                      pid=pid, host=socket.gethostname(), heartbeat="2026-03-01T11:59:50+00:00", interval=30)
+    assert stores(kind).create(dead)
+    refused = DeployLock(stores(kind), environment="prod", holder="alice@laptop", clock=lambda: AT,
+                         clear="inv ecs.deploy --env prod --version 1.2.3 --force-unlock")
+    with pytest.raises(LockHeld) as held:
+        refused.acquire("1.2.3", wait=30)  # a dead holder is not waited for
+    assert held.value.exit_code == 9
+    assert held.value.message == (
+        f"prod is locked by a deploy that looks dead: ci@runner-7 (deploying 0.9.0 since 2026-03-01T11:00:00+00:00, "
+        f"pid {pid} on {socket.gethostname()}, last heartbeat 2026-03-01T11:59:50+00:00): pid {pid} is not running "
+        f"on {socket.gethostname()}; if it is dead, clear the lock with "
+        "`inv ecs.deploy --env prod --version 1.2.3 --force-unlock`")
+    assert "\n" not in held.value.message and not refused.held
+    assert lock(stores(kind), "x").current() == dead  # never taken over without --force-unlock
+
+
+def test_a_holder_on_another_machine_is_dead_after_three_missed_heartbeats():
+    from datetime import timedelta
+
+    from dockyard.core.locks import dead_reason
+
+    record = LockRecord(holder="ci@runner-7", environment="prod", version="0.9.0", acquired="2026-03-01T11:00:00+00:00",
+                        pid=4242, host="runner-7", heartbeat="2026-03-01T12:00:00+00:00", interval=30)
+    alive = lambda pid: True  # noqa: E731 - another machine's pid says nothing here
+    assert dead_reason(record, now=AT + timedelta(seconds=90), this_host="laptop", running=alive) == ""
+    assert dead_reason(record, now=AT + timedelta(seconds=91), this_host="laptop", running=alive) == \
+        "no heartbeat for 91s (it beats every 30s)"
+    # a record of an older dockyard has no heartbeat: only its pid can say it is dead, on its own machine
+    legacy = LockRecord.parse(json.dumps({"holder": "a@b", "version": "1", "acquired": "t", "pid": 4242,
+                                          "host": "runner-7"}), "prod")
+    assert (legacy.heartbeat, legacy.interval) == ("", 0)
+    assert dead_reason(legacy, now=AT + timedelta(days=30), this_host="laptop", running=alive) == ""
+    assert dead_reason(legacy, now=AT, this_host="runner-7", running=lambda pid: False) == \
+        "pid 4242 is not running on runner-7"
+    assert LockRecord.parse("holder: someone@ci\nversion: v9\n", "staging").describe() == \
+        "someone@ci (deploying v9 since ?)"
+
+
+def test_status_shows_a_dead_holder_s_lock_as_stale(stores):
+    import socket
+
+    from dockyard.core.locks import lock_status
+
+    pid = exited_pid()
+    store = stores("s3")
+    assert lock_status(lock(store, "x")) == f"free (s3://{BUCKET}/{KEY})"
+    store.create(LockRecord(holder="ci@runner-7", environment="prod", version="0.9.0", acquired="t", pid=pid,
+                            host=socket.gethostname()))
+    assert lock_status(lock(store, "x")) == (
+        f"held by ci@runner-7 (deploying 0.9.0 since t, pid {pid} on {socket.gethostname()}; STALE: pid {pid} is "
+        f"not running on {socket.gethostname()})")

@@ -77,9 +77,33 @@ class S3Client:
 
         S3 decides atomically: of two writers of one key at the same time exactly one gets True.
         """
+        return bool(self.create_tagged(bucket, key, body, content_type=content_type))
+
+    def create_tagged(self, bucket: str, key: str, body: bytes, *, content_type: str = "application/json") -> str:
+        """:meth:`create`, answering the new object's ETag ("" when taken), for later conditional writes."""
         try:
-            self.api.call("put_object", s3_url(bucket, key), expected=TAKEN, Bucket=bucket, Key=key, Body=body,
-                          IfNoneMatch="*", ContentType=content_type, **ENCRYPTED)
+            answer = self.api.call("put_object", s3_url(bucket, key), expected=TAKEN, Bucket=bucket, Key=key,
+                                   Body=body, IfNoneMatch="*", ContentType=content_type, **ENCRYPTED)
+        except ExpectedError:
+            return ""
+        return answer.get("ETag") or "*"
+
+    def replace(self, bucket: str, key: str, body: bytes, *, etag: str,
+                content_type: str = "application/json") -> str:
+        """Overwrite the object only while it is the one with ``etag`` (``If-Match``): the new ETag, or "" when it
+        was replaced or deleted meanwhile."""
+        try:
+            answer = self.api.call("put_object", s3_url(bucket, key), expected=TAKEN + MISSING, Bucket=bucket,
+                                   Key=key, Body=body, IfMatch=etag, ContentType=content_type, **ENCRYPTED)
+        except ExpectedError:
+            return ""
+        return answer.get("ETag") or etag
+
+    def delete_if(self, bucket: str, key: str, *, etag: str) -> bool:
+        """Delete the object only while it is the one with ``etag`` (``If-Match``); False when it is not."""
+        try:
+            self.api.call("delete_object", s3_url(bucket, key), expected=TAKEN + MISSING, Bucket=bucket, Key=key,
+                          IfMatch=etag)
         except ExpectedError:
             return False
         return True

@@ -57,6 +57,19 @@ class SsmClient:
         except ExpectedError:
             return None
 
+    def get_versioned(self, name: str) -> tuple[str, int] | None:
+        """A String parameter's value and version, or None when it does not exist."""
+        try:
+            found = self.api.call("get_parameter", name, expected=("ParameterNotFound",), Name=name)["Parameter"]
+        except ExpectedError:
+            return None
+        return found["Value"], int(found.get("Version") or 0)
+
+    def overwrite(self, name: str, value: str) -> int:
+        """Overwrite a String parameter (``Overwrite=True``); returns the version it now has."""
+        answer = self.api.call("put_parameter", name, Name=name, Value=value, Type="String", Overwrite=True)
+        return int(answer.get("Version") or 0)
+
     def delete(self, name: str) -> bool:
         """Delete a parameter; False when it was already gone."""
         try:

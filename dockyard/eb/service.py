@@ -12,7 +12,7 @@ from typing import Any
 from ..clients.eb import ENV_NAMESPACE, EbClient, EnvironmentState, make_client
 from ..core.actor import stamp, utc_now
 from ..core.history import AuditRecord, S3AuditStore, previous_good_release
-from ..core.locks import DeployLock, S3LockStore
+from ..core.locks import DRY_RUN_LOCK_NOTE, DeployLock, S3LockStore
 from ..core.versions import Release, configured_release, label_version
 from ..errors import ConfigError, Refused
 from ..plan import Plan, WithArguments, display, run_plan
@@ -131,9 +131,17 @@ class EbService:
             ssm_password=self.eb.ssm_password, container_port=self.eb.container_port, default_memory=self.eb.memory,
             compose=compose, volumes=self.eb.volumes))
 
-    def lock(self) -> DeployLock:
+    def lock(self, clear: str = "") -> DeployLock:
+        """The environment's lock; ``clear``: the command a refusal by a dead holder names."""
         store = S3LockStore(self.client.s3, self.eb.bucket, self.eb.key("locks", f"{self.env.name}.json"))
-        return DeployLock(store, environment=self.env.name, sleep=self.sleep)
+        return DeployLock(store, environment=self.env.name, sleep=self.sleep,
+                          clear=clear or f"inv eb.deploy --env {self.env.name} --version VERSION --force-unlock")
+
+    def lock_status(self) -> str:
+        """``free``, or who holds the lock (``STALE: …`` when that holder looks dead), for ``eb.status``."""
+        from ..core.locks import lock_status
+
+        return lock_status(self.lock()) if self.eb.bucket else "none (dockyard.eb.bucket is not set)"
 
     def audit(self) -> S3AuditStore:
         return S3AuditStore(self.client.s3, self.eb.bucket, self.eb.key())
@@ -150,20 +158,29 @@ class EbService:
     def deploy(self, version: str = "", *, dry_run: bool = False, no_wait: bool = False, timeout: float = 0,
                no_rollback: bool = False, force_unlock: bool = False, environment: str = "",
                action: str = "deploy") -> EbDeployed:
-        """Read state, plan, then show the plan or execute it; the lock is the plan's first step, so a deploy that
-        finds it held changes nothing."""
+        """Take the lock, then read state and plan from it, then run the plan (its first step finds the lock held
+        by this deploy); a deploy refused by the lock has read and changed nothing. A dry run takes no lock: it
+        plans from the state as it reads it, and says so."""
         name = environment or self.target.name
         release = self.release(version)
         self.client.require_bucket(self.eb.bucket)
-        lock = self.lock()
-        state, decided, bundle = self.plan_inputs(release, name, lock, timeout=timeout, no_wait=no_wait,
-                                                  no_rollback=no_rollback, force_unlock=force_unlock)
-        plan = deploy_plan(decided)
+        lock = self.lock(f"inv eb.deploy --env {self.env.name} --version {release.version} --force-unlock")
+        options = {"timeout": timeout, "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock}
         if dry_run:
+            state, decided, bundle = self.plan_inputs(release, name, lock, **options)
+            plan = deploy_plan(decided)
             display(plan, mask=self.project.mask)
             self.say(dry_run_report(bundle, self._diff_against_live(state, bundle)))
+            self.say(DRY_RUN_LOCK_NOTE)
             return EbDeployed(decided, plan, "planned")
         started = utc_now()
+        lock.acquire(str(release.version), force_unlock=force_unlock, say=lambda text: self.say(f"  {text}"))
+        try:
+            state, decided, bundle = self.plan_inputs(release, name, lock, **options)
+        except BaseException:
+            lock.release()  # refused from the state (not Ready, not published): nothing changed, no record
+            raise
+        plan = deploy_plan(decided)
         error: BaseException | None = None
         try:
             run = run_plan(plan, self.performers(lock, decided.policy), mask=self.project.mask)
@@ -175,7 +192,7 @@ class EbService:
             error = exc
             raise
         finally:
-            if lock.held:  # refused before anything started: no audit record, nothing written
+            if lock.held:
                 self._finish(lock, decided, started, action, error)
         return EbDeployed(decided, plan, result_of(None, no_wait=no_wait))
 
@@ -286,19 +303,35 @@ class EbService:
         except BadVersion:
             return text  # a label dockyard did not make; the existence check below decides
 
-    def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> Plan:
+    def planned_rollback(self, label: str, lock: DeployLock) -> tuple[Plan, EnvironmentState, str]:
+        """Read the state (and the audit records), choose the label, plan: (plan, state, label)."""
         name = self.target.name
         state = self.ready_state(name)
         label = self.rollback_label(label) if label else self.previous_good_label(state.version_label)
         if self.client.version(self.application, label) is None:
             raise Refused(f"application version {label!r} does not exist (see `inv eb.versions`)")
-        lock = self.lock()
-        policy = self.policy(timeout)
         plan = rollback_plan(application=self.application, environment=name, lock_environment=self.env.name,
                              lock_where=lock.where, current=state.version_label, label=label)
+        return plan, state, label
+
+    def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> Plan:
+        """Like :meth:`deploy`: the lock first (named for the label once it is chosen), then state, plan, run."""
+        name = self.target.name
+        lock = self.lock(f"inv eb.deploy --env {self.env.name} --version VERSION --force-unlock")
+        policy = self.policy(timeout)
         if dry_run:
+            plan, _, _ = self.planned_rollback(label, lock)
             display(plan, mask=self.project.mask)
+            self.say(DRY_RUN_LOCK_NOTE)
             return plan
+        lock.acquire(label or "the previous good version", action="rollback",
+                     say=lambda text: self.say(f"  {text}"))
+        try:
+            plan, state, label = self.planned_rollback(label, lock)
+            lock.relabel(label)
+        except BaseException:
+            lock.release()
+            raise
         started = utc_now()
         error: BaseException | None = None
         try:

@@ -10,7 +10,7 @@ from typing import Any
 from ..clients.ecs import EcsClient, ServiceState, short_arn
 from ..core.actor import stamp, utc_now
 from ..core.history import AuditRecord, previous_good_release
-from ..core.locks import DeployLock
+from ..core.locks import DRY_RUN_LOCK_NOTE, DeployLock
 from ..errors import ConfigError, Refused, RolledBack
 from ..plan import Plan, PlanRun, WithArguments, display, run_plan
 from .planner import (
@@ -134,7 +134,10 @@ class EcsService:
     def _key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.target.prefix, self.settings.app, *parts) if p.strip("/"))
 
-    def lock(self) -> DeployLock:
+    def lock(self, version: str = "VERSION") -> DeployLock:
+        """The environment's lock; a refusal by a dead holder names the deploy of ``version`` that clears it (the
+        same deploy again, with --force-unlock: ecs.rollback has no such flag)."""
+        clear = f"inv ecs.deploy --env {self.env.name} --version {version} --force-unlock"
         if self.target.bucket:
             from ..core.locks import S3LockStore
 
@@ -144,7 +147,13 @@ class EcsService:
             from ..core.locks import SsmLockStore
 
             store = SsmLockStore(self.ssm, parameter_name(self._key("locks", self.env.name)))
-        return DeployLock(store, environment=self.env.name, sleep=self.sleep)
+        return DeployLock(store, environment=self.env.name, sleep=self.sleep, clear=clear)
+
+    def lock_status(self) -> str:
+        """``free``, or who holds the lock (``STALE: …`` when that holder looks dead), for ``ecs.status``."""
+        from ..core.locks import lock_status
+
+        return lock_status(self.lock())
 
     @property
     def lock_location(self) -> str:
@@ -186,26 +195,42 @@ class EcsService:
         for line in intent.lines or ["(no changes: the service already runs this)"]:
             self.say(f"  {line}")
 
-    def deploy(self, version: str = "", *, dry_run: bool = False, timeout: float = 0, no_wait: bool = False,
-               no_rollback: bool = False, force_unlock: bool = False) -> Plan:
-        version, image = self.image_for(version)
+    def planned_deploy(self, version: str, image: str, *, timeout: float = 0, no_wait: bool = False,
+                       no_rollback: bool = False, force_unlock: bool = False) -> tuple[Plan, str]:
+        """Read the service's state and plan the deploy from it: (the plan, the live task definition's ARN)."""
         state = self.state()
         intent = self.intent(state, image)
         self.require_published(version, image)
         self.show(intent)
-        live = state.task_definition
-        lock = self.lock()
         plan = deploy_plan(EcsDeploy(
             version=version, image=image, where=self.target.where, cluster=self.target.cluster,
-            service=self.target.service, environment=self.env.name, lock_where=self.lock_location, live=live,
-            intent=intent, timeout=timeout or self.target.timeout, keep=self.target.keep, force_unlock=force_unlock,
-            no_wait=no_wait, no_rollback=no_rollback))
+            service=self.target.service, environment=self.env.name, lock_where=self.lock_location,
+            live=state.task_definition, intent=intent, timeout=timeout or self.target.timeout, keep=self.target.keep,
+            force_unlock=force_unlock, no_wait=no_wait, no_rollback=no_rollback))
+        return plan, state.task_definition
+
+    def deploy(self, version: str = "", *, dry_run: bool = False, timeout: float = 0, no_wait: bool = False,
+               no_rollback: bool = False, force_unlock: bool = False) -> Plan:
+        """Take the lock, then read the state and plan from it, then run the plan (whose first step finds the lock
+        held by this deploy). A dry run takes no lock: it plans from the state as it reads it, and says so."""
+        version, image = self.image_for(version)
+        options = {"timeout": timeout, "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock}
         if dry_run:
+            plan, _ = self.planned_deploy(version, image, **options)
             display(plan, mask=self.project.mask)
+            self.say(DRY_RUN_LOCK_NOTE)
             return plan
+        lock = self.lock(version)
         started_at = utc_now()
         run = PlanRun()
         outcome = Outcome()
+        live = ""
+        lock.acquire(version, force_unlock=force_unlock, say=self.say)
+        try:
+            plan, live = self.planned_deploy(version, image, **options)
+        except BaseException:
+            lock.release()  # refused from the state (not published, bad settings): nothing changed, no record
+            raise
         try:
             run_plan(plan, self.performers(lock, started_at), mask=self.project.mask, into=run)
         except BaseException as exc:
@@ -281,7 +306,8 @@ class EcsService:
                  f"before {short_arn(live)} (not known to have worked)")
         return previous
 
-    def rollback(self, revision: str = "", *, dry_run: bool = False, timeout: float = 0) -> Plan:
+    def planned_rollback(self, revision: str, *, timeout: float = 0) -> tuple[Plan, TaskDefinition, str]:
+        """Read the state (and the audit records), choose the target, plan: (plan, target, live ARN)."""
         state = self.state()
         live = state.task_definition
         family = short_arn(live).rsplit(":", 1)[0]
@@ -298,15 +324,29 @@ class EcsService:
         self.say(f"{self.target.where}: {short_arn(live)} -> {target.label}")
         for line in diff(current, target):
             self.say(f"  {line}")
-        outcome = Outcome(label=target.label)
-        lock = self.lock()
         plan = rollback_plan(where=self.target.where, cluster=self.target.cluster, service=self.target.service,
                              environment=self.env.name, lock_where=self.lock_location, target=target,
                              timeout=timeout or self.target.rollback_timeout)
+        return plan, target, live
+
+    def rollback(self, revision: str = "", *, dry_run: bool = False, timeout: float = 0) -> Plan:
+        """Like :meth:`deploy`: the lock first (named for the revision once it is chosen), then state, plan, run."""
         if dry_run:
+            plan, _, _ = self.planned_rollback(revision, timeout=timeout)
             display(plan, mask=self.project.mask)
+            self.say(DRY_RUN_LOCK_NOTE)
             return plan
+        lock = self.lock()
         started = utc_now()
+        outcome = Outcome()
+        lock.acquire(revision or "the previous good revision", action="rollback", say=self.say)
+        try:
+            plan, target, live = self.planned_rollback(revision, timeout=timeout)
+            lock.relabel(target.label)
+        except BaseException:
+            lock.release()
+            raise
+        outcome.label = target.label
         try:
             run_plan(plan, self.performers(lock, started), mask=self.project.mask)
             outcome.result = "succeeded"

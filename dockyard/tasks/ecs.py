@@ -61,6 +61,7 @@ def show_status(service: Any, events: int = 5):  # -> (ServiceState, TaskDefinit
     rows += [(d.id, d.status, short_arn(d.task_definition), str(d.running), str(d.desired), d.rollout_state or "-")
              for d in state.deployments]
     service.say(table(rows))
+    service.say(f"  lock: {service.lock_status()}")
     for event in state.events[: int(events)]:
         service.say(f"  {event.created:%Y-%m-%d %H:%M:%S} {event.message}" if event.created else f"  {event.message}")
     return state, definition

@@ -11,6 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 from fixtures.tcp_proxy import tcp_proxy
+from test_ecs_deploy import BUCKET as BUCKET_OF_ECS
+from test_ecs_deploy import (
+    audit_records,
+    ecs,  # noqa: F401 - the fixture
+)
 
 from dockyard.clients.aws import aws_session
 from dockyard.clients.s3 import S3Client
@@ -96,3 +101,71 @@ def test_an_endpoint_that_is_gone_or_drops_the_connection_is_one_line_exit_7(aws
         dropped.value.message
     assert gone.value.exit_code == 7
     assert gone.value.message.startswith(f"s3:GetObject on s3://{BUCKET}/before: cannot reach {proxy.endpoint}")
+
+
+# --- a deploy whose AWS endpoint goes away mid-run ---------------------------------------------------------------
+
+def run_until(project, args, env, line_starts, then, *, timeout=180):
+    """Run `inv ARGS`; when a stdout line starts with ``line_starts``, call ``then()``; return (code, out, err)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import library_path
+
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": library_path(), **project.env, **env})
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    out, fired = [], False
+    deadline = time.monotonic() + timeout
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if not fired and line.startswith(line_starts):
+                then()
+                fired = True
+            if time.monotonic() > deadline:
+                break
+        proc.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    assert fired, "".join(out) + "".join(err)
+    return proc.returncode, "".join(out), "".join(err)
+
+
+@pytest.fixture
+def ecs_behind_a_proxy(aws, ecs):  # noqa: F811 - ecs is the fixture of test_ecs_deploy
+    env = ecs
+    with tcp_proxy(aws.endpoint) as proxy:
+        env.proxy = proxy
+        env.bounded = {**aws.env, "INVOKE_DOCKYARD_AWS_ENDPOINT_URL": proxy.endpoint,
+                       "INVOKE_DOCKYARD_AWS_READ_TIMEOUT": "2", "INVOKE_DOCKYARD_AWS_MAX_ATTEMPTS": "1",
+                       "INVOKE_DOCKYARD_ECS_TIMEOUT": "120"}
+        yield env
+
+
+def test_ecs_deploy_whose_endpoint_stalls_mid_run_is_exit_7_and_says_the_lock_may_be_held(ecs_behind_a_proxy):
+    """AWS freezes while the service is updated: the update, the audit record and the unlock all time out (2 s
+    each); the one line names the last call and says the lock may be held, and how to clear it."""
+    e = ecs_behind_a_proxy
+    code, out, err = run_until(e.project, ("ecs.deploy", "--version", "1.2.4"), e.bounded,
+                               "[3/", e.proxy.freeze)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 7 and len(lines) == 1 and "Traceback" not in err, (code, out, err)
+    lock = f"s3://{BUCKET_OF_ECS}/dockyard/{e.project.app}/locks/prod.json"
+    assert lines[0].startswith(f"dockyard: s3:DeleteObject on {lock}: {e.proxy.endpoint} stopped answering"), lines
+    assert lines[0].endswith(f"the deploy lock of prod ({lock}) may still be held: once it answers, deploy again "
+                             "with --force-unlock"), lines
+    e.proxy.reset()  # the held requests never arrive
+    e.proxy.thaw()
+    assert e.aws.client("s3").get_object(Bucket=BUCKET_OF_ECS, Key=lock.split("/", 3)[3])  # it is held indeed
+    assert audit_records(e) == []  # the audit record was not written either: so the exit is not 0
+    again = e.inv("ecs.deploy", "--version", "1.2.4", "--no-wait", "--force-unlock")
+    assert again.returncode == 0 and "cleared the lock of" in again.stdout, again.stdout + again.stderr

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from ..errors import CommandFailed, LockHeld
+from ..errors import CommandFailed, LockHeld, Unreachable
 from ..runner import Command
 from .actor import actor, stamp, utc_now
 
@@ -150,9 +150,16 @@ class DeployLock:
             self.sleep(min(1.0, max(0.0, deadline - self.monotonic())))
 
     def release(self) -> None:
-        """Give the lock back if this deploy holds it (safe to call twice, and after a failure)."""
+        """Give the lock back if this deploy holds it (safe to call twice, and after a failure).
+
+        A store that cannot be reached leaves the lock in place: the line says so, and how to clear it.
+        """
         if self.held:
-            self.store.delete()
+            try:
+                self.store.delete()
+            except Unreachable as exc:
+                raise type(exc)(f"{exc.message}; the deploy lock of {self.environment} ({self.where}) may still be "
+                                "held: once it answers, deploy again with --force-unlock") from None
             self.held = False
 
     def force_unlock(self) -> LockRecord | None:

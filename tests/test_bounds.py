@@ -6,6 +6,9 @@ registry is a real htpasswd docker-registry frozen with SIGSTOP, then killed.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from types import SimpleNamespace
 
@@ -169,3 +172,105 @@ def test_ecs_deploy_whose_endpoint_stalls_mid_run_is_exit_7_and_says_the_lock_ma
     assert audit_records(e) == []  # the audit record was not written either: so the exit is not 0
     again = e.inv("ecs.deploy", "--version", "1.2.4", "--no-wait", "--force-unlock")
     assert again.returncode == 0 and "cleared the lock of" in again.stdout, again.stdout + again.stderr
+
+
+# --- docker push / pull: a stall timeout with progress detection ------------------------------------------------
+
+def test_a_watched_command_that_keeps_making_progress_is_not_stopped_and_one_that_stalls_is(capsys):
+    from dockyard.runner import Runner, Stalled
+
+    runner = Runner()
+    slow = ("for i in 1 2 3 4 5 6; do printf 'abc: Pushing [==>  ] %sMB/9MB\\r' $i; sleep 0.5; done; "
+            "printf 'abc: Pushed\\n'; echo 'v1: digest: sha256:0 size: 9'")
+    started = time.monotonic()
+    result = runner.watch(["sh", "-c", slow], stall_timeout=2)  # 3 s in all, never 2 s without output
+    assert result.ok and time.monotonic() - started >= 2.9
+    assert result.stdout.splitlines() == ["abc: Pushed", "v1: digest: sha256:0 size: 9"]  # no progress bars
+    assert capsys.readouterr().out.splitlines() == ["abc: Pushed", "v1: digest: sha256:0 size: 9"]
+    started = time.monotonic()
+    with pytest.raises(Stalled) as stalled:
+        runner.watch(["sh", "-c", "printf 'abc: Waiting\\n'; sleep 60"], stall_timeout=1.5)
+    assert 1.4 < time.monotonic() - started < 10
+    assert stalled.value.seconds == 1.5 and stalled.value.last == "abc: Waiting"
+
+
+@pytest.fixture
+def own_registry(engine, tmp_path, monkeypatch):
+    """A registry of the test's own (it is frozen and killed), a tiny image tagged for it, and a docker login."""
+    import subprocess
+    import uuid
+
+    from fixtures.registry import running_registry
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    root = tmp_path / "registry"
+    root.mkdir()
+    app = f"t{uuid.uuid4().hex[:8]}"
+    with running_registry(root) as registry:
+        (tmp_path / "image").mkdir()
+        (tmp_path / "image" / "payload").write_bytes(uuid.uuid4().bytes * 4096)
+        (tmp_path / "image" / "Dockerfile").write_text(
+            f"FROM scratch\nCOPY payload /payload\nLABEL dev.dockyard.app={app}\n")
+        ref = registry.repository(f"dockyard-test/{app}:1")
+        subprocess.run(["docker", "build", "-q", "-t", ref, str(tmp_path / "image")], check=True, capture_output=True)
+        subprocess.run(["docker", "login", "--username", registry.username, "--password-stdin", registry.host],
+                       input=registry.password, text=True, check=True, capture_output=True)
+        try:
+            yield registry, ref
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(registry.pid, signal.SIGCONT)
+            subprocess.run(["docker", "image", "rm", "-f", ref], capture_output=True)
+
+
+def test_a_push_to_a_frozen_registry_is_stopped_after_the_stall_timeout_in_one_line_exit_7(own_registry):
+    from dockyard.clients.docker import DockerClient
+    from dockyard.runner import Runner
+
+    registry, ref = own_registry
+    docker = DockerClient(Runner(), stall_timeout=3)
+    os.kill(registry.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreachable) as stalled:
+            docker.push(ref)
+    finally:
+        os.kill(registry.pid, signal.SIGCONT)
+    assert time.monotonic() - started < 20
+    message = stalled.value.message
+    assert stalled.value.exit_code == 7 and "\n" not in message
+    assert message.startswith(f"docker push of {ref} to {registry.host} made no progress for 3s and was stopped")
+    assert message.endswith(f"check that {registry.host} answers (GET /v2/) and the network to it, or raise "
+                            "dockyard.registry.stall_timeout")
+    assert not [p for p in _processes("docker") if ref in p]  # the stopped push is gone
+    docker.push(ref)  # thawed, the same push works
+    assert registry.manifest_digest(ref.split("/", 1)[1].rsplit(":", 1)[0], "1")
+
+
+def test_a_push_to_a_registry_that_is_gone_says_it_refused_the_connection(own_registry):
+    from dockyard.clients.docker import DockerClient
+    from dockyard.runner import Runner
+
+    registry, ref = own_registry
+    os.kill(registry.pid, signal.SIGKILL)
+    os.waitpid(registry.pid, 0)
+    with pytest.raises(Unreachable) as refused:
+        DockerClient(Runner(), stall_timeout=10).push(ref)
+    assert refused.value.exit_code == 7
+    assert refused.value.message == (f"docker push of {ref}: {registry.host} refused the connection (nothing listens "
+                                     "there): check that the registry runs, and image.repository / "
+                                     "dockyard.registry.url")
+
+
+def _processes(name: str) -> list[str]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and os.path.basename(argv[0].decode(errors="replace")) == name:
+                found.append(" ".join(a.decode(errors="replace") for a in argv))
+    return found

@@ -274,3 +274,37 @@ def _processes(name: str) -> list[str]:
             if argv and os.path.basename(argv[0].decode(errors="replace")) == name:
                 found.append(" ".join(a.decode(errors="replace") for a in argv))
     return found
+
+
+def test_publish_to_a_registry_frozen_during_the_push_stops_in_one_line_exit_7(engine, sample_project, tmp_path):
+    """The issue's case: the registry freezes (SIGSTOP) during `publish`; it used to hang for good."""
+    from fixtures.registry import running_registry
+    from test_release_flow import make_rig
+
+    root = tmp_path / "registry"
+    root.mkdir()
+    with running_registry(root) as registry:
+        rig = make_rig(sample_project, tmp_path, registry)
+        rig.ok("release", "1.0.0")
+        ref = f"{rig.repository}:1.0.0"
+        frozen = []
+
+        def freeze() -> None:
+            os.kill(registry.pid, signal.SIGSTOP)
+            frozen.append(time.monotonic())
+
+        try:
+            code, out, err = run_until(rig.project, ("publish", "1.0.0"),
+                                       {**rig.env, "INVOKE_DOCKYARD_REGISTRY_STALL_TIMEOUT": "3"},
+                                       f"[2/", freeze, timeout=120)
+            took = time.monotonic() - frozen[0]
+        finally:
+            os.kill(registry.pid, signal.SIGCONT)
+        assert f"push {ref}" in out, out
+        lines = [line for line in err.splitlines() if line.strip() and not line.startswith("$ ")]
+        assert code == 7 and len(lines) == 1 and "Traceback" not in err, (code, out, err)
+        assert lines[0].startswith(f"dockyard: docker push of {ref} to {registry.host} made no progress for 3s"), lines
+        assert took < 30, took
+        assert rig.registry_tags() == [] and "refs/tags/v1.0.0" not in rig.origin_refs()  # nothing half-published
+        rig.ok("publish", "1.0.0")  # thawed, publishing again works
+        assert rig.registry_tags() == ["1.0.0"]

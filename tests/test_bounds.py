@@ -296,7 +296,7 @@ def test_publish_to_a_registry_frozen_during_the_push_stops_in_one_line_exit_7(e
         try:
             code, out, err = run_until(rig.project, ("publish", "1.0.0"),
                                        {**rig.env, "INVOKE_DOCKYARD_REGISTRY_STALL_TIMEOUT": "3"},
-                                       f"[2/", freeze, timeout=120)
+                                       "[2/", freeze, timeout=120)
             took = time.monotonic() - frozen[0]
         finally:
             os.kill(registry.pid, signal.SIGCONT)

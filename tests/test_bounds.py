@@ -308,3 +308,51 @@ def test_publish_to_a_registry_frozen_during_the_push_stops_in_one_line_exit_7(e
         assert rig.registry_tags() == [] and "refs/tags/v1.0.0" not in rig.origin_refs()  # nothing half-published
         rig.ok("publish", "1.0.0")  # thawed, publishing again works
         assert rig.registry_tags() == ["1.0.0"]
+
+
+# --- SSH: remote commands have a bound (dockyard.ssh.command_timeout) --------------------------------------------
+
+def test_ssh_command_timeout_is_a_setting_with_a_default(sample_project):
+    from dockyard.config import defaults, parse_settings
+
+    data = defaults()
+    assert data["ssh"]["command_timeout"] == 900.0
+    data.update(app="shop")
+    data["environments"]["staging"]["target"] = "ssh"
+    data["environments"]["prod"]["target"] = "ssh"
+    data["environments"]["prod"]["ssh"] = {"command_timeout": 30}
+    settings = parse_settings(data, root=sample_project.root)
+    assert settings.ssh.command_timeout("staging") == 900.0 and settings.ssh.command_timeout("prod") == 30.0
+    data["ssh"]["command_timeout"] = 0
+    from dockyard.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        parse_settings(data, root=sample_project.root)
+    assert "dockyard.ssh.command_timeout" in refused.value.message
+
+
+def test_a_remote_command_over_its_bound_is_stopped_in_one_line_exit_7(sshd_host):
+    from dockyard.clients.ssh import SshHost, SshOptions
+    from dockyard.runner import Command
+
+    options = SshOptions(key_file=sshd_host.key_file, use_agent=False, known_hosts=sshd_host.known_hosts,
+                         command_timeout=2)
+    host = SshHost(sshd_host.user, "127.0.0.1", sshd_host.port, options, name="staging-1")
+    marker = f"{os.getpid()}{time.monotonic_ns() % 10000}"
+    try:
+        assert host.output(Command(("echo", "answers"))) == "answers"
+        started = time.monotonic()
+        with pytest.raises(Unreachable) as stopped:
+            host.run(Command(("sleep", f"7{marker}")))
+        assert time.monotonic() - started < 10
+        assert stopped.value.exit_code == 7
+        assert stopped.value.message == (f"staging-1: `sleep 7{marker}` did not finish within 2s and was stopped: "
+                                         "check the host (its network, disk, the registry it pulls from), or raise "
+                                         "dockyard.ssh.command_timeout")
+        assert host.output(Command(("echo", "still"))) == "still"  # the connection is still usable
+    finally:
+        host.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [p for p in _processes("sleep") if marker in p]:
+        time.sleep(0.2)
+    assert not [p for p in _processes("sleep") if marker in p]  # the remote command was hung up

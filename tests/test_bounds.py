@@ -356,3 +356,30 @@ def test_a_remote_command_over_its_bound_is_stopped_in_one_line_exit_7(sshd_host
     while time.monotonic() < deadline and [p for p in _processes("sleep") if marker in p]:
         time.sleep(0.2)
     assert not [p for p in _processes("sleep") if marker in p]  # the remote command was hung up
+
+
+def test_eb_deploy_whose_endpoint_goes_away_mid_wait_is_one_line_exit_7_and_releases_the_lock(
+        eb, eb_release_images, sample_project):
+    """The issue's case: the EB endpoint is gone mid-deploy (it was a 131-line EndpointConnectionError traceback)."""
+    from fixtures.eb import tag_release
+
+    eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project)
+    tag_release(sample_project, "1.0.0", "first release")
+    with tcp_proxy(eb.endpoint) as proxy:
+        env = {"INVOKE_DOCKYARD_EB_ENDPOINT_URL": proxy.endpoint, "INVOKE_DOCKYARD_AWS_MAX_ATTEMPTS": "1",
+               "INVOKE_DOCKYARD_AWS_CONNECT_TIMEOUT": "2"}
+        code, out, err = run_until(sample_project, ("deploy",), env, "[5/", proxy.shut, timeout=300)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 7 and len(lines) == 1 and "Traceback" not in err, (code, out, err)
+    assert lines[0].startswith("dockyard: elasticbeanstalk:Describe"), lines
+    # the connection in use is dropped (closed before answering), or a new one is refused (cannot reach)
+    assert f"cannot reach {proxy.endpoint}" in lines[0] or f"{proxy.endpoint} closed the connection" in lines[0], lines
+    keys = [o["Key"] for o in eb.s3().list_objects_v2(Bucket=eb.bucket).get("Contents") or []]
+    assert not [k for k in keys if "/locks/" in k], keys  # S3 still answers: the lock was released
+    audits = [k for k in keys if "/audit/" in k]
+    assert len(audits) == 1, keys
+    import json
+
+    record = json.loads(eb.s3().get_object(Bucket=eb.bucket, Key=audits[0])["Body"].read())
+    assert record["result"] == "failed" and proxy.endpoint in record["detail"], record

@@ -29,6 +29,8 @@ BAD_CREDENTIALS = {"InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesN
                    "ExpiredToken", "ExpiredTokenException", "InvalidToken", "AuthFailure"}
 NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                   "or dockyard.aws.profile")
+# Calls that only read: a lost answer changed nothing.
+READING = ("describe_", "get_", "list_", "head_", "download_")
 # Managed transfers are no API method; these are the API calls (and IAM actions) they make.
 MANAGED = {"upload_fileobj": "PutObject", "download_fileobj": "GetObject"}
 # What a denied call's identity lacks a permission on, by IAM service prefix ("it" for the others).
@@ -160,7 +162,7 @@ class AwsApi:
         action, on = self.action(operation), _on(resource)
         if isinstance(exc, NoCredentialsError):
             return NoCredentials(f"{action}{on}: {NO_CREDENTIALS}")
-        lost = self.connection_lost(exc)
+        lost = self.connection_lost(exc, reads_only=operation.startswith(READING))
         if lost:
             return AwsUnreachable(f"{action}{on}: {lost}")
         if isinstance(exc, NoRegionError):
@@ -178,7 +180,7 @@ class AwsApi:
         return AwsError(f"{action}{on} failed ({said}): check dockyard.aws (region, endpoint_url) and the resource")
 
 
-    def connection_lost(self, exc: Exception) -> str:
+    def connection_lost(self, exc: Exception, *, reads_only: bool = False) -> str:
         """What went wrong with the connection itself ("" when an answer came): the endpoint, what happened, the
         bound that ended the wait and what to check."""
         from botocore.exceptions import (
@@ -196,7 +198,7 @@ class AwsApi:
         attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts") or 1)
         tries = f", {attempts} attempts" if attempts > 1 else ""
         check = "check the network and dockyard.aws.endpoint_url/region, then run the task again"
-        unknown = "whether the call took effect is unknown"
+        unknown = "it changed nothing" if reads_only else "whether the call took effect is unknown"
         if isinstance(exc, ConnectTimeoutError):
             seconds = _seconds(getattr(config, "connect_timeout", None))
             return f"no connection to {endpoint} (within {seconds}{tries}; dockyard.aws.connect_timeout): {check}"

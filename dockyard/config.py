@@ -64,9 +64,12 @@ CORE_DEFAULTS: dict[str, Any] = {
         "username": "",
         "password_env": "DOCKYARD_REGISTRY_PASSWORD",
         "kind": "auto",  # auto | v2 | ecr
+        "stall_timeout": 120.0,  # seconds a docker push/pull may go without progress before it is stopped
     },
     "git": {"remote": "origin", "main_branch": "main"},
-    "aws": {"region": "", "profile": "", "endpoint_url": ""},
+    "aws": {"region": "", "profile": "", "endpoint_url": "",
+            # every AWS call's bounds: seconds to connect, seconds a response may stall, attempts in all
+            "connect_timeout": 10.0, "read_timeout": 60.0, "max_attempts": 3},
     "compose_command": "auto",  # auto | v2 | v1
     "command_entrypoint": "bypass",  # bypass: commands run instead of the image's ENTRYPOINT; apply: through it
     "environments": {
@@ -151,6 +154,16 @@ class Registry:
     username: str
     password_env: str
     kind: str  # v2 | ecr
+    stall_timeout: float = 120.0  # a docker push/pull with no progress for this long is stopped
+
+
+@dataclass(frozen=True)
+class AwsBounds:
+    """How long any AWS call may take: to connect, between bytes of the answer, and how often it is tried."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,7 @@ class Settings:
     environments: Mapping[str, Environment]
     section: Section = field(repr=False, compare=False)
     command_entrypoint: str = "bypass"  # see dockyard.core.entrypoint
+    aws_bounds: AwsBounds = field(default_factory=AwsBounds)
     features: Features | None = field(default=None, repr=False, compare=False)  # None only while they are parsed
 
     def environment(self, name: str) -> Environment:
@@ -262,7 +276,8 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
     url = reg.str("url") or registry_host(repository)
     if kind == "auto":
         kind = "ecr" if ".dkr.ecr." in url else "v2"
-    registry = Registry(url=url, username=reg.str("username"), password_env=reg.str("password_env"), kind=kind)
+    registry = Registry(url=url, username=reg.str("username"), password_env=reg.str("password_env"), kind=kind,
+                        stall_timeout=reg.float("stall_timeout", 120.0, minimum=1))
 
     git = top.section("git")
     aws = top.section("aws")
@@ -301,6 +316,9 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         environments=environments,
         section=top,
         command_entrypoint=top.str("command_entrypoint", "bypass", choices=entrypoint_modes),
+        aws_bounds=AwsBounds(connect_timeout=aws.float("connect_timeout", 10.0, minimum=1),
+                             read_timeout=aws.float("read_timeout", 60.0, minimum=1),
+                             max_attempts=aws.int("max_attempts", 3, minimum=1)),
     )
     features = Features(
         release=release_settings.parse(settings),

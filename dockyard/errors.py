@@ -76,6 +76,11 @@ class NoCredentials(AwsError):
     """No AWS credentials were found for an AWS call."""
 
 
+class AwsUnreachable(Unreachable, AwsError):
+    """An AWS endpoint could not be reached, stopped answering or dropped the connection (exit 7, a lost
+    connection: no answer came, so nothing says whether the call took effect)."""
+
+
 # --- deploy outcomes, the same codes for every target (Elastic Beanstalk, ECS, staging over SSH) ----------------
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .core.credentials import RegistryCredentials
-from .errors import DockyardError, Refused, Unreachable
+from .errors import CommandFailed, DockyardError, Refused, Unreachable
+from .runner import TimedOut
 
 #: What a manifest HEAD accepts: single-platform Docker and OCI manifests, and their multi-platform indexes.
 MANIFEST_TYPES = (
@@ -43,7 +44,13 @@ def login(docker: Any, credentials: RegistryCredentials) -> None:
 
     command = login_command(credentials.registry, credentials.username, credentials.password)
     docker.runner.mask.add(credentials.password)
-    result = docker.run(command, check=False, timeout=120)
+    bound = getattr(docker, "stall_timeout", 120)
+    try:
+        result = docker.run(command, check=False, timeout=bound)
+    except TimedOut:
+        raise Unreachable(f"registry {credentials.registry} did not answer `docker login` within {bound:g}s: check "
+                          "that it answers (GET /v2/) and the network, or raise dockyard.registry.stall_timeout") \
+            from None
     if result.ok:
         return
     said = docker.runner.mask((result.stderr or result.stdout).strip())
@@ -67,6 +74,37 @@ def login_error(credentials: RegistryCredentials, said: str) -> DockyardError:
         return Unreachable(f"registry {credentials.registry} is unreachable ({_short(last)}): check dockyard.registry.url and the network")
     last = said.splitlines()[-1] if said else "no output"
     return DockyardError(f"docker login to {credentials.registry} failed: {_short(last)}")
+
+
+def transfer_error(verb: str, ref: str, said: str) -> DockyardError:
+    """What a failed ``docker push``/``pull`` said, as one line: refused connection, unknown host, TLS, rejected
+    credentials, or the registry's own last words."""
+    from .config import registry_host
+
+    host = registry_host(ref)
+    lowered = said.lower()
+    last = _short(said.splitlines()[-1]) if said else "no output"
+    what = f"docker {verb} of {ref}"
+    if "connection refused" in lowered:
+        return Unreachable(f"{what}: {host} refused the connection (nothing listens there): check that the registry "
+                           "runs, and image.repository / dockyard.registry.url")
+    if "no such host" in lowered or "server misbehaving" in lowered or "name resolution" in lowered:
+        return Unreachable(f"{what}: the registry host {host.rsplit(':', 1)[0]} is unknown (DNS: no such host): "
+                           "check image.repository / dockyard.registry.url")
+    if any(s in lowered for s in ("x509", "tls:", "certificate", "http response to https client")):
+        return Unreachable(f"{what}: TLS with {host} failed ({last}): give dockerd the registry's CA "
+                           f"(/etc/docker/certs.d/{host}/ca.crt), or check dockyard.registry.url")
+    if any(s in lowered for s in ("unauthorized", "authentication required", "no basic auth credentials",
+                                  "denied", "forbidden")):
+        return RegistryAuthFailed(f"{what}: {host} refused it ({last}): log in with the right user "
+                                  "(dockyard.registry.username and its password), who must be allowed to "
+                                  f"{verb} this repository")
+    if verb == "pull" and any(s in lowered for s in ("manifest unknown", "not found")):
+        return DockyardError(f"{what}: {host} has no such image ({last}): check the tag")
+    if any(s in lowered for s in ("i/o timeout", "timeout", "network is unreachable", "connection reset", "eof",
+                                  "broken pipe", "no route to host")):
+        return Unreachable(f"{what}: the connection to {host} failed ({last}): check the network and the registry")
+    return CommandFailed(f"{what} failed: {last}")
 
 
 def _short(text: str, limit: int = 200) -> str:

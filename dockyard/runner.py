@@ -7,6 +7,7 @@ the environment, never in ``argv``, and echoed commands pass through a :class:`M
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -17,6 +18,19 @@ from typing import IO, Any, Iterable, Mapping, Sequence
 from .errors import CommandFailed, DockyardError
 
 MASK = "********"
+
+
+class TimedOut(CommandFailed):
+    """A command did not finish within its bound and was stopped."""
+
+
+class Stalled(TimedOut):
+    """A watched command printed nothing new for ``seconds`` and was stopped; ``last`` is its last status line."""
+
+    def __init__(self, message: str, *, seconds: float, last: str = "") -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        self.last = last
 
 
 class Masker:
@@ -203,11 +217,145 @@ class Runner:
         except FileNotFoundError:
             raise DockyardError(f"{command.argv[0]}: command not found; install it (see `inv doctor`)") from None
         except subprocess.TimeoutExpired:
-            raise CommandFailed(f"`{command.display(self.mask)}` did not finish within {timeout:g}s") from None
+            raise TimedOut(f"`{command.display(self.mask)}` did not finish within {timeout:g}s") from None
         result = Result(command, proc.returncode, proc.stdout or "", proc.stderr or "")
         if check and not result.ok:
             raise CommandFailed(failure_message(result, self.mask))
         return result
+
+
+    def watch(self, cmd: Command | Sequence[str], *, stall_timeout: float, stream: IO[str] | None = None) -> Result:
+        """Run a command that reports progress (``docker push``/``pull``), showing its status lines, and stop it
+        when it prints nothing new for ``stall_timeout`` seconds (:class:`Stalled`).
+
+        Its stdout is a terminal, so it prints progress as bytes move (a layer's upload bar: without a terminal
+        Docker prints nothing until the layer is done, and a slow upload would look stalled). What is shown is
+        the status lines without the bars; ``Result.stdout`` holds them, ``Result.stderr`` what it said there.
+        """
+        import time
+
+        command = as_command(cmd)
+        if self.echo:
+            self.say(f"$ {command.display(self.mask)}")
+        lines = StatusLines(stream or sys.stdout, self.mask)
+        master, terminal = _terminal()
+        env = {**os.environ, **command.env} if command.env else None
+        try:
+            proc = subprocess.Popen(command.argv, stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE,
+                                    env=env, cwd=command.cwd, start_new_session=True)
+        except FileNotFoundError:
+            os.close(master)
+            raise DockyardError(f"{command.argv[0]}: command not found; install it (see `inv doctor`)") from None
+        finally:
+            os.close(terminal)
+        assert proc.stderr is not None
+        said: list[bytes] = []
+        try:
+            open_ends = {master: lines.feed, proc.stderr.fileno(): said.append}
+            last = time.monotonic()
+            while open_ends:
+                left = stall_timeout - (time.monotonic() - last)
+                if left <= 0:
+                    _stop(proc)
+                    raise Stalled(f"`{command.display(self.mask)}` made no progress for {stall_timeout:g}s",
+                                  seconds=stall_timeout, last=lines.last)
+                ready = _readable(list(open_ends), min(left, 1.0))
+                for end in ready:
+                    try:
+                        data = os.read(end, 65536)
+                    except OSError:  # EIO: the terminal's other side is closed, the command is done
+                        data = b""
+                    if not data:
+                        del open_ends[end]
+                        continue
+                    last = time.monotonic()
+                    open_ends[end](data)
+            returncode = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM) or stalled: the command must not outlive us
+                _stop(proc)
+            lines.close()
+            os.close(master)
+            proc.stderr.close()
+        return Result(command, returncode, "\n".join(lines.shown), b"".join(said).decode(errors="replace"))
+
+
+class StatusLines:
+    """A progress display's text as status lines: ANSI cursor moves and progress bars dropped, each layer's status
+    shown once per change (``abc123: Pushed``), masked."""
+
+    _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]")
+    _BAR = re.compile(r"\[[=> ]*\]|\d+(\.\d+)?\s?[kMGT]?B/\d+(\.\d+)?\s?[kMGT]?B")
+
+    def __init__(self, target: IO[str], mask: Masker) -> None:
+        self.target = target
+        self.mask = mask
+        self.pending = ""
+        self.shown: list[str] = []
+        self.last = ""
+        self._by_layer: dict[str, str] = {}
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data.decode(errors="replace")
+        *records, self.pending = re.split(r"[\r\n]", self.pending)
+        for record in records:
+            self._record(record)
+
+    def close(self) -> None:
+        if self.pending:
+            self._record(self.pending)
+            self.pending = ""
+
+    def _record(self, record: str) -> None:
+        text = self._ANSI.sub("", record).strip()
+        if not text:
+            return
+        layer, _, status = text.partition(": ")
+        self.last = text
+        if self._BAR.search(text):
+            return  # a progress bar: proof of progress, not worth a line
+        if status and " " not in layer:
+            if self._by_layer.get(layer) == status:
+                return
+            self._by_layer[layer] = status
+        self.shown.append(text)
+        self.target.write(self.mask(text) + "\n")
+        self.target.flush()
+
+
+def _terminal() -> tuple[int, int]:
+    """A pseudo-terminal (master, the command's side), wide enough that progress lines are not wrapped."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+    return master, terminal
+
+
+def _readable(ends: list[int], timeout: float) -> list[int]:
+    import select
+
+    ready, _, _ = select.select(ends, [], [], timeout)
+    return ready
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a command started in its own session, and whatever it started: TERM, then KILL after 5 s."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def failure_message(result: Result, mask: Masker | None = None, *, lines: int = 5) -> str:

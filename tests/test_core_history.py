@@ -107,7 +107,7 @@ def test_the_actor_is_the_ci_user_or_the_os_user_at_this_host(monkeypatch):
 
 # --- AWS failures other than a denial ---------------------------------------------------------------------------------
 
-def test_an_unreachable_endpoint_a_bad_request_and_no_credentials_are_one_line_exit_8(aws, monkeypatch):
+def test_an_unreachable_endpoint_is_exit_7_a_bad_request_and_no_credentials_exit_8_one_line_each(aws, monkeypatch):
     import boto3
     from botocore.config import Config
     from conftest import free_port
@@ -116,7 +116,7 @@ def test_an_unreachable_endpoint_a_bad_request_and_no_credentials_are_one_line_e
                                 config=Config(retries={"total_max_attempts": 1}, connect_timeout=2))
     with pytest.raises(AwsError) as unreachable:
         S3Client(dead).read(BUCKET, "k")
-    assert unreachable.value.exit_code == 8
+    assert unreachable.value.exit_code == 7  # a lost connection (issue 11), still an AwsError
     assert unreachable.value.message.startswith(f"s3:GetObject on s3://{BUCKET}/k: cannot reach http://127.0.0.1:")
     assert "check dockyard.aws.region and dockyard.aws.endpoint_url" in unreachable.value.message
 

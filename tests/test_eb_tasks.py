@@ -213,14 +213,17 @@ def test_local_keeps_the_env_values_private_and_removes_them_when_up_fails(eb, e
         ran = sample_project.inv("eb.local", "--port", str(port), timeout=600)
         assert ran.returncode == 6, ran.stdout + ran.stderr  # the health gate failed: `up` did not end well
         assert secret not in ran.stdout + ran.stderr
-        directory = Path(tempfile.gettempdir()) / f"dockyard-{sample_project.app}-eblocal-prod"
+        directories = list(Path(tempfile.gettempdir()).glob(f"dockyard-{sample_project.app}-eblocal-prod-*"))
+        assert len(directories) == 1, directories  # a mkdtemp name: not predictable
+        directory = directories[0]
         assert directory.stat().st_mode & 0o777 == 0o700
-        assert (directory / ".env").stat().st_mode & 0o777 == 0o600
+        assert (directory / "Dockerrun.aws.json").is_file() and not (directory / ".env").exists()
         assert files_holding(secret, under=Path(tempfile.gettempdir()), since=started,
                              besides=sample_project.root) == []
     finally:
         down = sample_project.inv("eb.local", "--down", timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
+    assert not list(Path(tempfile.gettempdir()).glob(f"dockyard-{sample_project.app}-eblocal-prod*"))
 
 
 def test_local_runs_the_compose_bundle(eb, eb_release_images, sample_project):

@@ -16,10 +16,10 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
-from ..errors import AwsError, NoCredentials
+from ..errors import AwsError, AwsUnreachable, NoCredentials
 
-__all__ = ["AwsApi", "AwsError", "ExpectedError", "NoCredentials", "aws_client", "aws_session", "describe_error",
-           "error_code"]
+__all__ = ["AwsApi", "AwsError", "AwsUnreachable", "ExpectedError", "NoCredentials", "aws_client", "aws_session",
+           "bounded_config", "describe_error", "error_code"]
 
 THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
               "SlowDown", "ProvisionedThroughputExceededException"}
@@ -29,6 +29,8 @@ BAD_CREDENTIALS = {"InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesN
                    "ExpiredToken", "ExpiredTokenException", "InvalidToken", "AuthFailure"}
 NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                   "or dockyard.aws.profile")
+# Calls that only read: a lost answer changed nothing.
+READING = ("describe_", "get_", "list_", "head_", "download_")
 # Managed transfers are no API method; these are the API calls (and IAM actions) they make.
 MANAGED = {"upload_fileobj": "PutObject", "download_fileobj": "GetObject"}
 # What a denied call's identity lacks a permission on, by IAM service prefix ("it" for the others).
@@ -45,15 +47,31 @@ class ExpectedError(Exception):
         self.message = message
 
 
+def bounded_config(bounds: Any) -> Any:
+    """The botocore ``Config`` of every client dockyard makes: ``dockyard.aws.connect_timeout``, ``read_timeout``
+    and ``max_attempts`` (botocore's own default waits 60 s per read and retries 5 times, forever in effect)."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=bounds.connect_timeout, read_timeout=bounds.read_timeout,
+                  retries={"total_max_attempts": bounds.max_attempts, "mode": "standard"})
+
+
 def aws_session(settings: Any) -> Any:
-    """A boto3 Session from ``dockyard.aws`` (profile/region), falling back to the standard AWS settings."""
+    """A boto3 Session from ``dockyard.aws`` (profile/region), falling back to the standard AWS settings.
+
+    Every client made from it (here or by a typed client given the session) has the bounds of :func:`bounded_config`.
+    """
     import boto3
     from botocore.exceptions import ProfileNotFound
 
     try:
-        return boto3.Session(profile_name=settings.aws_profile or None, region_name=settings.aws_region or None)
+        session = boto3.Session(profile_name=settings.aws_profile or None, region_name=settings.aws_region or None)
     except ProfileNotFound:
         raise AwsError(f"dockyard.aws.profile: AWS profile {settings.aws_profile!r} not found in ~/.aws/config") from None
+    bounds = getattr(settings, "aws_bounds", None)
+    if bounds is not None:
+        session._session.set_default_client_config(bounded_config(bounds))
+    return session
 
 
 def aws_client(settings: Any, service: str, session: Any | None = None, *, endpoint_url: str = "") -> Any:
@@ -139,14 +157,14 @@ class AwsApi:
 
     def failure(self, operation: str, resource: str, exc: Exception) -> AwsError:
         """The one line an AWS failure becomes."""
-        from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError, ParamValidationError
+        from botocore.exceptions import NoCredentialsError, NoRegionError, ParamValidationError
 
         action, on = self.action(operation), _on(resource)
         if isinstance(exc, NoCredentialsError):
             return NoCredentials(f"{action}{on}: {NO_CREDENTIALS}")
-        if isinstance(exc, EndpointConnectionError):
-            return AwsError(f"{action}{on}: cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}: check "
-                            "dockyard.aws.region and dockyard.aws.endpoint_url, and the network")
+        lost = self.connection_lost(exc, reads_only=operation.startswith(READING))
+        if lost:
+            return AwsUnreachable(f"{action}{on}: {lost}")
         if isinstance(exc, NoRegionError):
             return AwsError(f"{action}{on}: no AWS region: set dockyard.aws.region or AWS_DEFAULT_REGION")
         if isinstance(exc, ParamValidationError):
@@ -160,6 +178,60 @@ class AwsApi:
                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and the clock")
         said = _one_line(describe_error(exc))
         return AwsError(f"{action}{on} failed ({said}): check dockyard.aws (region, endpoint_url) and the resource")
+
+
+    def connection_lost(self, exc: Exception, *, reads_only: bool = False) -> str:
+        """What went wrong with the connection itself ("" when an answer came): the endpoint, what happened, the
+        bound that ended the wait and what to check."""
+        from botocore.exceptions import (
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            HTTPClientError,
+            ReadTimeoutError,
+        )
+        from botocore.exceptions import ConnectionError as TransportError
+
+        config = getattr(getattr(self.client, "meta", None), "config", None)
+        endpoint = _origin(getattr(exc, "kwargs", {}).get("endpoint_url") or _endpoint_of(self.client))
+        retries = getattr(config, "retries", None) or {}
+        attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts") or 1)
+        tries = f", {attempts} attempts" if attempts > 1 else ""
+        check = "check the network and dockyard.aws.endpoint_url/region, then run the task again"
+        unknown = "it changed nothing" if reads_only else "whether the call took effect is unknown"
+        if isinstance(exc, ConnectTimeoutError):
+            seconds = _seconds(getattr(config, "connect_timeout", None))
+            return f"no connection to {endpoint} (within {seconds}{tries}; dockyard.aws.connect_timeout): {check}"
+        if isinstance(exc, ReadTimeoutError):
+            seconds = _seconds(getattr(config, "read_timeout", None))
+            return (f"{endpoint} stopped answering (no data for {seconds}{tries}; dockyard.aws.read_timeout): "
+                    f"{unknown}; {check}")
+        if isinstance(exc, ConnectionClosedError):
+            return f"{endpoint} closed the connection before answering ({attempts} attempts): {unknown}; {check}" \
+                if attempts > 1 else f"{endpoint} closed the connection before answering: {unknown}; {check}"
+        if isinstance(exc, EndpointConnectionError):
+            return (f"cannot reach {endpoint}{f' ({attempts} attempts)' if attempts > 1 else ''}: check "
+                    "dockyard.aws.region and dockyard.aws.endpoint_url, and the network")
+        if isinstance(exc, (HTTPClientError, TransportError)):  # any other transport failure: a reset, a proxy
+            reason = _one_line(str(getattr(exc, "kwargs", {}).get("error", "") or exc))[:200]
+            return f"the connection to {endpoint} failed ({reason}): {unknown}; {check}"
+        return ""
+
+
+def _origin(url: str) -> str:
+    """``https://s3.eu-west-1.amazonaws.com/bucket/key`` -> ``https://s3.eu-west-1.amazonaws.com``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else url
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:g}s" if isinstance(value, (int, float)) else "the configured time"
+
+
+def _endpoint_of(client: Any) -> str:
+    return str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "AWS")
 
 
 def _signing_name(client: Any) -> str:

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..errors import CommandFailed, EngineUnavailable
-from ..runner import Command, Result, Runner
+from ..errors import CommandFailed, EngineUnavailable, Unreachable
+from ..runner import Command, Result, Runner, Stalled
 
 DOCKER = "docker"
+#: seconds a push or pull may go without progress (``dockyard.registry.stall_timeout``)
+STALL_TIMEOUT = 120.0
 
 
 # --- builders (pure) -----------------------------------------------------------------------------------------
@@ -55,6 +57,17 @@ def login_command(registry: str, username: str, password: str, *, config: str = 
     options = ("--config", config) if config else ()
     return Command((DOCKER, *options, "login", "--username", username, "--password-stdin", registry),
                    stdin=password + "\n")
+
+
+def stalled_error(verb: str, ref: str, stalled: Stalled) -> Unreachable:
+    from ..config import registry_host
+
+    host = registry_host(ref)
+    doing = f"; last: {stalled.last[:120]}" if stalled.last else ""
+    towards = "to" if verb == "push" else "from"
+    return Unreachable(
+        f"docker {verb} of {ref} {towards} {host} made no progress for {stalled.seconds:g}s and was stopped{doing}: "
+        f"check that {host} answers (GET /v2/) and the network to it, or raise dockyard.registry.stall_timeout")
 
 
 # --- values -----------------------------------------------------------------------------------------------------
@@ -103,8 +116,11 @@ class Container:
 
 
 class DockerClient:
-    def __init__(self, runner: Runner) -> None:
+    """``stall_timeout`` bounds pushes and pulls: one that shows no progress for that long is stopped."""
+
+    def __init__(self, runner: Runner, *, stall_timeout: float = STALL_TIMEOUT) -> None:
         self.runner = runner
+        self.stall_timeout = stall_timeout
 
     def run(self, cmd: Command | Sequence[str], **kwargs) -> Result:
         return self.runner.run(cmd, **kwargs)
@@ -181,10 +197,23 @@ class DockerClient:
         return self.run(login_command(registry, username, password))
 
     def push(self, ref: str) -> Result:
-        return self.run([DOCKER, "push", ref], capture=False)
+        """``docker push``, its status lines shown; a stall, a refusal or an unreachable registry is one line."""
+        return self.transfer("push", ref)
 
     def pull(self, ref: str) -> Result:
-        return self.run([DOCKER, "pull", ref])
+        return self.transfer("pull", ref)
+
+    def transfer(self, verb: str, ref: str) -> Result:
+        from ..registry import transfer_error
+
+        command = Command((DOCKER, verb, ref))
+        try:
+            result = self.runner.watch(command, stall_timeout=self.stall_timeout)
+        except Stalled as exc:
+            raise stalled_error(verb, ref, exc) from None
+        if not result.ok:
+            raise transfer_error(verb, ref, (result.stderr or result.stdout).strip())
+        return result
 
     def logs(self, container: str, *, tail: int = 50) -> str:
         result = self.run([DOCKER, "logs", "--tail", str(tail), container], check=False)

@@ -30,9 +30,21 @@ class SshOptions:
     accept_new_host_keys: bool = False
     connect_timeout: float = 10.0
     #: The bound of a command that streams nothing (a pull, a script); streamed and interactive ones are the user's.
+    #: ``dockyard.ssh.command_timeout``
     command_timeout: float = 900.0
     #: Seconds between SSH keepalives, so a connection that died is noticed instead of waited on for ever.
     keepalive: int = 15
+
+
+def bounded_remotely(argv: Sequence[str], seconds: float) -> str:
+    """``argv`` as a remote command line that the host itself stops a second after ``seconds``.
+
+    Closing an SSH channel does not end a command that has no terminal (a ``docker pull`` would go on), so the
+    host's ``timeout`` ends it; a host without a working ``timeout`` runs the command unbounded there (the client
+    still stops waiting).
+    """
+    script = 'if timeout 1 true 2>/dev/null; then exec timeout "$0" "$@"; fi; exec "$@"'
+    return shlex.join(("sh", "-c", script, f"{int(seconds) + 1}", *argv))
 
 
 def in_ci() -> bool:
@@ -167,11 +179,13 @@ class SshHost:
             shown = [MaskedStream(sys.stdout, self.mask, per_write=pty), MaskedStream(sys.stderr, self.mask,
                                                                                      per_write=pty)]
             kwargs["out_stream"], kwargs["err_stream"] = shown
+        line = shlex.join(command.argv) if timeout is None else bounded_remotely(command.argv, timeout)
         try:
-            outcome = self.connection.run(shlex.join(command.argv), **kwargs)
+            outcome = self.connection.run(line, **kwargs)
         except CommandTimedOut:
-            raise CommandFailed(f"{self.name}: `{command.display(self.mask)}` did not finish within {timeout:g}s") \
-                from None
+            raise Unreachable(f"{self.name}: `{command.display(self.mask)}` did not finish within {timeout:g}s and was "
+                              "stopped: check the host (its network, disk, the registry it pulls from), or raise "
+                              "dockyard.ssh.command_timeout") from None
         except (OSError, EOFError) as exc:
             raise Unreachable(f"{self.name}: the SSH connection broke ({exc}); check the host") from None
         except ThreadException as exc:  # Invoke's I/O threads died with the connection

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from ..errors import CommandFailed, LockHeld
+from ..errors import CommandFailed, LockHeld, Unreachable
 from ..runner import Command
 from .actor import actor, stamp, utc_now
 
@@ -347,13 +347,21 @@ class DeployLock:
 
     def release(self) -> None:
         """Give the lock back if this deploy holds it (safe to call twice, and after a failure); a lock someone
-        cleared and another deploy took meanwhile is left alone."""
+        cleared and another deploy took meanwhile is left alone.
+
+        A store that cannot be reached leaves the lock in place: the line says so, and how to clear it.
+        """
         if not self.held:
             return
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        try:
+            deleted = self.record is None or self.store.delete_if(self.record)
+        except Unreachable as exc:
+            raise type(exc)(f"{exc.message}; the deploy lock of {self.environment} ({self.where}) may still be "
+                            "held: once it answers, deploy again with --force-unlock") from None
         self.held = False
-        if self.record is not None and not self.store.delete_if(self.record):
+        if not deleted:
             self.lost = True
 
     def force_unlock(self) -> LockRecord | None:

@@ -3,8 +3,8 @@
 The bundle is unpacked into a temporary directory (never the working tree). A compose bundle runs as it is; a v2
 bundle's container definitions are turned back into a compose file (the inverse of :mod:`dockyard.containers`),
 so what runs is what the bundle says, not the project's compose file. Environment properties come from the
-environment's ``.env`` (written as the bundle's ``.env``, as the platform does), in a directory only its owner can
-read, and emptied once ``up`` ends, whether it worked or not. Port 80 is published on
+environment's ``.env`` (written as the bundle's ``.env``, as the platform does, 0600), in a directory only its owner
+can read and nobody can guess (``mkdtemp``), and removed once ``up`` ends, whether it worked or not. Port 80 is published on
 ``127.0.0.1:<port>``; the health path must answer 2xx.
 """
 from __future__ import annotations
@@ -63,12 +63,18 @@ def run_local(service: Any, version: str = "", *, port: int, down: bool = False)
 
     project = service.project
     name = f"{service.settings.app}-eblocal-{service.env.name}".replace(".", "-")
-    directory = Path(tempfile.gettempdir()) / f"dockyard-{name}"
     prefix = detect_compose(project.runner, service.settings.compose_command)
-    compose = ComposeClient(project.runner, ComposeProject(prefix, name, directory / "docker-compose.yml"))
+
+    def compose_in(directory: Path) -> ComposeClient:
+        return ComposeClient(project.runner, ComposeProject(prefix, name, directory / "docker-compose.yml"))
+
     if down:
-        if (directory / "docker-compose.yml").exists():
-            project.runner.run(compose.project.down(volumes=True), capture=False)
+        directories = bundle_directories(name)
+        if directories:
+            newest = directories[-1]
+            write_private(newest / ".env", "")  # compose loads the env_file it names; its values are not needed
+            project.runner.run(compose_in(newest).project.down(volumes=True), capture=False)
+        for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
         service.say(f"{name} removed")
         return
@@ -81,18 +87,30 @@ def run_local(service: Any, version: str = "", *, port: int, down: bool = False)
     bundle = service.bundle(release)
     env_file = project.env_file(service.env, required=False)
     values = dict(env_file.values) if env_file else {}
-    if directory.is_symlink() or (directory.exists() and directory.stat().st_uid != os.getuid()):
-        raise Refused(f"{directory} is not this user's own directory; remove it (it may be a trap for the .env)")
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(mode=0o700, parents=True)  # private: the .env below holds the environment's secrets
-    directory.chmod(0o700)  # whatever the umask
+    for stale in bundle_directories(name):  # a previous run's bundle: `up` below replaces its containers
+        shutil.rmtree(stale, ignore_errors=True)
+    # Private and unpredictable (mkdtemp: 0700, a random name): the .env below holds the environment's secrets.
+    directory = Path(tempfile.mkdtemp(prefix=f"dockyard-{name}-"))
     bundle.write_tree(directory)
     write_private(directory / ".env", "".join(f"{k}={v}\n" for k, v in sorted(values.items())))
     try:
-        _up(service, compose, directory, release, platform, port)
+        _up(service, compose_in(directory), directory, release, platform, port)
     finally:
-        # Compose read the values when it created the containers; `--down` needs the file, not its secrets.
-        write_private(directory / ".env", "")
+        # Compose read the values when it created the containers; no copy of them stays on disk, whatever happened.
+        (directory / ".env").unlink(missing_ok=True)
+
+
+def bundle_directories(name: str) -> list[Path]:
+    """This user's eb.local directories of the stack ``name``, oldest first (another user's are never touched)."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"dockyard-{name}-*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if path.is_dir() and not path.is_symlink() and info.st_uid == os.getuid():
+            found.append((info.st_mtime, path))
+    return [path for _, path in sorted(found)]
 
 
 def write_private(path: Path, text: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "known_hosts": "~/.ssh/known_hosts",  # host keys are checked against this file; unknown hosts are refused
     "accept_new_host_keys": False,  # trust-on-first-use outside CI only (never under CI=true)
     "connect_timeout": 10.0,
+    "command_timeout": 900.0,  # seconds a remote command that streams nothing may run (a pull, a script)
     "app_port": 8000,  # the port the app listens on inside its container
     "health_path": "",  # default: the environment's health_path
     "health_timeout": 0,  # seconds; default: the environment's health_timeout
@@ -67,6 +68,11 @@ class SshSettings:
     """The parsed section: the targets of every ``target: ssh`` environment, by name."""
 
     targets: Mapping[str, StagingTarget]
+    #: ``command_timeout`` of each environment (a bound of the SSH client, :class:`~dockyard.clients.ssh.SshOptions`)
+    command_timeouts: Mapping[str, float] = field(default_factory=dict)
+
+    def command_timeout(self, env_name: str) -> float:
+        return self.command_timeouts.get(env_name, DEFAULTS["command_timeout"])
 
     def target(self, env_name: str) -> StagingTarget:
         if env_name not in self.targets:
@@ -79,11 +85,12 @@ class SshSettings:
 def parse(settings: Settings) -> SshSettings:
     """Validate ``dockyard.ssh`` and each SSH environment's ``ssh`` overrides."""
     top: Section = settings.section.section(SECTION)
-    targets = {}
+    targets, command_timeouts = {}, {}
     for name, env in settings.environments_deployed_over("ssh").items():
         overrides: Section = env.section.section(SECTION)
         targets[name] = parse_target(settings, env, Layered(top, overrides))
-    return SshSettings(targets)
+        command_timeouts[name] = Layered(top, overrides).float("command_timeout", minimum=1)
+    return SshSettings(targets, command_timeouts)
 
 
 class Layered:

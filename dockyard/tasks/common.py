@@ -167,7 +167,7 @@ class Project:
     def docker(self):  # -> DockerClient
         from ..clients.docker import DockerClient
 
-        return DockerClient(self.runner)
+        return DockerClient(self.runner, stall_timeout=self.settings.registry.stall_timeout)
 
     @cached_property
     def git(self):  # -> GitClient

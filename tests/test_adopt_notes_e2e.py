@@ -19,8 +19,7 @@ pytestmark = pytest.mark.engine
 
 FLASK_BASE, MARIADB_BASE = "dockyard-base/flask:bookworm", "dockyard-base/mariadb:bookworm"
 SECRETS = {"MYSQL_PASSWORD": "notes-pw-3b7f", "MYSQL_ROOT_PASSWORD": "notes-root-9c1d"}
-# staging's accessory (invoke.yaml ssh.accessories.mariadb) has its own password; the app's .env must match it
-STAGING = {"MYSQL_PASSWORD": "staging-only-notes", "MYSQL_ROOT_PASSWORD": "staging-only-root"}
+STAGING = {"MYSQL_PASSWORD": "staging-pw-51e0", "MYSQL_ROOT_PASSWORD": "staging-root-7a2c"}
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def test_notes_whole_life_by_configuration_alone(notes, eb, tmp_path):
     notes.ok("publish", "1.0.0")
     assert notes.registry.manifest_digest(f"dockyard-test/{notes.app}", "1.0.0")
 
-    # --- staging over SSH: the web app, its worker and the attachments volume, MariaDB as an accessory -------------
+    # --- staging over SSH: compose.prod.yml's web app, its worker, the attachments volume, mariadb (an accessory) --
     setup = notes.ok("staging.setup")
     assert "mariadb" in setup.stdout
     notes.ok("staging.ssh-deploy", "--version", "1.0.0")

@@ -26,7 +26,7 @@ NGINX_BASE = "dockyard-base/nginx:bookworm"
 
 def require_images(*images: str) -> None:
     for image in images:
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+        if subprocess.run(["docker", "image", "inspect", image], check=False, capture_output=True).returncode != 0:
             unavailable(f"base image {image} missing (run scripts/base-images.sh)")
 
 

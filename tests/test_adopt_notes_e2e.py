@@ -11,8 +11,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from adopt import Adopted, Later, adopt, docker, http_get, laptop_leaks, point_at_eb, remove_eb_environment, require_images
+from adopt import (
+    Adopted,
+    Later,
+    adopt,
+    docker,
+    http_get,
+    laptop_leaks,
+    point_at_eb,
+    remove_eb_environment,
+    require_images,
+)
 from fixtures.eb import wait_for
 
 pytestmark = pytest.mark.engine

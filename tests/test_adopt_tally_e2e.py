@@ -13,7 +13,6 @@ import json
 import zipfile
 
 import pytest
-
 from adopt import Adopted, adopt, docker, http_get, laptop_leaks, point_at_eb, remove_eb_environment, require_images
 
 pytestmark = pytest.mark.engine

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import REPO, SampleProject, free_port, git, unavailable
+from conftest import REPO, SampleProject, free_port, git, remove_test_artifacts, unavailable
 
 APPS = REPO / "tests" / "apps"
 IDENTITY = {"user.name": "Adopting Team", "user.email": "team@example.invalid"}
@@ -123,8 +123,6 @@ class Adopted:
         images = [i for i in images if not i.endswith(":<none>")]
         if images:
             docker("image", "rm", "-f", *images)
-        from conftest import remove_test_artifacts
-
         remove_test_artifacts(self.app)
 
 

@@ -12,9 +12,11 @@
 #   dockyard-base/nginx:bookworm    nginx, behaves like nginx:1.27 for files in /etc/nginx/conf.d/
 #   dockyard-base/redis:bookworm    redis-server on 0.0.0.0:6379, protected mode off
 #   dockyard-base/mariadb:bookworm  mariadbd on 0.0.0.0:3306, MYSQL_* variables like the official image
+#   dockyard-base/flask:bookworm    python3 with Debian's Flask 2.2 and PyMySQL (tests/apps/notes; local only)
+#   dockyard-base/node:bookworm     Debian's Node.js 18 and a user `node` (tests/apps/tally; local only)
 # The derived images are built from docker/base/<name>/.
 #
-# For every image except debian the public equivalent is tried first (timeout 20 docker pull) and
+# For python, nginx, redis and mariadb the public equivalent is tried first (timeout 20 docker pull) and
 # tagged with our name when it can be had. An image whose label dockyard.base.spec equals the hash of
 # its current spec (its directory under docker/base/ plus its parent's spec) is left alone.
 #
@@ -33,7 +35,7 @@ BASE_DIR="$REPO_ROOT/docker/base"
 SPEC_LABEL=dockyard.base.spec
 # Other names only for trying the script out without touching the real images.
 BASE_REPO=${DOCKYARD_BASE_REPO:-dockyard-base}
-ALL_NAMES=(debian python nginx redis mariadb)
+ALL_NAMES=(debian python nginx redis mariadb flask node)
 declare -A PUBLIC_IMAGE=(
     [python]=python:3.12-slim-bookworm
     [nginx]=nginx:1.27

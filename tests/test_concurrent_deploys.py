@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -317,3 +318,49 @@ def test_two_concurrent_staging_deploys_exactly_one_wins(staging):  # noqa: F811
         won += not wrong
         problems += [f"trial {trial}: {p}" for p in wrong]
     report("staging (mkdir lock over SSH)", TRIALS, won, problems)
+
+
+# --- interrupts: SIGHUP and Ctrl-C release the lock (heartbeat and all) and record `interrupted` ------------------
+# (SIGTERM on ECS and EB: test_ecs_deploy.py, test_eb_failures.py; every signal on staging: test_staging_e2e.py)
+
+
+def interrupt_when(project, args: tuple[str, ...], marker: str, signum: int, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``inv ARGS``, send ``signum`` once it printed ``marker``; (exit code, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project.root, text=True,
+                            env={**os.environ, "PYTHONPATH": library_path(), **project.env, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if marker in line:
+                break
+        assert proc.poll() is None, seen
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_sighup_and_ctrl_c_mid_ecs_deploy_free_the_lock_and_audit_interrupted(ecs, signum, code):  # noqa: F811
+    ecs.project.configure({"dockyard": {"ecs": {"timeout": 120, "poll_interval": 1}}})
+    returncode, err = interrupt_when(ecs.project, ("ecs.deploy", "--version", "1.2.4"), "registered", signum,
+                                     {**ecs.aws.env})
+    assert returncode == code and "Traceback" not in err, err
+    assert not s3_lock_left(ecs)
+    assert [(r["version"], r["result"]) for r in audit_records(ecs)] == [("1.2.4", "interrupted")]
+
+
+def test_sighup_mid_eb_deploy_frees_the_lock_and_audits_interrupted(eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project)
+    tag_release(sample_project, "1.0.0")
+    returncode, err = interrupt_when(sample_project, ("deploy",), "] wait for Ready", signal.SIGHUP, {})
+    assert returncode == 129 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "dockyard: interrupted by SIGHUP", err
+    assert not eb_lock_left(eb)
+    assert [(r["version"], r["result"]) for r in eb_records(eb)] == [("1.0.0", "interrupted")]
+    eb.standin.wait_idle(120)

@@ -46,11 +46,11 @@ def show_status(service: Any):  # -> EnvironmentState
     service.say(table([("ENVIRONMENT", "STATUS", "HEALTH", "VERSION", "CNAME"),
                        (state.name, state.status, f"{state.health} {state.health_status}".strip(),
                         state.version_label or "-", state.cname or "-")]))
-    service.say(f"lock: {service.lock_status()}")
     if causes:
         service.say(title)
         for cause in causes:
             service.say(f"  {cause}")
+    service.say(f"lock: {service.lock_status()}")
     return state
 
 

@@ -194,6 +194,20 @@ def test_a_watched_command_that_keeps_making_progress_is_not_stopped_and_one_tha
     assert stalled.value.seconds == 1.5 and stalled.value.last == "abc: Waiting"
 
 
+def test_a_person_at_a_terminal_sees_dockers_own_progress_display():
+    import pty
+
+    from dockyard.runner import Runner
+
+    ours, theirs = pty.openpty()
+    with os.fdopen(theirs, "w") as terminal:
+        result = Runner().watch(["sh", "-c", "printf 'abc: Pushing [=>  ] 1MB/2MB\\rabc: Pushed\\n'"],
+                                stall_timeout=5, stream=terminal)
+        shown = os.read(ours, 4096).decode()
+    os.close(ours)
+    assert "abc: Pushing [=>  ] 1MB/2MB\rabc: Pushed" in shown and result.stdout == "abc: Pushed"
+
+
 @pytest.fixture
 def own_registry(engine, tmp_path, monkeypatch):
     """A registry of the test's own (it is frozen and killed), a tiny image tagged for it, and a docker login."""

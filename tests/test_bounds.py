@@ -261,6 +261,27 @@ def test_a_push_to_a_frozen_registry_is_stopped_after_the_stall_timeout_in_one_l
     assert registry.manifest_digest(ref.split("/", 1)[1].rsplit(":", 1)[0], "1")
 
 
+def test_a_login_to_a_frozen_registry_is_bounded_by_the_stall_timeout(own_registry):
+    from dockyard.clients.docker import DockerClient
+    from dockyard.core.credentials import RegistryCredentials
+    from dockyard.registry import login
+    from dockyard.runner import Runner
+
+    registry, _ = own_registry
+    credentials = RegistryCredentials(registry.host, registry.username, registry.password)
+    os.kill(registry.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreachable) as stalled:
+            login(DockerClient(Runner(), stall_timeout=2), credentials)
+    finally:
+        os.kill(registry.pid, signal.SIGCONT)
+    assert time.monotonic() - started < 15
+    assert stalled.value.message == (f"registry {registry.host} did not answer `docker login` within 2s: check that it "
+                                     "answers (GET /v2/) and the network, or raise dockyard.registry.stall_timeout")
+    assert registry.password not in stalled.value.message
+
+
 def test_a_push_to_a_registry_that_is_gone_says_it_refused_the_connection(own_registry):
     from dockyard.clients.docker import DockerClient
     from dockyard.runner import Runner

@@ -229,8 +229,9 @@ class Runner:
         when it prints nothing new for ``stall_timeout`` seconds (:class:`Stalled`).
 
         Its stdout is a terminal, so it prints progress as bytes move (a layer's upload bar: without a terminal
-        Docker prints nothing until the layer is done, and a slow upload would look stalled). What is shown is
-        the status lines without the bars; ``Result.stdout`` holds them, ``Result.stderr`` what it said there.
+        Docker prints nothing until the layer is done, and a slow upload would look stalled). A terminal of ours
+        shows that display as it is; other output (CI logs) gets the status lines without the bars.
+        ``Result.stdout`` holds those lines, ``Result.stderr`` what the command said there.
         """
         import time
 
@@ -294,9 +295,14 @@ class StatusLines:
         self.shown: list[str] = []
         self.last = ""
         self._by_layer: dict[str, str] = {}
+        self.raw = _isatty(target)
 
     def feed(self, data: bytes) -> None:
-        self.pending += data.decode(errors="replace")
+        text = data.decode(errors="replace")
+        if self.raw:  # a person at a terminal sees Docker's own display, bars included
+            self.target.write(self.mask(text))
+            self.target.flush()
+        self.pending += text
         *records, self.pending = re.split(r"[\r\n]", self.pending)
         for record in records:
             self._record(record)
@@ -319,8 +325,16 @@ class StatusLines:
                 return
             self._by_layer[layer] = status
         self.shown.append(text)
-        self.target.write(self.mask(text) + "\n")
-        self.target.flush()
+        if not self.raw:
+            self.target.write(self.mask(text) + "\n")
+            self.target.flush()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _terminal() -> tuple[int, int]:

@@ -194,6 +194,20 @@ def test_a_watched_command_that_keeps_making_progress_is_not_stopped_and_one_tha
     assert stalled.value.seconds == 1.5 and stalled.value.last == "abc: Waiting"
 
 
+def test_a_person_at_a_terminal_sees_dockers_own_progress_display():
+    import pty
+
+    from dockyard.runner import Runner
+
+    ours, theirs = pty.openpty()
+    with os.fdopen(theirs, "w") as terminal:
+        result = Runner().watch(["sh", "-c", "printf 'abc: Pushing [=>  ] 1MB/2MB\\rabc: Pushed\\n'"],
+                                stall_timeout=5, stream=terminal)
+        shown = os.read(ours, 4096).decode()
+    os.close(ours)
+    assert "abc: Pushing [=>  ] 1MB/2MB\rabc: Pushed" in shown and result.stdout == "abc: Pushed"
+
+
 @pytest.fixture
 def own_registry(engine, tmp_path, monkeypatch):
     """A registry of the test's own (it is frozen and killed), a tiny image tagged for it, and a docker login."""
@@ -245,6 +259,27 @@ def test_a_push_to_a_frozen_registry_is_stopped_after_the_stall_timeout_in_one_l
     assert not [p for p in _processes("docker") if ref in p]  # the stopped push is gone
     docker.push(ref)  # thawed, the same push works
     assert registry.manifest_digest(ref.split("/", 1)[1].rsplit(":", 1)[0], "1")
+
+
+def test_a_login_to_a_frozen_registry_is_bounded_by_the_stall_timeout(own_registry):
+    from dockyard.clients.docker import DockerClient
+    from dockyard.core.credentials import RegistryCredentials
+    from dockyard.registry import login
+    from dockyard.runner import Runner
+
+    registry, _ = own_registry
+    credentials = RegistryCredentials(registry.host, registry.username, registry.password)
+    os.kill(registry.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreachable) as stalled:
+            login(DockerClient(Runner(), stall_timeout=2), credentials)
+    finally:
+        os.kill(registry.pid, signal.SIGCONT)
+    assert time.monotonic() - started < 15
+    assert stalled.value.message == (f"registry {registry.host} did not answer `docker login` within 2s: check that it "
+                                     "answers (GET /v2/) and the network, or raise dockyard.registry.stall_timeout")
+    assert registry.password not in stalled.value.message
 
 
 def test_a_push_to_a_registry_that_is_gone_says_it_refused_the_connection(own_registry):

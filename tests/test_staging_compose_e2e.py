@@ -74,8 +74,14 @@ services:
     env_file: [../environments/staging/.env]
     environment: {DATA_DIR: /data}
     volumes: [shared:/data]
+  cache:
+    image: dockyard-base/redis:bookworm
+    env_file: [../environments/staging/.env]
+    environment: {CACHE_ROLE: staging}
+    volumes: [cachedata:/data]
 volumes:
   shared: {}
+  cachedata: {}
 """
 
 
@@ -143,6 +149,12 @@ def test_staging_runs_the_compose_app_and_worker_and_keeps_the_volume(compose_st
     setup = staging.inv("staging.setup", check=True)
     assert f"{staging.prefix}-shared" in setup.stdout
     worker_v1, worker_v2 = f"{staging.prefix}-worker-v1", f"{staging.prefix}-worker-v2"
+    cache = f"{staging.prefix}-cache"  # a compose service with an image of its own: an accessory
+    shown = docker("inspect", "--format", "{{.Id}} {{.State.Status}} {{range .Mounts}}{{.Name}}{{end}}", cache)
+    cache_id, state, mount = shown.stdout.split()
+    assert (state, mount) == ("running", f"{staging.prefix}-cachedata")
+    env = docker("inspect", "--format", "{{json .Config.Env}}", cache).stdout
+    assert "CACHE_ROLE=staging" in env and f"DJANGO_SECRET_KEY={staging.secret}" in env  # compose env + the .env
 
     staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
     first = page(staging)
@@ -172,16 +184,23 @@ def test_staging_runs_the_compose_app_and_worker_and_keeps_the_volume(compose_st
     assert docker("volume", "inspect", f"{staging.prefix}-shared").returncode == 0
     logs = staging.inv("staging.logs", "--service", "worker", "--tail", "5", check=True)
     assert worker_v1 in logs.stdout
+    # the accessory was kept across the deploys and the rollback, and the app reaches it by its service name
+    assert docker("inspect", "--format", "{{.Id}}", cache).stdout.strip() == cache_id
+    ping = staging.inv("staging.exec", "python3 -c \"import socket; socket.create_connection(('cache', 6379)); "
+                                       "print('cache-ok')\"", check=True)
+    assert "cache-ok" in ping.stdout
 
 
 def test_a_worker_that_exits_at_once_fails_the_deploy_and_v1_keeps_serving(compose_staging):
     staging = compose_staging
     staging.inv("staging.setup", check=True)
-    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    docker("rm", "-f", f"{staging.prefix}-cache")  # a deploy starts a compose accessory it finds missing
+    first = staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    assert "start the accessory cache (dockyard-base/redis:bookworm)" in first.stdout
+    assert docker("inspect", "--format", "{{.State.Status}}", f"{staging.prefix}-cache").stdout.strip() == "running"
     compose = staging.project.root / "docker" / "staging.yml"
-    compose.write_text(COMPOSE.replace("environment: {DATA_DIR: /data}\n    volumes: [shared:/data]\nvolumes",
-                                       "environment: {DATA_DIR: /data, WORKER_CRASH: '1'}\n"
-                                       "    volumes: [shared:/data]\nvolumes"))
+    worker = '"worker"]\n    env_file: [../environments/staging/.env]\n    environment: {DATA_DIR: /data'
+    compose.write_text(COMPOSE.replace(worker, worker + ", WORKER_CRASH: '1'"))
     assert "WORKER_CRASH" in compose.read_text()
 
     failed = staging.inv("staging.ssh-deploy", "--version", "v2")

@@ -215,8 +215,8 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
         workers = tuple(sorted(c.name for c in state.workers(version)))
     else:
         workers = tuple(layout.worker_container(w.service, version) for w in services.workers)
-    running = {c.name for c in state.containers if c.running}
-    if state.live == version and existing is not None and existing.running and running.issuperset(workers):
+    # the live, running version is never re-created here: removing its container would stop what serves
+    if state.live == version and existing is not None and existing.running:
         return HostPlan(session.name, version, target.image(version), container, state.live, noop=True)
     remove_first = () if rollback else tuple(c.name for c in [existing, *state.workers(version)] if c is not None)
     others = [c for c in state.apps() if c.version != version]

@@ -274,8 +274,8 @@ class StagingService:
         services = self.compose_services(self.env.name)
         accessories = self.accessories_of(services)
         env_values = self.accessory_values(accessories, self.env_values() if services.accessories else None)
-        for values in env_values.values():
-            self.project.mask.add(*values.values())
+        for accessory in self.target.accessories:  # settings values are all taken as secrets, as always
+            self.project.mask.add(*accessory.env.values())
         if dry_run:
             for spec in self.target.hosts:
                 volumes = ", ".join(f"{spec.prefix}-{v}" for v in services.volumes) or "none"

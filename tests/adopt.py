@@ -55,6 +55,7 @@ class Adopted:
     staging_port: int
     registry: object
     env_values: dict[str, dict[str, str]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)  # everything every `inv` printed
 
     @property
     def root(self) -> Path:
@@ -74,9 +75,16 @@ class Adopted:
 
     def ok(self, *args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
         result = self.project.inv(*args, timeout=timeout, **kwargs)
+        self.outputs.append(result.stdout + result.stderr)
         assert result.returncode == 0, f"inv {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
         assert "Traceback" not in result.stderr, result.stderr
         return result
+
+    def secrets_shown(self) -> list[str]:
+        """The env files' values and the registry password that any `inv` output showed (there should be none)."""
+        secrets = {v for values in self.env_values.values() for v in values.values() if len(v) >= 4}
+        secrets.add(self.registry.password)
+        return sorted(s for s in secrets if any(s in text for text in self.outputs))
 
     def url(self, env: str, path: str = "/") -> str:
         port = self.staging_port if env == "staging" else self.ports[env]

@@ -176,4 +176,5 @@ def test_notes_whole_life_by_configuration_alone(notes, eb, tmp_path):
     tags = notes.image_tags()
     for tag in ("my-experiment", "dev", "prod", "1.0.0", "1.1.0"):
         assert f"{notes.repository}:{tag}" in tags, sorted(tags)
+    assert notes.secrets_shown() == []  # no env value, no registry password, in anything any task printed
     later.verify()

@@ -129,3 +129,4 @@ def test_tally_whole_life_by_configuration_alone(tally, eb, tmp_path):
     tags = tally.image_tags()
     for tag in ("my-experiment", "dev", "prod", "1.0.0", "1.1.0"):
         assert f"{tally.repository}:{tag}" in tags, sorted(tags)
+    assert tally.secrets_shown() == []  # no env value, no registry password, in anything any task printed

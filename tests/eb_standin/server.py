@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -666,8 +667,11 @@ class StandIn:
                 argv += ["--workdir", container["workingDirectory"]]
             if container.get("user"):
                 argv += ["--user", container["user"]]
+            argv += health_check_options(container.get("healthCheck"))
             argv.append(container["image"])
             argv += list(entry[1:]) + list(container.get("command") or [])
+            for dependency in container.get("dependsOn") or []:
+                self._await_dependency(env, name, dependency, say)
             self._docker(argv, f"start container {name}")
         if not published:
             say("WARN", "No container maps host port 80; the environment serves nothing.")
@@ -696,6 +700,34 @@ class StandIn:
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
             raise DeployError(f"docker compose up failed: {tail[0]}")
+
+    def _await_dependency(self, env: Environment, name: str, dependency: dict, say) -> None:
+        """Like the ECS agent: a container starts only once its dependsOn conditions hold (HEALTHY: the
+        dependency's health check passed; COMPLETE/SUCCESS: it exited, with 0 for SUCCESS; START: it started)."""
+        condition = dependency.get("condition", "START")
+        other = f"{env.prefix}-{dependency['containerName']}"
+        deadline = time.monotonic() + self.start_grace
+        while True:
+            fmt = "{{.State.Status}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
+            state = subprocess.run(["docker", "inspect", "--format", fmt, other], check=False, capture_output=True,
+                                   text=True).stdout.split()
+            status, code, health = (state + ["", "", ""])[:3]
+            if condition == "START" and status:
+                return
+            if condition == "HEALTHY" and health == "healthy":
+                return
+            if condition in ("COMPLETE", "SUCCESS") and status == "exited":
+                if condition == "SUCCESS" and code != "0":
+                    raise DeployError(f"container {name}: dependency {dependency['containerName']} exited with "
+                                      f"code {code}")
+                return
+            if condition == "HEALTHY" and status == "exited":
+                raise DeployError(f"container {name}: dependency {dependency['containerName']} exited before it "
+                                  "was healthy")
+            if time.monotonic() > deadline:
+                raise DeployError(f"container {name}: dependency {dependency['containerName']} was not {condition} "
+                                  f"within {self.start_grace:g}s")
+            time.sleep(0.3)
 
     def _docker(self, argv: list[str], what: str) -> None:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -842,6 +874,24 @@ with open({log!r}, "a") as handle:
     handle.write(json.dumps(sys.argv[1:]) + "\\n")
 os.execv({docker!r}, [{docker!r}, *sys.argv[1:]])
 """
+
+
+def health_check_options(check: dict | None) -> list[str]:
+    """``docker run`` options for a container definition's ``healthCheck`` (seconds, as ECS gives them)."""
+    if not check or not check.get("command"):
+        return []
+    kind, *rest = check["command"]
+    if kind == "NONE":
+        return ["--no-healthcheck"]
+    command = rest[0] if kind == "CMD-SHELL" else shlex.join(rest)
+    out = ["--health-cmd", command]
+    for key, flag in (("interval", "--health-interval"), ("timeout", "--health-timeout"),
+                      ("startPeriod", "--health-start-period")):
+        if check.get(key) is not None:
+            out += [flag, f"{check[key]}s"]
+    if check.get("retries") is not None:
+        out += ["--health-retries", str(check["retries"])]
+    return out
 
 
 def order_containers(containers: list[dict]) -> list[dict]:

@@ -268,12 +268,13 @@ def test_two_concurrent_eb_deploys_exactly_one_wins(eb, eb_release_images, sampl
     report("eb (S3 lock)", TRIALS, won, problems)
 
 
-def test_an_eb_deploy_refused_by_the_lock_has_called_elastic_beanstalk_not_once(eb, sample_project):
+def test_an_eb_deploy_refused_by_the_lock_has_called_elastic_beanstalk_not_once(eb, eb_release_images, sample_project):
     """With the old order the refused deploy had already described the application and the environment."""
     from dockyard.clients.s3 import S3Client
     from dockyard.core.locks import DeployLock, S3LockStore
 
     eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project)
     tag_release(sample_project, "1.0.0", "first release")
     store = S3LockStore(S3Client(eb.s3()), eb.bucket, "dockyard/ebsample/locks/prod.json")
     holder = DeployLock(store, environment="prod", holder="alice@build-7")

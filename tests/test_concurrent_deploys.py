@@ -268,12 +268,13 @@ def test_two_concurrent_eb_deploys_exactly_one_wins(eb, eb_release_images, sampl
     report("eb (S3 lock)", TRIALS, won, problems)
 
 
-def test_an_eb_deploy_refused_by_the_lock_has_called_elastic_beanstalk_not_once(eb, sample_project):
+def test_an_eb_deploy_refused_by_the_lock_has_called_elastic_beanstalk_not_once(eb, eb_release_images, sample_project):
     """With the old order the refused deploy had already described the application and the environment."""
     from dockyard.clients.s3 import S3Client
     from dockyard.core.locks import DeployLock, S3LockStore
 
     eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project)
     tag_release(sample_project, "1.0.0", "first release")
     store = S3LockStore(S3Client(eb.s3()), eb.bucket, "dockyard/ebsample/locks/prod.json")
     holder = DeployLock(store, environment="prod", holder="alice@build-7")
@@ -364,3 +365,32 @@ def test_sighup_mid_eb_deploy_frees_the_lock_and_audits_interrupted(eb, eb_relea
     assert not eb_lock_left(eb)
     assert [(r["version"], r["result"]) for r in eb_records(eb)] == [("1.0.0", "interrupted")]
     eb.standin.wait_idle(120)
+
+
+def test_the_lock_of_a_killed_ecs_deploy_is_recognised_and_cleared_only_when_asked(ecs):  # noqa: F811
+    """SIGKILL leaves no chance to clean up: the lock stays, and the next deploy names it as dead (same machine,
+    its pid gone), refuses (exit 9) and says how to clear it."""
+    ecs.project.configure({"dockyard": {"ecs": {"timeout": 120, "poll_interval": 1}}})
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "ecs.deploy", "--version", "1.2.4"],
+                            cwd=ecs.project.root, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": library_path(), **ecs.project.env, **ecs.aws.env})
+    try:
+        for line in proc.stdout:
+            if "registered" in line:
+                break
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert s3_lock_left(ecs)
+    refused = ecs.inv("ecs.deploy", "--version", "1.2.3", "--no-wait")
+    assert refused.returncode == 9, refused.stdout + refused.stderr
+    line, = refused.stderr.strip().splitlines()
+    assert "is locked by a deploy that looks dead: " in line and f"pid {proc.pid} on {HOST}" in line, line
+    assert f"pid {proc.pid} is not running on {HOST}" in line and "last heartbeat 20" in line, line
+    assert line.endswith("clear the lock with `inv ecs.deploy --env prod --version 1.2.3 --force-unlock`")
+    assert s3_lock_left(ecs)
+    assert f"STALE: pid {proc.pid} is not running" in ecs.inv("ecs.status").stdout
+    cleared = ecs.inv("ecs.deploy", "--version", "1.2.3", "--no-wait", "--force-unlock")
+    assert cleared.returncode == 0 and "cleared the lock of " in cleared.stdout, cleared.stdout + cleared.stderr

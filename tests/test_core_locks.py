@@ -296,9 +296,10 @@ def test_the_holder_refreshes_its_heartbeat_every_interval_until_it_releases(sto
         assert stored.heartbeat == f"2026-03-01T12:00:{10 * n}+00:00" and stored.same_holding(taken)
     assert beats.intervals[:2] == [10, 10]
     holder.release()
-    beats.go.release()  # let a sleeping heartbeat wake: it must see it was stopped
-    assert not holder.heartbeat.running or holder.heartbeat._thread.join(5) is None
-    assert not holder.heartbeat.running and lock(stores(kind), "x").current() is None
+    beats.go.release()  # let the sleeping heartbeat wake: it must see it was stopped, and beat no more
+    holder.heartbeat._thread.join(10)
+    assert not holder.heartbeat.running and holder.heartbeat.beats == 2
+    assert lock(stores(kind), "x").current() is None
 
 
 @pytest.mark.parametrize("kind", STORES)

@@ -217,7 +217,7 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self.sleep is None and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)  # a beat in flight finishes before the lock is given back
 
     @property

@@ -56,7 +56,8 @@ class StagingService:
             t = self.target
             self._mask_env_values()
             options = SshOptions(key_file=t.key_file, use_agent=t.use_agent, known_hosts=t.known_hosts,
-                                 accept_new_host_keys=t.accept_new_host_keys, connect_timeout=t.connect_timeout)
+                                 accept_new_host_keys=t.accept_new_host_keys, connect_timeout=t.connect_timeout,
+                                 command_timeout=self.settings.ssh.command_timeout(self.env.name))
             self._hosts = [SshHost(s.address.user, s.address.host, s.address.port, options, mask=self.project.mask,
                                    name=s.name) for s in t.hosts]
         return self._hosts

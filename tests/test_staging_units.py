@@ -10,7 +10,8 @@ from dockyard.config import defaults, parse_settings
 from dockyard.errors import ConfigError, HealthCheckFailed, Refused
 from dockyard.staging import commands as cmd
 from dockyard.core.history import append_line, parse_audit, previous_good_release
-from dockyard.staging.deploy import Container, HostSession, HostState, batches, images_to_prune, parse_containers, plan_host
+from dockyard.staging.deploy import (Container, HostPlan, HostSession, HostState, batches, images_to_prune,
+                                     parse_containers, plan_host)
 from dockyard.staging.model import Layout, valid_version
 from dockyard.staging.proxy import live_version, render_proxy_conf, render_upstream
 
@@ -347,3 +348,173 @@ def test_staging_probe_sends_the_public_host_and_a_400_names_allowed_hosts():
     assert "did not answer /health/ (dockyard.health_path) with 2xx within 30s (last: HTTP 400" in message
     assert "Host: staging.example.com (dockyard.ssh.public_host)" in message and "ALLOWED_HOSTS" in message
     assert waited >= 30
+
+
+# --- the compose file's services ------------------------------------------------------------------------------------
+
+STAGING_COMPOSE = """\
+services:
+  web:
+    build: {context: .., dockerfile: docker/Dockerfile}
+    image: ${DOCKYARD_IMAGE}
+    command: ["gunicorn", "--bind", "0.0.0.0:8000", "site:app"]
+    env_file: [../environments/staging/.env]
+    environment: {MODE: web}
+    working_dir: /srv
+    user: "10001"
+    ports: ["8000:8000"]
+    volumes: [data:/data]
+  worker:
+    image: ${DOCKYARD_IMAGE}
+    entrypoint: ["python3", "-u"]
+    command: ["worker.py"]
+    env_file: [../environments/staging/.env]
+    volumes: [data:/data, /srv/shared:/shared:ro]
+  beat:
+    build: {context: .., dockerfile: docker/Dockerfile}
+    command: ["python3", "beat.py"]
+  db:
+    image: mariadb:10.11
+    environment: {MYSQL_DATABASE: app}
+    env_file: [../environments/staging/.env]
+    volumes: [dbdata:/var/lib/mysql]
+    ports: ["3306:3306"]
+  nginx:
+    image: nginx:1.27
+    volumes: [./nginx.conf:/etc/nginx/nginx.conf:ro]
+volumes: {data: {}, dbdata: {}}
+"""
+
+
+def compose_project(tmp_path: Path, compose: str = STAGING_COMPOSE, ssh: dict | None = None):
+    (tmp_path / "docker").mkdir(exist_ok=True)
+    (tmp_path / "docker" / "compose.yml").write_text(compose)
+    (tmp_path / "docker" / "nginx.conf").write_text("events {}\n")
+    settings = settings_with({"hosts": ["a@h"], **(ssh or {})}, {"compose": "docker/compose.yml"}, tmp=tmp_path)
+    return settings, settings.environment("staging"), settings.ssh.target("staging")
+
+
+def test_compose_services_run_the_app_and_workers_as_the_file_says(tmp_path):
+    from dockyard.staging.compose import compose_services
+    from dockyard.staging.model import Accessory, ComposeServices, RunSpec
+
+    settings, env, target = compose_project(tmp_path, ssh={"skip_services": ["nginx"]})
+    services = compose_services(settings, env, target, "reg.example:5000/shop:v2")
+    assert services == ComposeServices(
+        app=RunSpec("web", command=("gunicorn", "--bind", "0.0.0.0:8000", "site:app"), environment=(("MODE", "web"),),
+                    env_file=True, working_dir="/srv", user="10001", volumes=("data:/data",)),
+        workers=(RunSpec("beat", command=("python3", "beat.py")),
+                 RunSpec("worker", command=("worker.py",), entrypoint=("python3", "-u"), env_file=True,
+                         volumes=("data:/data", "/srv/shared:/shared:ro"))),
+        accessories=(Accessory("db", "mariadb:10.11", volumes=("dbdata:/var/lib/mysql",),
+                               env={"MYSQL_DATABASE": "app"}, env_file=True, source="compose"),),
+        volumes=("data", "dbdata"),
+        notes=(("compose service 'web': ports not published (the staging proxy fronts the app; workers publish "
+                "nothing)"),
+               ("compose service 'db': ports not published (reach it by its name on the app network, or publish "
+                "one in dockyard.ssh.accessories.db)")))
+
+
+def test_compose_services_refuse_a_project_bind_mount_and_let_settings_win(tmp_path):
+    from dockyard.compose_model import UnsupportedComposeKey
+    from dockyard.staging.compose import compose_services
+
+    settings, env, target = compose_project(tmp_path)
+    with pytest.raises(UnsupportedComposeKey) as refused:
+        compose_services(settings, env, target, "reg.example:5000/shop:v2")
+    assert refused.value.message == ("compose service 'nginx': key 'volumes' mounts docker/nginx.conf from the project, "
+                                     "which staging does not copy to its hosts; bake it into the image or use a named "
+                                     "volume")
+    settings, env, target = compose_project(tmp_path, ssh={"skip_services": ["nginx"],
+                                                           "accessories": {"db": {"image": "mariadb:11"}}})
+    services = compose_services(settings, env, target, "reg.example:5000/shop:v2")
+    assert services.accessories == ()
+    assert "compose service 'db': dockyard.ssh.accessories.db is used instead" in services.notes
+
+
+def test_without_a_compose_file_the_app_runs_the_images_command(tmp_path):
+    from dockyard.staging.compose import compose_services
+    from dockyard.staging.model import ComposeServices, RunSpec
+
+    settings = settings_with({"hosts": ["a@h"]}, tmp=tmp_path)
+    services = compose_services(settings, settings.environment("staging"), settings.ssh.target("staging"), "r/s:v1")
+    assert services == ComposeServices(app=RunSpec("web"))
+
+
+def test_a_worker_cannot_take_the_apps_container_name(tmp_path):
+    from dockyard.staging.compose import compose_services
+
+    compose = "services:\n  web: {image: '${DOCKYARD_IMAGE}'}\n  app: {image: '${DOCKYARD_IMAGE}'}\n"
+    settings, env, target = compose_project(tmp_path, compose)
+    with pytest.raises(ConfigError, match="service 'app' shares the release image"):
+        compose_services(settings, env, target, "r/s:v1")
+
+
+def test_app_and_worker_commands_carry_the_compose_entry_never_values():
+    from dockyard.staging.model import RunSpec
+
+    target = target_of({"hosts": ["a@h"]})
+    spec = RunSpec("worker", command=("worker.py", "--once"), entrypoint=("python3", "-u"), working_dir="/srv",
+                   user="10001", environment=(("SECRET", "s3cret-value"),), volumes=("data:/data", "/srv/x:/x:ro"))
+    argv = cmd.run_worker(target, LAYOUT, "v2", spec, env_file=True).argv
+    assert argv[argv.index("--name") + 1] == "shop-staging-worker-v2"
+    assert argv[argv.index("--env-file") + 1] == "/home/deploy/.dockyard/shop-staging/service-worker.env"
+    assert "dev.dockyard.ssh.role=worker" in argv and "dev.dockyard.ssh.service=worker" in argv
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"] == ["shop-staging-data:/data", "/srv/x:/x:ro"]
+    assert (argv[argv.index("--workdir") + 1], argv[argv.index("--user") + 1]) == ("/srv", "10001")
+    assert argv[argv.index("--entrypoint") + 1] == "python3"
+    assert argv[-4:] == ("reg.example:5000/shop:v2", "-u", "worker.py", "--once")
+    assert "s3cret-value" not in " ".join(argv)
+    reset = cmd.run_app(target, LAYOUT, "v2", env_file=False, spec=RunSpec("web", entrypoint=(), command=("x",))).argv
+    assert reset[reset.index("--entrypoint") + 1] == "" and reset[-2:] == ("reg.example:5000/shop:v2", "x")
+
+
+def worker(service: str, version: str, state: str, created: str) -> Container:
+    return Container(f"shop-staging-{service}-{version}", state, version, "worker", created, f"reg/shop:{version}",
+                     service)
+
+
+def test_plan_swaps_the_workers_with_the_app_and_prunes_them_with_it():
+    from dockyard.staging.model import Accessory, ComposeServices, RunSpec
+
+    target = target_of({"hosts": ["a@h"], "keep": 2, "worker_start_seconds": 2})
+    services = ComposeServices(app=RunSpec("web", command=("gunicorn",)), workers=(RunSpec("worker"),),
+                               accessories=(Accessory("db", "mariadb:10.11", source="compose"),), volumes=("data",))
+    state = HostState((app("v3", "running", "3"), worker("worker", "v3", "running", "3"),
+                       app("v2", "exited", "2"), worker("worker", "v2", "exited", "2"),
+                       app("v1", "exited", "1"), worker("worker", "v1", "exited", "1"),
+                       Container("shop-staging-db", "running", "db", "accessory", "0", "mariadb:10.11")),
+                      live="v3", upstream_text="x")
+    plan = plan_host(target, session_for(), state, "v4", services=services, worker_env_files=("worker",))
+    layout = session_for().layout
+    assert plan == HostPlan(
+        "deploy@h:22/shop-staging", "v4", "reg.example:5000/shop:v4", "shop-staging-app-v4", "v3",
+        stop=("shop-staging-app-v3",), prune=("shop-staging-app-v1", "shop-staging-worker-v1"),
+        prune_images=("reg/shop:v1",), worker_env_files=("worker",), volumes=("shop-staging-data",),
+        app_run=cmd.run_app(target, layout, "v4", env_file=False, spec=services.app),
+        worker_runs=(cmd.run_worker(target, layout, "v4", RunSpec("worker"), env_file=True),),
+        workers=("shop-staging-worker-v4",), stop_workers=("shop-staging-worker-v3",), worker_start_seconds=2.0)
+    lines = plan.lines()
+    assert "  stop shop-staging-app-v3, shop-staging-worker-v3 (kept for rollback)" in lines
+    assert f"    $ {plan.worker_runs[0].display()}" in lines and f"    $ {plan.app_run.display()}" in lines
+
+    back = plan_host(target, session_for(), state, "v2", rollback=True, services=None)
+    assert (back.workers, back.worker_runs, back.app_run, back.volumes) == (("shop-staging-worker-v2",), (), None, ())
+    assert back.stop_workers == ("shop-staging-worker-v3",) and back.prune == ()
+    assert "  start the retained workers shop-staging-worker-v2" in back.lines()
+
+    # the live version with a stopped worker is redeployed, not a no-op; a stopped accessory is started first
+    stopped = HostState((app("v3", "running", "3"), worker("worker", "v3", "exited", "3"),
+                         Container("shop-staging-db", "exited", "db", "accessory", "0", "mariadb:10.11")),
+                        live="v3", upstream_text="x")
+    again = plan_host(target, session_for(), stopped, "v3", services=services)
+    assert not again.noop and again.remove_first == ("shop-staging-app-v3", "shop-staging-worker-v3")
+    assert again.accessories == services.accessories
+
+
+def test_status_lists_the_workers_of_each_version():
+    from dockyard.staging.service import worker_summary
+
+    state = HostState((worker("worker", "v2", "running", "2"), worker("beat", "v2", "running", "2"),
+                       worker("worker", "v1", "exited", "1"), app("v2", "running", "2")), live="v2", upstream_text="")
+    assert worker_summary(state) == "v2: beat running, worker running; v1: worker exited"

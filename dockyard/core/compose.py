@@ -59,6 +59,36 @@ class DeployCompose:
     images: Mapping[str, str]  # service -> pinned image reference (the app service gets the release)
     compose_dir: Path
     variables: Mapping[str, str] = field(default_factory=dict)
+    app_service: str = ""
+
+    def release_services(self) -> tuple[str, ...]:
+        """The app service and every other service that runs the release image: built from the same build
+        section as the app, or whose ``image`` is the pinned release (``image: ${DOCKYARD_IMAGE}``)."""
+        return release_services(self.model, self.app_service, self.images.get(self.app_service, ""))
+
+
+def release_services(model: Mapping[str, Any], app_service: str, image: str) -> tuple[str, ...]:
+    """``app_service`` first, then (sorted) the services sharing its release image (see
+    :meth:`DeployCompose.release_services`): workers and schedulers, never a service with an image of its own."""
+    services = model.get("services") or {}
+    app_build = _build_key((services.get(app_service) or {}).get("build"))
+    others = []
+    for name in sorted(services):
+        service = services[name] or {}
+        if name == app_service:
+            continue
+        same_build = app_build is not None and _build_key(service.get("build")) == app_build
+        if same_build or (image and service.get("image") == image):
+            others.append(name)
+    return (app_service, *others)
+
+
+def _build_key(build: Any) -> tuple[str, str] | None:
+    if not build:
+        return None
+    if isinstance(build, str):
+        return (build, "Dockerfile")
+    return (str(build.get("context") or "."), str(build.get("dockerfile") or "Dockerfile"))
 
 
 def deploy_compose(settings: Any, env: Any, image: str, *, needed_by: str,
@@ -77,7 +107,7 @@ def deploy_compose(settings: Any, env: Any, image: str, *, needed_by: str,
         raise ConfigError(f"dockyard.environments.{env.name}.app_service: {env.app_service!r} is not a service of "
                           f"{env.compose}")
     return DeployCompose(model=model, images={env.app_service: image}, compose_dir=env.compose.parent,
-                         variables=variables)
+                         variables=variables, app_service=env.app_service)
 
 
 def release_image(settings: Any, release: Any) -> str:

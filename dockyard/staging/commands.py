@@ -11,11 +11,21 @@ from typing import Mapping, Sequence
 
 from ..clients.docker import login_command
 from ..runner import Command
-from .model import (LABEL_APP, LABEL_ENV, LABEL_PREFIX, LABEL_ROLE, LABEL_VERSION, Accessory, Layout,
-                    StagingTarget)
+from .model import (
+    LABEL_APP,
+    LABEL_ENV,
+    LABEL_PREFIX,
+    LABEL_ROLE,
+    LABEL_SERVICE,
+    LABEL_VERSION,
+    Accessory,
+    Layout,
+    RunSpec,
+    StagingTarget,
+)
 from .proxy import MOUNT
 
-PS_FORMAT = '{{.Names}}\t{{.State}}\t{{.Label "' + LABEL_VERSION + '"}}\t{{.Label "' + LABEL_ROLE + '"}}\t{{.CreatedAt}}\t{{.Image}}'
+PS_FORMAT = '{{.Names}}\t{{.State}}\t{{.Label "' + LABEL_VERSION + '"}}\t{{.Label "' + LABEL_ROLE + '"}}\t{{.CreatedAt}}\t{{.Image}}\t{{.Label "' + LABEL_SERVICE + '"}}'
 
 
 def docker(layout: Layout, *args: str, stdin: str | None = None) -> Command:
@@ -83,14 +93,61 @@ def image_present(layout: Layout, image: str) -> Command:
     return docker(layout, "image", "inspect", "--format", "{{.Id}}", image)
 
 
-def run_app(target: StagingTarget, layout: Layout, version: str, *, env_file: bool) -> Command:
-    argv = ["run", "--detach", "--name", layout.app_container(version), "--network", layout.network,
-            "--restart", "unless-stopped", *labels(target, layout, "app", version),
-            "--env", f"DOCKYARD_VERSION={version}"]
+def run_app(target: StagingTarget, layout: Layout, version: str, *, env_file: bool,
+            spec: RunSpec | None = None) -> Command:
+    """The app container of ``version``; ``spec`` is its compose entry (none: the image's ENTRYPOINT and CMD)."""
+    return run_release_service(target, layout, version, spec or RunSpec(""), role="app",
+                               name=layout.app_container(version), env_file=layout.env_file if env_file else "")
+
+
+def run_worker(target: StagingTarget, layout: Layout, version: str, spec: RunSpec, *, env_file: bool) -> Command:
+    """A worker of ``version``: another compose service of the release image, off the proxy."""
+    return run_release_service(target, layout, version, spec, role="worker",
+                               name=layout.worker_container(spec.service, version),
+                               env_file=layout.worker_env_file(spec.service) if env_file else "")
+
+
+def run_release_service(target: StagingTarget, layout: Layout, version: str, spec: RunSpec, *, role: str, name: str,
+                        env_file: str) -> Command:
+    """``docker run`` of the release image as ``spec`` says; values reach it in ``env_file``, never in argv."""
+    argv = ["run", "--detach", "--name", name, "--network", layout.network, "--restart", "unless-stopped",
+            *labels(target, layout, role, version)]
+    if spec.service:
+        argv += ["--label", f"{LABEL_SERVICE}={spec.service}"]
+    argv += ["--env", f"DOCKYARD_VERSION={version}"]
     if env_file:
-        argv += ["--env-file", layout.env_file]
-    argv.append(target.image(version))
+        argv += ["--env-file", env_file]
+    if spec.working_dir:
+        argv += ["--workdir", spec.working_dir]
+    if spec.user:
+        argv += ["--user", spec.user]
+    for volume in spec.volumes:
+        argv += ["--volume", service_volume(layout, volume)]
+    argv += entrypoint_flag(spec.entrypoint)
+    argv += [target.image(version), *entrypoint_args(spec.entrypoint), *spec.command]
     return docker(layout, *argv)
+
+
+def entrypoint_flag(entrypoint: Sequence[str] | None) -> list[str]:
+    """``docker run --entrypoint`` takes one word: the first; the rest go in front of the command."""
+    if entrypoint is None:
+        return []
+    return ["--entrypoint", entrypoint[0] if entrypoint else ""]
+
+
+def entrypoint_args(entrypoint: Sequence[str] | None) -> list[str]:
+    return list(entrypoint[1:]) if entrypoint else []
+
+
+def ensure_volumes(target: StagingTarget, layout: Layout, names: Sequence[str]) -> Command:
+    """Create the volumes ``names`` (prefixed: :meth:`Layout.volume`) that are missing; an existing one (and its
+    data) is left as it is."""
+    config = shlex.quote(layout.docker_config)
+    label = " ".join(f"--label {shlex.quote(f'{k}={v}')}" for k, v in
+                     ((LABEL_APP, target.app), (LABEL_ENV, target.env_name), (LABEL_PREFIX, layout.prefix)))
+    script = (f'for v in "$@"; do docker --config {config} volume inspect "$v" >/dev/null 2>&1 || '
+              f'docker --config {config} volume create {label} "$v" >/dev/null || exit 1; done')
+    return shell(script, *names)
 
 
 def run_proxy(target: StagingTarget, layout: Layout, port: int) -> Command:
@@ -108,6 +165,7 @@ def reload_proxy(layout: Layout) -> Command:
 
 
 def run_accessory(target: StagingTarget, layout: Layout, accessory: Accessory, *, env_file: bool) -> Command:
+    """``env_file``: its values (settings ``env``, or compose ``environment`` and ``env_file``) were uploaded."""
     argv = ["run", "--detach", "--name", layout.accessory_container(accessory.name), "--network", layout.network,
             "--network-alias", accessory.name, "--restart", "unless-stopped",
             *labels(target, layout, "accessory")]
@@ -118,7 +176,8 @@ def run_accessory(target: StagingTarget, layout: Layout, accessory: Accessory, *
         argv += ["--volume", accessory_volume(layout, volume)]
     if env_file:
         argv += ["--env-file", layout.accessory_env_file(accessory.name)]
-    argv += [accessory.image, *accessory.command]
+    argv += entrypoint_flag(accessory.entrypoint)
+    argv += [accessory.image, *entrypoint_args(accessory.entrypoint), *accessory.command]
     return docker(layout, *argv)
 
 
@@ -126,8 +185,12 @@ def accessory_volume(layout: Layout, volume: str) -> str:
     """A named volume gets the deploy's prefix (two deploys on one host keep their data apart)."""
     source, sep, rest = volume.partition(":")
     if sep and not source.startswith(("/", ".", "~")):
-        return f"{layout.prefix}-{source}:{rest}"
+        return f"{layout.volume(source)}:{rest}"
     return volume
+
+
+#: the app's and workers' volumes are named as the accessories' are
+service_volume = accessory_volume
 
 
 def start(layout: Layout, container: str) -> Command:
@@ -150,6 +213,12 @@ def remove_images(layout: Layout, images: Sequence[str]) -> Command:
 def list_images(layout: Layout, repository: str) -> Command:
     """The tagged images of ``repository`` on the host, one ``repository:tag`` a line."""
     return docker(layout, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository)
+
+
+def container_status(layout: Layout, containers: Sequence[str]) -> Command:
+    """``NAME STATUS RESTARTS EXITCODE`` a line: whether a just-started worker is still up."""
+    return docker(layout, "inspect", "--format", "{{.Name}} {{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}",
+                  *containers)
 
 
 def container_address(layout: Layout, container: str) -> Command:

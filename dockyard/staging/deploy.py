@@ -18,8 +18,9 @@ from ..core.signals import INTERRUPTED, INTERRUPTS
 from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
 from ..health import NOT_FOUND_LIMIT, Probe
 from ..plan import ApiCall, Plan, Step
+from ..runner import Command
 from . import commands as cmd
-from .model import HostSpec, Layout, StagingTarget
+from .model import Accessory, ComposeServices, HostSpec, Layout, RunSpec, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
 from .pulled import PulledImages
 
@@ -41,6 +42,7 @@ class Container:
     role: str
     created: str
     image: str
+    service: str = ""  # the compose service of an app or worker container
 
     @property
     def running(self) -> bool:
@@ -62,13 +64,21 @@ class HostState:
     def proxy(self) -> Container | None:
         return next((c for c in self.containers if c.role == "proxy"), None)
 
+    def workers(self, version: str | None = None) -> list[Container]:
+        """Worker containers (of ``version``), newest first."""
+        return sorted((c for c in self.containers if c.role == "worker" and version in (None, c.version)),
+                      key=lambda c: (c.created, c.name), reverse=True)
+
+    def container(self, name: str) -> Container | None:
+        return next((c for c in self.containers if c.name == name), None)
+
 
 def parse_containers(text: str) -> tuple[Container, ...]:
     out = []
     for line in text.splitlines():
         parts = line.split("\t")
         if len(parts) >= 6:
-            out.append(Container(*parts[:6]))
+            out.append(Container(*parts[:7]))
     return tuple(out)
 
 
@@ -134,6 +144,14 @@ class HostPlan:
     noop: bool = False  # the version is already live and healthy-looking
     login: bool = False  # log in to the registry before the pull (it wants credentials)
     env_file: bool = False  # upload the env file (the project has one) and start the app with it
+    worker_env_files: tuple[str, ...] = ()  # workers (compose services) whose env file is uploaded
+    volumes: tuple[str, ...] = ()  # named volumes created when missing (never removed)
+    accessories: tuple[Accessory, ...] = ()  # compose accessories not running: started before the app
+    app_run: Command | None = None  # the app's `docker run` (none on a rollback: its container is retained)
+    worker_runs: tuple[Command, ...] = ()  # the workers' `docker run`, after the app's health gate
+    workers: tuple[str, ...] = ()  # this version's worker containers (started, or on a rollback restarted)
+    stop_workers: tuple[str, ...] = ()  # running workers of other versions, stopped after the switch
+    worker_start_seconds: float = 0.0
 
     def lines(self) -> list[str]:
         who = self.session_name
@@ -146,15 +164,32 @@ class HostPlan:
             if self.login:
                 out.append("  log in to the registry (password on stdin)")
             out.append(f"  pull {self.image}")
-            if self.env_file:
+            if self.env_file and not self.worker_env_files:
                 out.append("  upload the env file (mode 0600)")
+            elif self.env_file or self.worker_env_files:
+                uploaded = (["app"] if self.env_file else []) + list(self.worker_env_files)
+                out.append(f"  upload the env files of {', '.join(uploaded)} (mode 0600)")
+            if self.volumes:
+                out.append(f"  create the volumes {', '.join(self.volumes)} if missing (kept across deploys)")
+            for accessory in self.accessories:
+                out.append(f"  start the accessory {accessory.name} ({accessory.image})")
             if self.remove_first:
                 out.append(f"  remove the stopped {', '.join(self.remove_first)}")
             out.append(f"  start {self.container} beside the old one")
+            if self.app_run is not None:
+                out.append(f"    $ {self.app_run.display()}")
         out.append("  wait until it answers the health check, else remove it and stop")
+        if self.workers:
+            if self.rollback:
+                out.append(f"  start the retained workers {', '.join(self.workers)}")
+            else:
+                out.append(f"  start the workers {', '.join(self.workers)}")
+                out += [f"    $ {run.display()}" for run in self.worker_runs]
+            out.append(f"  check they still run after {self.worker_start_seconds:g}s, else "
+                       f"{'stop' if self.rollback else 'remove'} them and {self.container} and stop")
         out.append("  switch the proxy to it (graceful reload), drain")
-        if self.stop:
-            out.append(f"  stop {', '.join(self.stop)} (kept for rollback)")
+        if self.stop or self.stop_workers:
+            out.append(f"  stop {', '.join(self.stop + self.stop_workers)} (kept for rollback)")
         if self.prune:
             out.append(f"  remove old versions {', '.join(self.prune)}")
         out.append(f"  remove the images dockyard pulled here for older versions (keep {self.image} and the retained ones)")
@@ -163,28 +198,55 @@ class HostPlan:
 
 
 def plan_host(target: StagingTarget, session: HostSession, state: HostState, version: str, *,
-              rollback: bool = False, login: bool = False, env_file: bool = False) -> HostPlan:
+              rollback: bool = False, login: bool = False, env_file: bool = False,
+              services: ComposeServices | None = None, worker_env_files: Sequence[str] = ()) -> HostPlan:
     """What to do on one host, from its state; ``login`` and ``env_file`` say whether the deploy has registry
-    credentials and an env file to hand over (a rollback needs neither: it pulls nothing)."""
+    credentials and an env file to hand over (a rollback needs neither: it pulls nothing). ``services`` is what
+    the compose file runs (:func:`dockyard.staging.compose.compose_services`; none: the app alone), and
+    ``worker_env_files`` the workers with an env file to upload."""
     layout = session.layout
+    services = services or ComposeServices(app=RunSpec(""))
     container = layout.app_container(version)
     existing = state.app(version)
     if rollback and existing is None:
         raise Refused(f"{session.name}: no retained container of {version} to roll back to "
                       f"(retained: {', '.join(c.version for c in state.apps()) or 'none'}); deploy it instead")
-    if state.live == version and existing is not None and existing.running:
+    if rollback:
+        workers = tuple(sorted(c.name for c in state.workers(version)))
+    else:
+        workers = tuple(layout.worker_container(w.service, version) for w in services.workers)
+    running = {c.name for c in state.containers if c.running}
+    if state.live == version and existing is not None and existing.running and running.issuperset(workers):
         return HostPlan(session.name, version, target.image(version), container, state.live, noop=True)
-    remove_first = (existing.name,) if (existing is not None and not rollback) else ()
+    remove_first = () if rollback else tuple(c.name for c in [existing, *state.workers(version)] if c is not None)
     others = [c for c in state.apps() if c.version != version]
     stop = tuple(c.name for c in others if c.running)
+    stop_workers = tuple(c.name for c in state.workers() if c.version != version and c.running)
     kept = others[: target.keep]
     doomed = others[target.keep:]
+    kept_versions = {c.version for c in kept} | {version}
+    doomed_workers = [c for c in state.workers() if c.version not in kept_versions]
     kept_images = {c.image for c in kept} | {target.image(version)}
     prune_images = tuple(sorted({c.image for c in doomed} - kept_images))
-    return HostPlan(session.name, version, target.image(version), container, state.live,
-                    remove_first=remove_first, stop=stop, prune=tuple(c.name for c in doomed),
-                    prune_images=prune_images, rollback=rollback, login=login and not rollback,
-                    env_file=env_file and not rollback)
+    fresh = not rollback
+    accessories = tuple(a for a in services.accessories if fresh and not _running(state, layout.accessory_container(a.name)))
+    worker_env_files = tuple(w.service for w in services.workers if w.service in worker_env_files) if fresh else ()
+    return HostPlan(
+        session.name, version, target.image(version), container, state.live,
+        remove_first=remove_first, stop=stop, prune=tuple(c.name for c in doomed) + tuple(c.name for c in doomed_workers),
+        prune_images=prune_images, rollback=rollback, login=login and fresh, env_file=env_file and fresh,
+        worker_env_files=worker_env_files, volumes=tuple(layout.volume(v) for v in services.volumes) if fresh else (),
+        accessories=accessories,
+        app_run=cmd.run_app(target, layout, version, env_file=env_file, spec=services.app) if fresh else None,
+        worker_runs=tuple(cmd.run_worker(target, layout, version, w, env_file=w.service in worker_env_files)
+                          for w in services.workers) if fresh else (),
+        workers=workers, stop_workers=stop_workers,
+        worker_start_seconds=target.worker_start_seconds if workers else 0.0)
+
+
+def _running(state: HostState, name: str) -> bool:
+    found = state.container(name)
+    return found is not None and found.running
 
 
 def deploy_plan(env_name: str, action: str, version: str, sessions: Sequence[HostSession],
@@ -221,6 +283,8 @@ class Registration:
     username: str = ""
     password: str = field(default="", repr=False)
     env_text: str | None = field(default=None, repr=False)
+    worker_env_texts: dict[str, str] = field(default_factory=dict, repr=False)  # service -> its env file
+    accessory_env: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)  # name -> values
 
 
 @dataclass
@@ -273,19 +337,36 @@ class HostDeployer:
             progress(f"pulled {plan.image}")
             if plan.env_file:
                 self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
+            for service in plan.worker_env_files:
+                self.host.write_file(self.layout.worker_env_file(service), registration.worker_env_texts[service],
+                                     mode=0o600)
+            if plan.volumes:
+                self.run(cmd.ensure_volumes(self.target, self.layout, plan.volumes))
+            if plan.accessories:
+                for line in start_accessories(self.target, self.session, self.session.state(),
+                                              registration.accessory_env, accessories=plan.accessories):
+                    progress(f"accessory {line}")
             if plan.remove_first:
                 self.run(cmd.remove(self.layout, plan.remove_first))
-            self.run(cmd.run_app(self.target, self.layout, plan.version, env_file=plan.env_file))
+            self.run(plan.app_run or cmd.run_app(self.target, self.layout, plan.version, env_file=plan.env_file))
             progress(f"started {plan.container}")
         self.health_gate(plan)
         progress(f"{plan.container} is healthy")
-        self.switch(plan)
+        if plan.workers:
+            self.start_workers(plan)
+            progress(f"started {', '.join(plan.workers)}")
+        try:
+            self.switch(plan)
+        except DockyardError:
+            self.discard_workers(plan)
+            raise
         progress(f"the proxy serves {plan.version}")
-        if plan.stop:
-            if self.target.drain_seconds:
+        stopped = plan.stop + plan.stop_workers
+        if stopped:
+            if self.target.drain_seconds and plan.stop:
                 self.sleep(self.target.drain_seconds)
-            self.run(cmd.stop(self.layout, plan.stop, self.target.stop_timeout), check=False)
-            progress(f"stopped {', '.join(plan.stop)}")
+            self.run(cmd.stop(self.layout, stopped, self.target.stop_timeout), check=False)
+            progress(f"stopped {', '.join(stopped)}")
         if plan.prune:
             self.run(cmd.remove(self.layout, plan.prune), check=False)
         pruned = self.prune_images(plan)
@@ -306,7 +387,7 @@ class HostDeployer:
         if not listed.ok:
             return []
         state = self.session.state()
-        keep = {plan.image} | {c.image for c in state.apps()}
+        keep = {plan.image} | {c.image for c in state.apps()} | {c.image for c in state.workers()}
         pulled = PulledImages(self.host, self.layout.pulled_images)
         ours = pulled.names()
         doomed = [image for image in images_to_prune(listed.stdout, self.target.repository, keep) if image in ours]
@@ -318,6 +399,50 @@ class HostDeployer:
         removed = [image for image in doomed if image not in still]
         pulled.forget(removed)
         return removed
+
+    def start_workers(self, plan: HostPlan) -> None:
+        """Start this version's workers; one that is gone (or restarting) ``worker_start_seconds`` later fails the
+        deploy: the workers and the new app are removed (stopped, on a rollback) and the old version keeps serving."""
+        for container, run in zip(plan.workers, plan.worker_runs or [None] * len(plan.workers)):
+            result = self.run(run or cmd.start(self.layout, container), check=False)
+            if not result.ok:
+                said = " ".join((result.stderr or result.stdout).split())
+                self.fail_workers(plan, container, f"did not start ({said[-200:]})")
+        if plan.worker_start_seconds:
+            self.sleep(plan.worker_start_seconds)
+        said = self.run(cmd.container_status(self.layout, plan.workers), check=False).stdout
+        status = {}
+        for line in said.splitlines():
+            name, _, rest = line.strip().lstrip("/").partition(" ")
+            status[name] = rest.split()
+        for container in plan.workers:
+            state, restarts, code = (status.get(container) or ["missing", "0", "?"]) + ["?"] * 3
+            if state != "running" or restarts != "0":
+                self.fail_workers(plan, container, f"exited right after its start (exit {code})")
+
+    def discard_workers(self, plan: HostPlan) -> None:
+        if not plan.workers:
+            return
+        if plan.rollback:
+            self.run(cmd.stop(self.layout, plan.workers, self.target.stop_timeout), check=False)
+        else:
+            self.run(cmd.remove(self.layout, plan.workers), check=False)
+
+    def fail_workers(self, plan: HostPlan, container: str, problem: str) -> None:
+        tail = self.run(cmd.logs(self.layout, container, tail=20), check=False)
+        self.say(f"{self.session.name}: last log lines of {container}:")
+        for line in (tail.stdout + tail.stderr).strip().splitlines()[-20:]:
+            self.say(f"  | {line}")
+        self.discard_workers(plan)
+        if plan.rollback:
+            self.run(cmd.stop(self.layout, [plan.container], self.target.stop_timeout), check=False)
+        else:
+            self.run(cmd.remove(self.layout, [plan.container]), check=False)
+        self.audit(plan, "failed")
+        kept = f"{plan.previous} keeps serving" if plan.previous else "nothing was live"
+        verb = "stopped" if plan.rollback else "removed"
+        raise HealthCheckFailed(f"{self.session.name}: worker {container} {problem}; it, the other workers of "
+                                f"{plan.version} and {plan.container} were {verb} and {kept}")
 
     def login(self, registration: Registration) -> None:
         result = self.run(cmd.login(self.layout, registration.registry, registration.username,
@@ -436,7 +561,7 @@ class HostDeployer:
 
 
 def setup_host(target: StagingTarget, session: HostSession, env_values: dict[str, dict[str, str]], say: Say,
-               *, accessories: Iterable[str] | None = None) -> list[str]:
+               *, accessories: Sequence[Accessory] | None = None, volumes: Sequence[str] = ()) -> list[str]:
     """Idempotently: Docker present, directories, network, proxy, accessories. Returns what was done."""
     host, layout = session.host, session.layout
     done = [f"docker {check_docker(session)}"]
@@ -455,18 +580,25 @@ def setup_host(target: StagingTarget, session: HostSession, env_values: dict[str
             host.run(cmd.remove(layout, [proxy.name]))
         host.run(cmd.run_proxy(target, layout, session.spec.proxy_port))
         done.append(f"proxy {layout.proxy} started on port {session.spec.proxy_port}")
-    done += start_accessories(target, session, state, env_values, names=accessories)
+    if volumes:
+        host.run(cmd.ensure_volumes(target, layout, [layout.volume(v) for v in volumes]))
+        done.append(f"volumes {', '.join(layout.volume(v) for v in volumes)} present")
+    done += start_accessories(target, session, state, env_values, accessories=accessories)
     return done
 
 
 def start_accessories(target: StagingTarget, session: HostSession, state: HostState,
-                      env_values: dict[str, dict[str, str]], *, names: Iterable[str] | None = None) -> list[str]:
+                      env_values: dict[str, dict[str, str]], *, names: Iterable[str] | None = None,
+                      accessories: Sequence[Accessory] | None = None) -> list[str]:
+    """Start ``names`` of ``accessories`` (default: all of them; the settings' when not given): a missing one is
+    created, a stopped one started, a running one left alone (so is its data)."""
+    known_ones = list(target.accessories if accessories is None else accessories)
     done = []
-    wanted = list(names) if names is not None else [a.name for a in target.accessories]
+    wanted = list(names) if names is not None else [a.name for a in known_ones]
     for name in wanted:
-        accessory = target.accessory(name)
+        accessory = next((a for a in known_ones if a.name == name), None)
         if accessory is None:
-            known = ", ".join(a.name for a in target.accessories) or "none"
+            known = ", ".join(a.name for a in known_ones) or "none"
             raise Refused(f"no accessory named {name!r} (configured: {known})")
         container = session.layout.accessory_container(name)
         existing = next((c for c in state.containers if c.name == container), None)

@@ -9,7 +9,8 @@ from typing import Mapping
 from ..health import HealthSetting
 
 LABEL_PREFIX = "dev.dockyard.ssh.prefix"
-LABEL_ROLE = "dev.dockyard.ssh.role"  # app | proxy | accessory
+LABEL_ROLE = "dev.dockyard.ssh.role"  # app | worker | proxy | accessory
+LABEL_SERVICE = "dev.dockyard.ssh.service"  # the compose service an app or worker container runs
 LABEL_VERSION = "dev.dockyard.ssh.version"
 LABEL_APP = "dev.dockyard.app"
 LABEL_ENV = "dev.dockyard.environment"
@@ -56,6 +57,41 @@ class Accessory:
     volumes: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None  # None: the image's
+    env_file: bool = False  # also takes the environment's .env values (a compose service listing env_file)
+    source: str = "settings"  # settings (dockyard.ssh.accessories) | compose
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How a service sharing the release image runs (the app, a worker): what its compose entry says.
+
+    ``volumes`` are ``docker --volume`` values as written in compose: a named volume's source gets the host's
+    prefix when the command is built (:func:`dockyard.staging.commands.service_volume`).
+    """
+
+    service: str
+    command: tuple[str, ...] = ()  # () = the image's CMD
+    entrypoint: tuple[str, ...] | None = None  # None = the image's ENTRYPOINT; () = none
+    environment: tuple[tuple[str, str], ...] = ()  # compose `environment`, written to the service's env file
+    env_file: bool = False  # the compose entry lists env_file: the environment's .env values too
+    working_dir: str = ""
+    user: str = ""
+    volumes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComposeServices:
+    """What a staging host runs, read from the environment's compose file (or, without one, the app alone)."""
+
+    app: RunSpec
+    workers: tuple[RunSpec, ...] = ()
+    accessories: tuple[Accessory, ...] = ()  # the compose services with an image of their own
+    volumes: tuple[str, ...] = ()  # named volumes (without the host prefix) the app and workers mount
+    notes: tuple[str, ...] = ()  # what staging leaves out of the compose file, one line each
+
+    def worker(self, service: str) -> RunSpec | None:
+        return next((w for w in self.workers if w.service == service), None)
 
 
 @dataclass(frozen=True)
@@ -89,6 +125,8 @@ class StagingTarget:
     health_path_key: str = "dockyard.health_path"
     health_host: str = "localhost"  # the Host header of the health probe
     health_host_key: str = "dockyard.ssh.health_host"
+    skip_services: tuple[str, ...] = ()  # compose services staging does not run (a front nginx: the proxy fronts)
+    worker_start_seconds: float = 3.0  # a new worker must still be running this long after its start
 
     @property
     def health_setting(self) -> HealthSetting:
@@ -129,7 +167,14 @@ class Layout:
     def app_container(self, version: str) -> str:
         return f"{self.prefix}-app-{version}"
 
+    def worker_container(self, service: str, version: str) -> str:
+        return f"{self.prefix}-{service}-{version}"
+
     def accessory_container(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def volume(self, name: str) -> str:
+        """A compose named volume on the host: two deploys on one host keep their data apart."""
         return f"{self.prefix}-{name}"
 
     @property
@@ -160,6 +205,9 @@ class Layout:
 
     def accessory_env_file(self, name: str) -> str:
         return f"{self.root}/{name}.env"
+
+    def worker_env_file(self, service: str) -> str:
+        return f"{self.root}/service-{service}.env"
 
     @property
     def lock_dir(self) -> str:

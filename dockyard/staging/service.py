@@ -26,7 +26,7 @@ from .deploy import (
     setup_host,
     start_accessories,
 )
-from .model import StagingTarget, valid_version
+from .model import Accessory, ComposeServices, StagingTarget, valid_version
 
 
 class StagingService:
@@ -118,7 +118,8 @@ class StagingService:
                                 exit_code=2)
         return version
 
-    def env_text(self) -> str | None:
+    def env_values(self) -> dict[str, str] | None:
+        """The environment's .env values (checked against its .env.example), or None without either file."""
         from ..envfile import load_env_file
 
         t = self.target
@@ -126,7 +127,50 @@ class StagingService:
             return None
         loaded = load_env_file(t.env_file, t.env_example, root=self.settings.root)
         self.project.mask.add(*secret_values(loaded.values))
-        return cmd.env_file_text(loaded.values)
+        return dict(loaded.values)
+
+    def env_text(self) -> str | None:
+        values = self.env_values()
+        return None if values is None else cmd.env_file_text(values)
+
+    def compose_services(self, version: str) -> ComposeServices:
+        """What the hosts run for ``version``, from the environment's compose file; its notes are shown once."""
+        from .compose import compose_services
+
+        services = compose_services(self.settings, self.env, self.target, self.target.image(version))
+        for note in services.notes:
+            self.warn(f"note: {note}")
+        return services
+
+    def accessories_of(self, services: ComposeServices) -> list[Accessory]:
+        """``dockyard.ssh.accessories``, then the compose file's services with an image of their own."""
+        return [*self.target.accessories, *services.accessories]
+
+    def accessory_values(self, accessories: Sequence[Accessory], dotenv: dict[str, str] | None) -> dict[str, dict[str, str]]:
+        """Each accessory's environment: its settings ``env``, or compose ``env_file`` (the .env) and ``environment``."""
+        out = {}
+        for accessory in accessories:
+            values = dict(dotenv or {}) if accessory.env_file else {}
+            values.update(accessory.env)
+            self.project.mask.add(*secret_values(values))
+            out[accessory.name] = values
+        return out
+
+    def service_env_texts(self, services: ComposeServices, dotenv: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
+        """The app's env file (the .env, then its compose ``environment``) and each worker's (the .env when its
+        compose entry lists ``env_file``, then its ``environment``); a worker with neither gets none."""
+        def text(values: dict[str, str]) -> str:
+            self.project.mask.add(*secret_values(values))
+            return cmd.env_file_text(values)
+
+        app_values = {**(dotenv or {}), **dict(services.app.environment)}
+        app_text = text(app_values) if (dotenv is not None or app_values) else None
+        workers = {}
+        for worker in services.workers:
+            values = {**((dotenv or {}) if worker.env_file else {}), **dict(worker.environment)}
+            if values:
+                workers[worker.service] = text(values)
+        return app_text, workers
 
     def registration(self, env_text: str | None) -> Registration:
         registry = self.settings.registry
@@ -149,9 +193,15 @@ class StagingService:
                rollback: bool = False, force_unlock: bool = False) -> Plan:
         action = "rollback" if rollback else "deploy"
         env_text: str | None = None
+        worker_texts: dict[str, str] = {}
+        accessory_env: dict[str, dict[str, str]] = {}
+        services: ComposeServices | None = None
         if not rollback:
             version = self.resolve_version(version)
-            env_text = self.env_text()
+            dotenv = self.env_values()
+            services = self.compose_services(version)
+            env_text, worker_texts = self.service_env_texts(services, dotenv)
+            accessory_env = self.accessory_values(services.accessories, dotenv)
         sessions = self.sessions()
         try:
             states = {s.name: s.state() for s in sessions}
@@ -167,7 +217,8 @@ class StagingService:
                     raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
             login = not rollback and self.needs_login()
             plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback, login=login,
-                                       env_file=env_text is not None) for s in sessions}
+                                       env_file=env_text is not None, services=services,
+                                       worker_env_files=tuple(worker_texts)) for s in sessions}
             plan = deploy_plan(self.env.name, action, version, sessions, plans,
                                batch_size=limit or self.target.batch_size, force_unlock=force_unlock,
                                lock_wait=self.target.lock_wait if lock_wait is None else lock_wait)
@@ -175,8 +226,10 @@ class StagingService:
                 display(plan, mask=self.project.mask)
                 return plan
             registration = self.registration(env_text) if login else Registration(env_text=env_text)
+            registration.worker_env_texts = worker_texts
+            registration.accessory_env = accessory_env
             lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
-            host_batches = HostBatches(self, {s.name: s for s in sessions}, registration)
+            host_batches = HostBatches(self, {s.name: s for s in sessions}, registration, services)
             self.say(plan.render(self.project.mask))
             try:
                 run_plan(plan, {"lock": WithArguments(lock, acquire={"say": self._indented}), "hosts": host_batches},
@@ -215,34 +268,42 @@ class StagingService:
     # --- setup and the rest -------------------------------------------------------------------------------------
 
     def setup(self, *, dry_run: bool = False) -> None:
-        env_values = {a.name: dict(a.env) for a in self.target.accessories}
+        services = self.compose_services(self.env.name)
+        accessories = self.accessories_of(services)
+        env_values = self.accessory_values(accessories, self.env_values() if services.accessories else None)
         for values in env_values.values():
             self.project.mask.add(*values.values())
         if dry_run:
             for spec in self.target.hosts:
+                volumes = ", ".join(f"{spec.prefix}-{v}" for v in services.volumes) or "none"
                 self.say(f"{spec.name}: check docker, create the network {spec.prefix}, start the proxy on port "
-                         f"{spec.proxy_port} ({self.target.proxy_image}), accessories: "
-                         f"{', '.join(a.name for a in self.target.accessories) or 'none'}")
+                         f"{spec.proxy_port} ({self.target.proxy_image}), volumes: {volumes}, accessories: "
+                         f"{', '.join(a.name for a in accessories) or 'none'}")
             self.say("(dry run: nothing was changed)")
             return
         try:
             for session in self.sessions(check=False):
-                for line in setup_host(self.target, session, env_values, self.say):
+                for line in setup_host(self.target, session, env_values, self.say, accessories=accessories,
+                                       volumes=services.volumes):
                     self.say(f"{session.name}: {line}")
         finally:
             self.close()
 
     def accessories(self, action: str, names: Sequence[str]) -> None:
+        services = self.compose_services(self.env.name)
+        accessories = self.accessories_of(services)
+        known = {a.name for a in accessories}
         try:
             for session in self.sessions():
                 state = session.state()
                 if action == "start":
-                    env_values = {a.name: dict(a.env) for a in self.target.accessories}
-                    for line in start_accessories(self.target, session, state, env_values, names=names or None):
+                    env_values = self.accessory_values(accessories, self.env_values() if services.accessories else None)
+                    for line in start_accessories(self.target, session, state, env_values, names=names or None,
+                                                  accessories=accessories):
                         self.say(f"{session.name}: {line}")
                     continue
-                for name in names or [a.name for a in self.target.accessories]:
-                    if self.target.accessory(name) is None:
+                for name in names or [a.name for a in accessories]:
+                    if name not in known:
                         raise Refused(f"no accessory named {name!r}")
                     container = session.layout.accessory_container(name)
                     if action == "stop":
@@ -273,6 +334,9 @@ class StagingService:
                 self.say(f"{session.name}: live {state.live or 'none'} (health {health}); proxy "
                          f"{proxy.state if proxy else 'missing'}; running {', '.join(c.version for c in running) or 'none'};"
                          f" retained {', '.join(c.version for c in state.apps() if not c.running) or 'none'}")
+                workers = worker_summary(state)
+                if workers:
+                    self.say(f"    workers: {workers}")
                 tail = session.host.run(cmd.tail_file(session.layout.audit_log, 3)).stdout.strip()
                 for line in tail.splitlines():
                     self.say(f"    {line}")
@@ -307,10 +371,20 @@ class StagingService:
             return session.layout.app_container(state.live)
         if service == "proxy":
             return session.layout.proxy
-        if self.target.accessory(service) is None:
-            known = ", ".join(["app", "proxy", *(a.name for a in self.target.accessories)])
-            raise Refused(f"no service {service!r} (known: {known})")
-        return session.layout.accessory_container(service)
+        if self.target.accessory(service) is not None:
+            return session.layout.accessory_container(service)
+        state = session.state()
+        worker = next((c for c in state.workers(state.live) if c.service == service), None) if state.live else None
+        if worker is not None:
+            return worker.name
+        accessory = next((c for c in state.containers if c.role == "accessory" and c.version == service), None)
+        if accessory is not None:  # a compose accessory: its label names it
+            return accessory.name
+        known = ", ".join(["app", "proxy", *(a.name for a in self.target.accessories),
+                           *sorted({c.service for c in state.workers(state.live)} if state.live else ()),
+                           *sorted(c.version for c in state.containers if c.role == "accessory"
+                                   and self.target.accessory(c.version) is None)])
+        raise Refused(f"no service {service!r} (known: {known})")
 
     def logs(self, *, follow: bool, service: str, tail: int, seconds: float | None = None) -> None:
         try:
@@ -393,6 +467,14 @@ class StagingService:
 SECRET_KEY_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "DSN", "URL")
 
 
+def worker_summary(state: Any) -> str:
+    """``v2: worker running, beat running; v1: worker exited``: the workers of each version, newest first."""
+    versions: dict[str, list[str]] = {}
+    for container in sorted(state.workers(), key=lambda c: (c.created, c.name), reverse=True):
+        versions.setdefault(container.version, []).append(f"{container.service or container.name} {container.state}")
+    return "; ".join(f"{version}: {', '.join(sorted(items))}" for version, items in versions.items())
+
+
 def secret_values(values: dict[str, str]) -> list[str]:
     """Values worth masking in output: those of secret-looking keys, and any long value.
 
@@ -404,10 +486,12 @@ def secret_values(values: dict[str, str]) -> list[str]:
 class HostBatches:
     """The performer of a plan's batches: each batch's hosts at once, each following its planned steps."""
 
-    def __init__(self, service: StagingService, sessions: dict[str, HostSession], registration: Registration) -> None:
+    def __init__(self, service: StagingService, sessions: dict[str, HostSession], registration: Registration,
+                 services: ComposeServices | None = None) -> None:
         self.service = service
         self.sessions = sessions
         self.registration = registration
+        self.services = services
         self.outcomes: dict[str, str] = {}
 
     def deploy(self, plans: Sequence[HostPlan]) -> None:
@@ -421,7 +505,8 @@ class HostBatches:
             # The state may have moved while this deploy waited for the lock (--lock-wait): then the plan shown
             # is not what would run, so nothing is done.
             now = plan_host(s.target, session, session.state(), planned.version, rollback=planned.rollback,
-                            login=planned.login, env_file=planned.env_file)
+                            login=planned.login, env_file=planned.env_file, services=self.services,
+                            worker_env_files=planned.worker_env_files)
             if now != planned:
                 raise Refused(f"{session.name} changed while this deploy waited for the lock; nothing was done "
                               "there: run the deploy again to see its new plan")

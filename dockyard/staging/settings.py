@@ -47,7 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 1,  # hosts deployed at once (--limit)
     "lock_wait": 0.0,  # seconds to wait for another deploy's lock (--lock-wait)
     "version_format": "{env}-{sha7}",  # default VERSION from the CI commit: {env}, {sha}, {sha7}
-    "accessories": {},  # name: {image, port, volume, env, command}
+    "accessories": {},  # name: {image, port, volume, env, command}; wins over a compose service of that name
+    "skip_services": [],  # compose services staging does not run (e.g. a front nginx: the proxy fronts the app)
+    "worker_start_seconds": 3.0,  # a new worker must still run this long after its start, else the deploy fails
 }
 
 #: one entry of ``hosts`` written as a mapping
@@ -198,6 +200,8 @@ def parse_target(settings: Settings, env: Environment, ssh: Layered) -> StagingT
         health_path_key=health_path_key,
         health_host=health_host,
         health_host_key=ssh.pick(health_host_key).full(health_host_key),
+        skip_services=ssh.strings("skip_services"),
+        worker_start_seconds=ssh.float("worker_start_seconds", minimum=0),
     )
 
 

@@ -503,13 +503,16 @@ def test_plan_swaps_the_workers_with_the_app_and_prunes_them_with_it():
     assert back.stop_workers == ("shop-staging-worker-v3",) and back.prune == ()
     assert "  start the retained workers shop-staging-worker-v2" in back.lines()
 
-    # the live version with a stopped worker is redeployed, not a no-op; a stopped accessory is started first
+    # the live version is left alone (its container serves); a redeploy of a stopped version starts the stopped
+    # accessories first and replaces that version's containers
     stopped = HostState((app("v3", "running", "3"), worker("worker", "v3", "exited", "3"),
+                         app("v2", "exited", "2"), worker("worker", "v2", "exited", "2"),
                          Container("shop-staging-db", "exited", "db", "accessory", "0", "mariadb:10.11")),
                         live="v3", upstream_text="x")
-    again = plan_host(target, session_for(), stopped, "v3", services=services)
-    assert not again.noop and again.remove_first == ("shop-staging-app-v3", "shop-staging-worker-v3")
-    assert again.accessories == services.accessories
+    assert plan_host(target, session_for(), stopped, "v3", services=services).noop
+    again = plan_host(target, session_for(), stopped, "v2", services=services)
+    assert again.remove_first == ("shop-staging-app-v2", "shop-staging-worker-v2")
+    assert again.accessories == services.accessories and again.stop_workers == ()
 
 
 def test_status_lists_the_workers_of_each_version():
@@ -518,3 +521,45 @@ def test_status_lists_the_workers_of_each_version():
     state = HostState((worker("worker", "v2", "running", "2"), worker("beat", "v2", "running", "2"),
                        worker("worker", "v1", "exited", "1"), app("v2", "running", "2")), live="v2", upstream_text="")
     assert worker_summary(state) == "v2: beat running, worker running; v1: worker exited"
+
+
+class _WorkerHost:
+    """A host whose new worker is restarting (it exited at once); records every command run."""
+
+    def __init__(self) -> None:
+        self.ran: list[tuple[str, ...]] = []
+
+    def run(self, command, check=True):
+        from dockyard.runner import Result
+
+        self.ran.append(command.argv)
+        if "inspect" in command.argv:
+            return Result(command, 0, "/shop-staging-worker-v2 restarting 2 1\n")
+        return Result(command, 0, "worker: cannot connect\n" if "logs" in command.argv else "")
+
+
+def test_a_worker_that_exits_at_once_removes_what_the_deploy_started():
+    from dockyard.staging.deploy import HostDeployer
+    from dockyard.staging.model import ComposeServices, RunSpec
+
+    target = target_of({"hosts": ["a@h"], "worker_start_seconds": 2})
+    session = session_for()
+    session.host = host = _WorkerHost()
+    services = ComposeServices(app=RunSpec("web"), workers=(RunSpec("worker"),))
+    state = HostState((app("v1", "running", "1"), worker("worker", "v1", "running", "1")), live="v1",
+                      upstream_text="x")
+    plan = plan_host(target, session, state, "v2", services=services)
+    slept: list[float] = []
+    said: list[str] = []
+    audited = []
+    deployer = HostDeployer(target, session, say=said.append, sleep=slept.append)
+    deployer.audit = lambda plan, result: audited.append(result)  # the audit log is core's, tested there
+    with pytest.raises(HealthCheckFailed) as failed:
+        deployer.start_workers(plan)
+    assert str(failed.value) == ("deploy@h:22/shop-staging: worker shop-staging-worker-v2 exited right after its start "
+                                 "(exit 1); it, the other workers of v2 and shop-staging-app-v2 were removed and v1 "
+                                 "keeps serving")
+    assert slept == [2] and audited == ["failed"] and "  | worker: cannot connect" in said
+    removed = [argv[3:] for argv in host.ran if argv[3:5] == ("rm", "--force")]
+    assert removed == [("rm", "--force", "shop-staging-worker-v2"), ("rm", "--force", "shop-staging-app-v2")]
+    assert not any("shop-staging-worker-v1" in argv or "shop-staging-app-v1" in argv for argv in host.ran)

@@ -226,8 +226,8 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
         workers = tuple(sorted(c.name for c in state.workers(version)))
     else:
         workers = tuple(layout.worker_container(w.service, version) for w in services.workers)
-    running = {c.name for c in state.containers if c.running}
-    if state.live == version and existing is not None and existing.running and running.issuperset(workers):
+    # the live, running version is never re-created here: removing its container would stop what serves
+    if state.live == version and existing is not None and existing.running:
         return HostPlan(session.name, version, target.image(version), container, state.live, noop=True)
     remove_first = () if rollback else tuple(c.name for c in [existing, *state.workers(version)] if c is not None)
     others = [c for c in state.apps() if c.version != version]
@@ -240,11 +240,13 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
     kept_images = {c.image for c in kept} | {target.image(version)}
     prune_images = tuple(sorted({c.image for c in doomed} - kept_images))
     fresh = not rollback
-    accessories = tuple(a for a in services.accessories if fresh and not _running(state, layout.accessory_container(a.name)))
+    accessories = tuple(a for a in services.accessories
+                        if fresh and not _running(state, layout.accessory_container(a.name)))
     worker_env_files = tuple(w.service for w in services.workers if w.service in worker_env_files) if fresh else ()
     return HostPlan(
         session.name, version, target.image(version), container, state.live,
-        remove_first=remove_first, stop=stop, prune=tuple(c.name for c in doomed) + tuple(c.name for c in doomed_workers),
+        remove_first=remove_first, stop=stop,
+        prune=tuple(c.name for c in doomed) + tuple(c.name for c in doomed_workers),
         prune_images=prune_images, rollback=rollback, login=login and fresh, env_file=env_file and fresh,
         worker_env_files=worker_env_files, volumes=tuple(layout.volume(v) for v in services.volumes) if fresh else (),
         accessories=accessories,
@@ -438,7 +440,7 @@ class HostDeployer:
             name, _, rest = line.strip().lstrip("/").partition(" ")
             status[name] = rest.split()
         for container in plan.workers:
-            state, restarts, code = (status.get(container) or ["missing", "0", "?"]) + ["?"] * 3
+            state, restarts, code = ((status.get(container) or ["missing"]) + ["0", "?"])[:3]
             if state != "running" or restarts != "0":
                 self.fail_workers(plan, container, f"exited right after its start (exit {code})")
 

@@ -147,8 +147,10 @@ class StagingService:
         """``dockyard.ssh.accessories``, then the compose file's services with an image of their own."""
         return [*self.target.accessories, *services.accessories]
 
-    def accessory_values(self, accessories: Sequence[Accessory], dotenv: dict[str, str] | None) -> dict[str, dict[str, str]]:
-        """Each accessory's environment: its settings ``env``, or compose ``env_file`` (the .env) and ``environment``."""
+    def accessory_values(self, accessories: Sequence[Accessory],
+                         dotenv: dict[str, str] | None) -> dict[str, dict[str, str]]:
+        """Each accessory's environment: its settings ``env``, or compose ``env_file`` (the .env) then
+        ``environment``."""
         out = {}
         for accessory in accessories:
             values = dict(dotenv or {}) if accessory.env_file else {}
@@ -157,7 +159,8 @@ class StagingService:
             out[accessory.name] = values
         return out
 
-    def service_env_texts(self, services: ComposeServices, dotenv: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
+    def service_env_texts(self, services: ComposeServices,
+                          dotenv: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
         """The app's env file (the .env, then its compose ``environment``) and each worker's (the .env when its
         compose entry lists ``env_file``, then its ``environment``); a worker with neither gets none."""
         def text(values: dict[str, str]) -> str:
@@ -278,8 +281,8 @@ class StagingService:
         services = self.compose_services(self.env.name)
         accessories = self.accessories_of(services)
         env_values = self.accessory_values(accessories, self.env_values() if services.accessories else None)
-        for values in env_values.values():
-            self.project.mask.add(*values.values())
+        for accessory in self.target.accessories:  # settings values are all taken as secrets, as always
+            self.project.mask.add(*accessory.env.values())
         if dry_run:
             for spec in self.target.hosts:
                 volumes = ", ".join(f"{spec.prefix}-{v}" for v in services.volumes) or "none"

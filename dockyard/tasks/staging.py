@@ -60,7 +60,7 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
         open_service(c).status()
 
     @task(help={"follow": "keep streaming from every host, each line prefixed with its host (Ctrl-C ends it)",
-                "service": "app (default), proxy, or an accessory's name",
+                "service": "app (default), proxy, a worker's service (the live version's), an accessory",
                 "tail": "lines from the end (default 100; -1: all)",
                 "for": "with --follow: stop after this many seconds (default: until Ctrl-C)"})
     @edge(tail=Whole(minimum=-1))
@@ -70,7 +70,7 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
 
     @task(name="exec", help={"cmd": "command to run, quoted as one argument (run with sh -c)",
                              "all_hosts": "run it on every host (default: the first host only)",
-                             "service": "app (default), proxy, or an accessory's name",
+                             "service": "app (default), proxy, a worker's service (the live version's), an accessory",
                              "tty": "interactive (a shell, a console): a terminal on the first host, keys forwarded"})
     @edge
     def exec_(c, cmd, all_hosts=False, service="", tty=False):

@@ -26,12 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import free_port, make_sample_project  # noqa: E402
-from fixtures.faults import FaultHost, wrapper_config  # noqa: E402
-from fixtures.registry import Registry, _wait_http  # noqa: E402
-from fixtures.sshd import SshdHost, _keygen, host_key_line, start_sshd  # noqa: E402
-from staging_fault_cases import CASES, reset, run_case, served  # noqa: E402
-from test_staging_e2e import StagingProject  # noqa: E402
+from conftest import free_port, make_sample_project
+from fixtures.faults import FaultHost, wrapper_config
+from fixtures.registry import Registry, _wait_http
+from fixtures.sshd import SshdHost, _keygen, host_key_line, start_sshd
+from staging_fault_cases import CASES, reset, run_case, served
+from test_staging_e2e import StagingProject
 
 
 def sh(*argv: str, **kwargs) -> subprocess.CompletedProcess:
@@ -111,11 +111,12 @@ def main() -> int:
         if staging is not None:
             FaultHost.thaw(staging.state_dir())
             staging.cleanup()
-            remove = [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); "
-                      "from conftest import remove_test_artifacts as r; r(sys.argv[1])", staging.project.app]
-            subprocess.run(remove, cwd=REPO, capture_output=True)
+            remove = [sys.executable, "-c", ("import sys; sys.path.insert(0, 'tests'); "
+                                             "from conftest import remove_test_artifacts as r; r(sys.argv[1])"),
+                      staging.project.app]
+            subprocess.run(remove, cwd=REPO, capture_output=True, check=False)
         if images:
-            subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
+            subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True, check=False)
         for proc in procs:
             proc.terminate()
             try:

@@ -31,6 +31,7 @@ class FaultCase:
     serves: frozenset[str]  # what the public port may serve after it
     outcome: str  # the audit outcome of the v2 attempt after it ("": no record, nothing was done)
     env_value_bytes: int = 0  # a .env value this long for the faulted deploy
+    retained: bool = False  # v2 was deployed before and is retained (stopped): the deploy re-creates it
     notes: str = ""
 
     def armed(self, state_dir: str, prefix: str, pid: int) -> list[dict]:
@@ -74,10 +75,13 @@ CASES = [
     _case("SIGTERM at the nginx reload", {"match": r"nginx -s reload", "action": "signal",
                                           "signum": int(signal.SIGTERM)}, 143, {"v1", "v2"}, "interrupted"),
     _case("a 1 MB .env value", (), 2, {"v1"}, "", env_value_bytes=1 << 20),
+    _case("docker run fails re-creating a retained v2", {"match": APP_V2_RUN, "action": "fail",
+                                                          "said": "docker: Error response from daemon"},
+          3, {"v1"}, "failed", retained=True),
 ]
 #: The handful the test suite runs (the benchmark runs them all).
-QUICK = ("drop at the health-gate inspect", "drop before the nginx reload", "drop at the lock release",
-         "read-only proxy directory", "Ctrl-C in the health gate", "a 1 MB .env value")
+QUICK = ("drop at the health-gate inspect", "drop before the nginx reload", "read-only proxy directory",
+         "Ctrl-C in the health gate", "docker run fails re-creating a retained v2")
 
 
 @dataclass
@@ -115,7 +119,7 @@ def audit_lines(staging) -> list[str]:
 
 def running_apps(prefix: str) -> list[str]:
     out = subprocess.run(["docker", "ps", "--format", "{{.Names}}", "--filter", f"label=dev.dockyard.ssh.prefix={prefix}",
-                          "--filter", "label=dev.dockyard.ssh.role=app"], capture_output=True, text=True).stdout
+                          "--filter", "label=dev.dockyard.ssh.role=app"], capture_output=True, text=True, check=False).stdout
     return sorted(out.split())
 
 
@@ -169,8 +173,11 @@ def run_case(staging, fault_host, case: FaultCase) -> Outcome:
     started = time.monotonic()
     env_file = staging.project.root / "environments" / "staging" / ".env"
     saved_env = env_file.read_text()
-    before = len(audit_lines(staging))
     try:
+        if case.retained:
+            staging.inv("staging.ssh-deploy", "--version", "v2", check=True)
+            staging.inv("staging.rollback", "--version", "v1", check=True)
+        before = len(audit_lines(staging))
         if case.env_value_bytes:
             env_file.write_text(saved_env + f"BIG_VALUE={'x' * case.env_value_bytes}\n")
         faulted = deploy_with_faults(staging, fault_host, case)
@@ -189,14 +196,20 @@ def run_case(staging, fault_host, case: FaultCase) -> Outcome:
             lines = [line for line in faulted.stderr.splitlines() if line.strip()]
             checks.that(len(lines) == 1 and lines[0].startswith("dockyard: "), f"stderr is not one line: {lines}")
         thaw(fault_host, staging)
-        check_truth(checks, staging, serves=set(case.serves), outcome=case.outcome, audited_before=before)
+        now = check_truth(checks, staging, serves=set(case.serves), outcome=case.outcome, audited_before=before)
+        if case.retained:
+            kept = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", f"{staging.prefix}-app-v2"],
+                                  capture_output=True, text=True, check=False).stdout.strip()
+            checks.that(kept == "exited", f"the retained v2 container is {kept or 'gone'}, expected it kept (exited)")
         mark = outcome.timed("checks", mark)
 
         checks = Checks(outcome, "after a rerun")
         again = staging.inv("staging.ssh-deploy", "--version", "v2")
         mark = outcome.timed("rerun", mark)
         checks.that(again.returncode == 0, f"the rerun exited {again.returncode}: {again.stderr.strip()[-400:]}")
-        check_truth(checks, staging, serves={"v2"}, outcome="succeeded", audited_before=before)
+        # v2 served already: the rerun has nothing to do, and the record of the cut deploy stays the last one
+        last = (case.outcome or "succeeded") if now == "v2" else "succeeded"
+        check_truth(checks, staging, serves={"v2"}, outcome=last, audited_before=before)
         mark = outcome.timed("checks again", mark)
     finally:
         fault_host.disarm()
@@ -217,6 +230,6 @@ def reset(staging) -> None:
     """v1 live and alone again (v2's container removed), whatever the case left."""
     if served(staging.ports[0]) != "v1":
         staging.inv("staging.rollback", "--version", "v1", "--force-unlock")
-    subprocess.run(["docker", "rm", "-f", f"{staging.prefix}-app-v2"], capture_output=True)
+    subprocess.run(["docker", "rm", "-f", f"{staging.prefix}-app-v2"], capture_output=True, check=False)
     if served(staging.ports[0]) != "v1":
         staging.inv("staging.ssh-deploy", "--version", "v1", "--force-unlock", check=True)

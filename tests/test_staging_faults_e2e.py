@@ -4,7 +4,6 @@ the truth (the cases: :mod:`staging_fault_cases`; all of them: ``benchmarks/stag
 from __future__ import annotations
 
 import pytest
-
 from fixtures.faults import sshd_fault_host  # noqa: F401 - a fixture
 from staging_fault_cases import CASES, QUICK, reset, served
 from test_staging_e2e import StagingProject, staging_images  # noqa: F401 - a fixture

@@ -1,6 +1,8 @@
 """The staging deploy journal, settled from what nginx serves; the audit and unlock error paths; the .env pre-flight."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dockyard.core.history import AuditRecord, HostAuditLog
@@ -14,6 +16,7 @@ from dockyard.staging.journal import (
     SWITCHING,
     HostJournal,
     JournalEntry,
+    aside_name,
     begin,
     plan_recovery,
     release,
@@ -148,3 +151,30 @@ def test_an_env_line_docker_cannot_read_is_refused_before_anything():
         check_env_lines("A=1\nBIG=" + "x" * (1 << 20) + "\n", {}, {})
     with pytest.raises(EnvFileError, match="the accessory db"):
         check_env_lines(None, {}, {"db": {"P": "y" * 70000}})
+
+
+def test_a_redeploy_of_a_retained_version_sets_it_aside_and_an_undo_puts_it_back():
+    # v1 retained (stopped), redeployed: its container is renamed aside before the new v1 takes the name.
+    plan = HostPlan("h", "v1", "reg/shop:v1", V1, "v2", remove_first=(V1,))
+    started = begin(plan, previous="v2")
+    assert started.created == ()  # the name is not ours to remove: the container behind it is the retained one
+    aside = app("v1", "exited", "1")
+    aside = Container(aside_name(V1), aside.state, aside.version, aside.role, aside.created, aside.image)
+    cut = state_of(app("v1", "running", "3"), aside, app("v2", "running", "2"), served="v2", written="v2")
+
+    # Cut short before the rename: nothing is set aside yet, and the retained v1 is left alone.
+    before = plan_recovery(started, state_of(app("v1", "exited", "1"), app("v2", "running", "2"), served="v2",
+                                             written="v2"), LAYOUT, 8000)
+    assert before.remove == () and before.restore == ()
+
+    undo = plan_recovery(replace(started, set_aside=(V1,)), cut, LAYOUT, 8000)
+    assert not undo.finish and undo.restore == (V1,)
+    settled = undo.settled(cut)
+    assert sorted((c.name, c.state, c.created) for c in settled.containers) == [(V1, "exited", "1"),
+                                                                                (V2, "running", "2")]
+    assert "put back the set-aside shop-staging-app-v1" in "\n".join(undo.lines("h"))
+
+    done = plan_recovery(replace(started, set_aside=(V1,), step=SWITCHED),
+                         replace(cut, live="v1", written="v1"), LAYOUT, 8000)
+    assert done.finish and done.restore == (V1,) and done.stop == (V2,)
+    assert sorted(c.name for c in done.settled(replace(cut, live="v1")).containers) == [V1, V2]

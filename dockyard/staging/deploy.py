@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.actor import actor, stamp, utc_now
@@ -20,7 +20,8 @@ from ..health import NOT_FOUND_LIMIT, Probe
 from ..plan import ApiCall, Plan, Step
 from ..runner import Command
 from . import commands as cmd
-from .journal import SWITCHED, SWITCHING, HostJournal, JournalEntry, ask_proxy, begin, plan_recovery, run_recovery
+from .journal import (SWITCHED, SWITCHING, HostJournal, JournalEntry, ask_proxy, aside_name, begin, plan_recovery,
+                      run_recovery)
 from .model import Accessory, ComposeServices, HostSpec, Layout, RunSpec, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
 from .pulled import PulledImages
@@ -185,7 +186,8 @@ class HostPlan:
             for accessory in self.accessories:
                 out.append(f"  start the accessory {accessory.name} ({accessory.image})")
             if self.remove_first:
-                out.append(f"  remove the stopped {', '.join(self.remove_first)}")
+                out.append(f"  set aside the earlier {', '.join(self.remove_first)} (removed once the new one "
+                           "serves, put back if it fails)")
             out.append(f"  start {self.container} beside the old one")
             if self.app_run is not None:
                 out.append(f"    $ {self.app_run.display()}")
@@ -335,7 +337,7 @@ class HostDeployer:
             self.abandon(INTERRUPTED)
             raise
         except HealthCheckFailed:
-            self.end_journal()  # the health gate removed (or stopped) what it started, and wrote the record
+            self.abandon(None, audit=False)  # the gate removed what it started and wrote the record
             raise
         except DockyardError as exc:
             note = self.abandon(None)
@@ -371,7 +373,7 @@ class HostDeployer:
                                               registration.accessory_env, accessories=plan.accessories):
                     progress(f"accessory {line}")
             if plan.remove_first:
-                self.run(cmd.remove(self.layout, plan.remove_first))
+                self.set_aside(plan.remove_first)
             self.run(plan.app_run or cmd.run_app(self.target, self.layout, plan.version, env_file=plan.env_file))
             progress(f"started {plan.container}")
         self.health_gate(plan)
@@ -566,7 +568,19 @@ class HostDeployer:
                 self.host.write_file(self.layout.upstream_conf, before, mode=0o644)
                 self.run(cmd.reload_proxy(self.layout), check=False)
             raise
-        journal.write(self.journal.at(SWITCHED))
+        self.journal = self.journal.at(SWITCHED)
+        journal.write(self.journal)
+        if self.journal.set_aside:  # the new version serves: what it replaced is not needed any more
+            self.run(cmd.remove(self.layout, [aside_name(n) for n in self.journal.set_aside]), check=False)
+
+    def set_aside(self, names: Sequence[str]) -> None:
+        """Rename the earlier containers of this version out of the way, rather than remove them before the new
+        one is proven (a failed start or health gate puts them back: :mod:`.journal`)."""
+        self.journal = replace(self.journal, set_aside=tuple(names))
+        HostJournal(self.host, self.layout).write(self.journal)
+        for name in names:
+            self.run(cmd.remove(self.layout, [aside_name(name)]), check=False)  # one an older failure left
+            self.run(cmd.rename(self.layout, name, aside_name(name)))
 
     def confirm_switch(self, version: str, timeout: float = 15.0) -> None:
         """Wait until new connections reach the new workers (a reload is asynchronous) and the app answers its
@@ -592,14 +606,14 @@ class HostDeployer:
         raise CommandFailed(f"{self.session.name}: the proxy still serves {answer or 'nothing'} {timeout:g}s after "
                             f"the reload; check `inv {self.target.env_name}.logs --service proxy`")
 
-    def abandon(self, result: str | None) -> str:
+    def abandon(self, result: str | None, *, audit: bool = True) -> str:
         """Settle this host's deploy that stopped early (undo it, or finish it if the new version already serves),
         as the next command would from the journal; returns what now serves. A host that is gone keeps its
         journal: the next command settles it."""
         try:
             recovery = plan_recovery(self.journal, self.session.state(), self.layout, self.target.app_port)
             run_recovery(recovery, self.session, env_name=self.target.env_name,
-                         stop_timeout=self.target.stop_timeout, result=result)
+                         stop_timeout=self.target.stop_timeout, result=result, audit=audit)
         except DockyardError:
             return "the next deploy there finishes or undoes what this one left"
         if recovery.finish:

@@ -50,6 +50,7 @@ class JournalEntry:
     who: str = ""
     started: str = ""
     image: str = ""
+    set_aside: tuple[str, ...] = ()  # earlier containers of this version, renamed (aside_name) until it serves
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -60,6 +61,7 @@ class JournalEntry:
             data = json.loads(text)
             data["created"] = tuple(data.get("created") or ())
             data["restarted"] = tuple(data.get("restarted") or ())
+            data["set_aside"] = tuple(data.get("set_aside") or ())
             return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
         except (ValueError, TypeError, KeyError, AttributeError):
             return None  # not ours (or cut in half): nothing can be settled from it
@@ -86,9 +88,15 @@ class HostJournal:
         self.host.run(cmd.shell('rm -f "$1"', self.path))
 
 
+def aside_name(container: str) -> str:
+    """Where a container replaced by a deploy of its own version waits until the new one serves."""
+    return f"{container}-replaced"
+
+
 def begin(plan: Any, *, previous: str | None) -> JournalEntry:
     """The journal of a host plan (:class:`dockyard.staging.deploy.HostPlan`) about to run."""
-    created = () if plan.rollback else (plan.container, *plan.workers)
+    # A container of this version that is already there is set aside before its name is reused: not ours to remove.
+    created = () if plan.rollback else tuple(n for n in (plan.container, *plan.workers) if n not in plan.remove_first)
     restarted = (plan.container, *plan.workers) if plan.rollback else ()
     return JournalEntry("rollback" if plan.rollback else "deploy", plan.version, plan.container, previous or "",
                         created=created, restarted=restarted, who=actor(), started=stamp(utc_now()),
@@ -124,6 +132,7 @@ class Recovery:
     remove: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
     upstream: str | None = None  # the text upstream.conf is written back to (None: it is right)
+    restore: tuple[str, ...] = ()  # containers set aside, renamed back (undo) or removed (finish)
 
     def lines(self, who: str) -> list[str]:
         e = self.entry
@@ -133,6 +142,9 @@ class Recovery:
             out.append(f"  remove {', '.join(self.remove)} (never served)")
         if self.stop:
             out.append(f"  stop {', '.join(self.stop)} (kept for rollback)")
+        if self.restore:
+            verb = "remove the set-aside" if self.finish else "put back the set-aside"
+            out.append(f"  {verb} {', '.join(self.restore)}")
         if self.upstream is not None:
             out.append("  write upstream.conf back to what the proxy serves")
         out.append(f"  append its record ({SUCCEEDED if self.finish else FAILED}) to the audit log")
@@ -142,7 +154,13 @@ class Recovery:
         """The host's state once this has run (a :class:`dockyard.staging.deploy.HostState`)."""
         gone = set(self.remove)
         stopped = set(self.stop)
-        containers = tuple(c if c.name not in stopped else replace(c, state="exited")
+        back = {aside_name(n): n for n in self.restore}
+        if self.finish:
+            gone |= set(back)
+            back = {}
+        else:
+            gone |= set(self.restore)  # the new holders of those names
+        containers = tuple(replace(c, name=back.get(c.name, c.name), state="exited" if c.name in stopped else c.state)
                            for c in state.containers if c.name not in gone)
         return replace(state, containers=containers, upstream_text=self.upstream or state.upstream_text,
                        written=state.live)
@@ -158,18 +176,22 @@ def plan_recovery(entry: JournalEntry, state: Any, layout: Layout, app_port: int
         running = {c.name for c in state.containers if c.running}
         stop = tuple(c.name for c in [*state.apps(), *state.workers()]
                      if c.name in running and c.version != entry.version)
-        return Recovery(entry, True, stop=stop, upstream=upstream)
+        present = {c.name for c in state.containers}
+        restore = tuple(n for n in entry.set_aside if aside_name(n) in present)
+        return Recovery(entry, True, stop=stop, upstream=upstream, restore=restore)
     present = {c.name for c in state.containers}
     remove = tuple(n for n in entry.created if n in present)
     stop = tuple(n for n in entry.restarted if n in present and state.container(n).running)
-    return Recovery(entry, False, remove=remove, stop=stop, upstream=upstream)
+    restore = tuple(n for n in entry.set_aside if aside_name(n) in present)
+    return Recovery(entry, False, remove=remove, stop=stop, upstream=upstream, restore=restore)
 
 
 def run_recovery(recovery: Recovery, session: Any, *, env_name: str, stop_timeout: int,
-                 result: str | None = None) -> None:
+                 result: str | None = None, audit: bool = True) -> None:
     """Do what ``recovery`` says on ``session``'s host, write the audit record, clear the journal.
 
-    ``result`` overrides the record's outcome (``interrupted`` when the deploy's own process settles it)."""
+    ``result`` overrides the record's outcome (``interrupted`` when the deploy's own process settles it); without
+    ``audit`` the record is left to the caller (a failed health gate writes its own)."""
     host, layout = session.host, session.layout
     if recovery.upstream is not None:
         host.write_file(layout.upstream_conf, recovery.upstream, mode=0o644)
@@ -177,6 +199,14 @@ def run_recovery(recovery: Recovery, session: Any, *, env_name: str, stop_timeou
         host.run(cmd.remove(layout, recovery.remove), check=False)
     if recovery.stop:
         host.run(cmd.stop(layout, recovery.stop, stop_timeout), check=False)
+    if recovery.restore and recovery.finish:
+        host.run(cmd.remove(layout, [aside_name(n) for n in recovery.restore]), check=False)
+    for name in recovery.restore if not recovery.finish else ():
+        host.run(cmd.remove(layout, [name]), check=False)  # the new one of that name, if it got that far
+        host.run(cmd.rename(layout, aside_name(name), name))
+    if not audit:
+        HostJournal(host, layout).clear()
+        return
     e = recovery.entry
     outcome = result or (SUCCEEDED if recovery.finish else FAILED)
     if recovery.finish and result:

@@ -187,8 +187,10 @@ class SshHost:
                               "stopped: check the host (its network, disk, the registry it pulls from), or raise "
                               "dockyard.ssh.command_timeout") from None
         except (OSError, EOFError) as exc:
+            self._forget()
             raise Unreachable(f"{self.name}: the SSH connection broke ({exc}); check the host") from None
         except ThreadException as exc:  # Invoke's I/O threads died with the connection
+            self._forget()
             reason = "; ".join(str(e.value) for e in exc.exceptions) or "connection lost"
             raise Unreachable(f"{self.name}: the SSH connection broke during `{command.display(self.mask)}` "
                               f"({reason[:200]}); check the host, then run the task again") from None
@@ -196,6 +198,7 @@ class SshHost:
             for each in shown:
                 each.close()
         if outcome.exited in (None, -1) and not self._connected():  # the channel closed with no exit status
+            self._forget()
             raise Unreachable(f"{self.name}: the SSH connection broke during `{command.display(self.mask)}`; "
                               "check the host, then run the task again")
         result = Result(command, outcome.exited if outcome.exited is not None else -1,
@@ -203,6 +206,23 @@ class SshHost:
         if check and not result.ok:
             raise CommandFailed(f"{self.name}: {failure_message(result, self.mask)}")
         return result
+
+    def _forget(self) -> None:
+        """Drop a connection that broke: the next command opens a new one (to free the lock, say), or says why not."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - it is already dead
+            self._connection = None
+
+    def _sftp(self) -> Any:
+        import paramiko
+
+        try:
+            return self.connection.sftp()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self._forget()
+            raise Unreachable(f"{self.name}: the SSH connection broke opening sftp ({exc or type(exc).__name__}); "
+                              "check the host, then run the task again") from None
 
     def _connected(self) -> bool:
         transport = self.connection.transport
@@ -258,7 +278,7 @@ class SshHost:
 
     def write_file(self, path: str, text: str, *, mode: int = 0o600) -> None:
         """Write ``text`` to ``path`` atomically, with ``mode`` set before any byte is written."""
-        sftp = self.connection.sftp()
+        sftp = self._sftp()
         temporary = f"{path}.dockyard-{os.getpid()}-{time.monotonic_ns()}"
         try:
             handle = sftp.open(temporary, "w")
@@ -273,20 +293,25 @@ class SshHost:
                 sftp.remove(temporary)
             except (OSError, EOFError):
                 pass
+            if not self._connected():
+                self._forget()
+                raise Unreachable(f"{self.name}: the SSH connection broke writing {path}; check the host, then run "
+                                  "the task again") from None
             raise CommandFailed(f"{self.name}: cannot write {path} ({getattr(exc, 'strerror', None) or exc or 'sftp failure'}); "
                                 "check the disk space and permissions there") from None
 
     def read_file(self, path: str) -> str | None:
-        sftp = self.connection.sftp()
+        sftp = self._sftp()
         try:
             with sftp.open(path, "r") as handle:
                 return handle.read().decode(errors="replace")
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, EOFError) as exc:
             if getattr(exc, "errno", None) == 2:
                 return None
-            raise
+            raise CommandFailed(f"{self.name}: cannot read {path} ({getattr(exc, 'strerror', None) or exc or 'sftp failure'}); "
+                                "check the permissions there") from None
 
     # --- HTTP through the tunnel -----------------------------------------------------------------------------
 

@@ -215,9 +215,15 @@ class HostAuditLog:
         self.path = path
 
     def write(self, record: AuditRecord) -> str:
+        from ..errors import CommandFailed
+
         record = as_written(record)
-        self.host.run(append_line(self.path, audit_line(record)), check=False)
-        return f"{self.path} on {getattr(self.host, 'name', '') or 'the host'}"
+        where = f"{self.path} on {getattr(self.host, 'name', '') or 'the host'}"
+        result = self.host.run(append_line(self.path, audit_line(record)), check=False)
+        if not result.ok:  # a read-only or full disk: the record is lost, and the deploy must not say all is well
+            said = " ".join((result.stderr or result.stdout).split()) or f"exit {result.returncode}"
+            raise CommandFailed(f"cannot append to the audit log {where} ({said[-200:]})")
+        return where
 
     def records(self, environment: str, *, limit: int = 200) -> list[AuditRecord]:
         text = self.host.run(read_log(self.path), check=False).stdout

@@ -541,4 +541,8 @@ class HostDirLockStore:
         return self.host.run(remove_lock_dir_if(self.lock_dir, held.to_json()), check=False).ok
 
     def delete(self) -> None:
-        self.host.run(remove_lock_dir(self.lock_dir), check=False)
+        result = self.host.run(remove_lock_dir(self.lock_dir), check=False)
+        if not result.ok and self.host.run(lock_dir_exists(self.lock_dir), check=False).ok:
+            said = " ".join((result.stderr or result.stdout).split()) or f"exit {result.returncode}"
+            raise CommandFailed(f"{self.host_name}: cannot remove the lock {self.lock_dir} ({said[-200:]}); fix the "
+                                "host, then run the unlock task")

@@ -205,6 +205,10 @@ def remove(layout: Layout, containers: Sequence[str]) -> Command:
     return docker(layout, "rm", "--force", *containers)
 
 
+def rename(layout: Layout, container: str, new_name: str) -> Command:
+    return docker(layout, "rename", container, new_name)
+
+
 def remove_images(layout: Layout, images: Sequence[str]) -> Command:
     """Without ``--force``: the engine itself refuses an image that any container (even stopped) still uses."""
     return docker(layout, "image", "rm", *images)

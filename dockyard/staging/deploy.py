@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.actor import actor, stamp, utc_now
@@ -20,6 +20,8 @@ from ..health import NOT_FOUND_LIMIT, Probe
 from ..plan import ApiCall, Plan, Step
 from ..runner import Command
 from . import commands as cmd
+from .journal import (SWITCHED, SWITCHING, HostJournal, JournalEntry, ask_proxy, aside_name, begin, plan_recovery,
+                      run_recovery)
 from .model import Accessory, ComposeServices, HostSpec, Layout, RunSpec, StagingTarget
 from .proxy import VERSION_PATH, live_version, render_proxy_conf, render_upstream
 from .pulled import PulledImages
@@ -52,8 +54,15 @@ class Container:
 @dataclass(frozen=True)
 class HostState:
     containers: tuple[Container, ...]
-    live: str | None  # the version the proxy routes to
+    live: str | None  # the version the proxy serves: asked of nginx (upstream.conf's when it does not answer)
     upstream_text: str | None
+    written: str | None = None  # the version upstream.conf names (nginx serves it only once reloaded)
+    asked: bool = False  # whether ``live`` is nginx's own answer
+
+    @property
+    def switch_pending(self) -> bool:
+        """upstream.conf names another version than nginx serves: a switch was cut short before the reload."""
+        return self.asked and self.written != self.live
 
     def apps(self) -> list[Container]:
         return sorted((c for c in self.containers if c.role == "app"), key=lambda c: c.created, reverse=True)
@@ -97,7 +106,10 @@ class HostSession:
     def state(self) -> HostState:
         containers = parse_containers(self.host.run(cmd.list_containers(self.layout)).stdout)
         upstream = self.host.read_file(self.layout.upstream_conf)
-        return HostState(containers, live_version(upstream), upstream)
+        written = live_version(upstream)
+        proxy = next((c for c in containers if c.role == "proxy"), None)
+        asked, served = ask_proxy(self.host, self.layout) if proxy is not None and proxy.running else (False, None)
+        return HostState(containers, served if asked else written, upstream, written=written, asked=asked)
 
 
 def open_session(host: Any, spec: HostSpec, *, create: bool = True) -> HostSession:
@@ -174,7 +186,8 @@ class HostPlan:
             for accessory in self.accessories:
                 out.append(f"  start the accessory {accessory.name} ({accessory.image})")
             if self.remove_first:
-                out.append(f"  remove the stopped {', '.join(self.remove_first)}")
+                out.append(f"  set aside the earlier {', '.join(self.remove_first)} (removed once the new one "
+                           "serves, put back if it fails)")
             out.append(f"  start {self.container} beside the old one")
             if self.app_run is not None:
                 out.append(f"    $ {self.app_run.display()}")
@@ -298,6 +311,7 @@ class HostDeployer:
     clock: Callable[[], float] = time.monotonic
     health_interval: float = 0.25
     started: str = ""  # when this host's deploy began (for its audit record)
+    journal: JournalEntry | None = None  # where this host's deploy is (also on the host: :mod:`.journal`)
 
     @property
     def host(self) -> Any:
@@ -314,14 +328,24 @@ class HostDeployer:
         if plan.noop:
             return f"{plan.version} already live"
         self.started = stamp(utc_now())
+        # The journal comes first: whatever cuts this deploy short, the next command finds where it stopped.
+        self.journal = begin(plan, previous=plan.previous)
+        HostJournal(self.host, self.layout).write(self.journal)
         try:
-            return self._deploy(plan, registration)
+            done = self._deploy(plan, registration)
         except INTERRUPTS:
-            try:
-                self.audit(plan, INTERRUPTED)
-            except DockyardError:
-                pass  # the host is gone: the interrupt is what the user must see
+            self.abandon(INTERRUPTED)
             raise
+        except HealthCheckFailed:
+            self.abandon(None, audit=False)  # the gate removed what it started and wrote the record
+            raise
+        except DockyardError as exc:
+            note = self.abandon(None)
+            if note:
+                exc.args = (f"{exc.message}; {note}",)
+            raise
+        self.end_journal()
+        return done
 
     def _deploy(self, plan: HostPlan, registration: Registration) -> str:
         started = self.clock()
@@ -349,7 +373,7 @@ class HostDeployer:
                                               registration.accessory_env, accessories=plan.accessories):
                     progress(f"accessory {line}")
             if plan.remove_first:
-                self.run(cmd.remove(self.layout, plan.remove_first))
+                self.set_aside(plan.remove_first)
             self.run(plan.app_run or cmd.run_app(self.target, self.layout, plan.version, env_file=plan.env_file))
             progress(f"started {plan.container}")
         self.health_gate(plan)
@@ -523,8 +547,12 @@ class HostDeployer:
         raise HealthCheckFailed(f"{problem}; it was {'stopped' if plan.rollback else 'removed'} and {kept}")
 
     def switch(self, plan: HostPlan) -> None:
+        """Write the upstream, test and reload nginx, check the new version answers through the proxy, then record
+        it in the journal; a step that fails puts the old upstream back (and reloads, if nginx had taken the new)."""
+        journal = HostJournal(self.host, self.layout)
         upstream = render_upstream(plan.container, self.target.app_port, plan.version)
         before = self.host.read_file(self.layout.upstream_conf)
+        journal.write(self.journal.at(SWITCHING))
         self.host.write_file(self.layout.upstream_conf, upstream, mode=0o644)
         result = self.run(cmd.reload_proxy(self.layout), check=False)
         if not result.ok:
@@ -533,22 +561,68 @@ class HostDeployer:
             said = " ".join((result.stderr or result.stdout).split())
             raise CommandFailed(f"{self.session.name}: the proxy refused the new upstream ({said[-300:]}); "
                                 f"the old version keeps serving; run `inv {self.target.env_name}.setup`")
-        self.confirm_switch(plan.version)
+        try:
+            self.confirm_switch(plan.version)
+        except CommandFailed:
+            if before is not None:
+                self.host.write_file(self.layout.upstream_conf, before, mode=0o644)
+                self.run(cmd.reload_proxy(self.layout), check=False)
+            raise
+        self.journal = self.journal.at(SWITCHED)
+        journal.write(self.journal)
+        if self.journal.set_aside:  # the new version serves: what it replaced is not needed any more
+            self.run(cmd.remove(self.layout, [aside_name(n) for n in self.journal.set_aside]), check=False)
+
+    def set_aside(self, names: Sequence[str]) -> None:
+        """Rename the earlier containers of this version out of the way, rather than remove them before the new
+        one is proven (a failed start or health gate puts them back: :mod:`.journal`)."""
+        self.journal = replace(self.journal, set_aside=tuple(names))
+        HostJournal(self.host, self.layout).write(self.journal)
+        for name in names:
+            self.run(cmd.remove(self.layout, [aside_name(name)]), check=False)  # one an older failure left
+            self.run(cmd.rename(self.layout, name, aside_name(name)))
 
     def confirm_switch(self, version: str, timeout: float = 15.0) -> None:
-        """Wait until new connections reach the new workers (a reload is asynchronous)."""
+        """Wait until new connections reach the new workers (a reload is asynchronous) and the app answers its
+        health check through the proxy."""
         deadline = self.clock() + timeout
         _, ip = self.address(self.layout.proxy)
         answer = ""
+        last = Probe(False, None, "not checked")
         while self.clock() < deadline:
             if ip:
                 probe, body = self.host.http_get(ip, 80, VERSION_PATH, timeout=3)
                 answer = body.strip()
                 if probe.ok and answer == version:
-                    return
+                    last, _ = self.host.http_get(ip, 80, self.target.health_path, timeout=5,
+                                                 host=self.target.health_host)
+                    if last.ok:
+                        return
             self.sleep(0.1)
+        if answer == version:
+            raise CommandFailed(f"{self.session.name}: {version} does not answer {self.target.health_path} through "
+                                f"the proxy ({last.detail}); the old version is back; check "
+                                f"`inv {self.target.env_name}.logs --service proxy`")
         raise CommandFailed(f"{self.session.name}: the proxy still serves {answer or 'nothing'} {timeout:g}s after "
                             f"the reload; check `inv {self.target.env_name}.logs --service proxy`")
+
+    def abandon(self, result: str | None, *, audit: bool = True) -> str:
+        """Settle this host's deploy that stopped early (undo it, or finish it if the new version already serves),
+        as the next command would from the journal; returns what now serves. A host that is gone keeps its
+        journal: the next command settles it."""
+        try:
+            recovery = plan_recovery(self.journal, self.session.state(), self.layout, self.target.app_port)
+            run_recovery(recovery, self.session, env_name=self.target.env_name,
+                         stop_timeout=self.target.stop_timeout, result=result, audit=audit)
+        except DockyardError:
+            return "the next deploy there finishes or undoes what this one left"
+        if recovery.finish:
+            return f"{self.journal.version} serves"
+        removed = f"{', '.join(recovery.remove)} removed, " if recovery.remove else ""
+        return f"{removed}{self.journal.previous or 'nothing'} {'keeps serving' if self.journal.previous else 'is live'}"
+
+    def end_journal(self) -> None:
+        HostJournal(self.host, self.layout).clear()
 
     def audit(self, plan: HostPlan, result: str) -> None:
         record = AuditRecord(action="rollback" if plan.rollback else "deploy", environment=self.target.env_name,
@@ -556,7 +630,11 @@ class HostDeployer:
                              started=self.started or stamp(utc_now()), finished=stamp(utc_now()), result=result,
                              previous_label=plan.previous or "", previous_version=plan.previous or "",
                              image="" if plan.rollback else plan.image)
-        HostAuditLog(self.host, self.layout.audit_log).write(record)
+        try:
+            HostAuditLog(self.host, self.layout.audit_log).write(record)
+        except CommandFailed as exc:
+            raise CommandFailed(f"{self.session.name}: the {record.action} of {plan.version} ended {result}, but "
+                                f"{exc.message}: fix the disk or its permissions there") from None
 
 
 # --- setup ----------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .deploy import (
     setup_host,
     start_accessories,
 )
+from .journal import HostJournal, release, settle_hosts
 from .model import Accessory, ComposeServices, StagingTarget, valid_version
 
 
@@ -206,12 +207,15 @@ class StagingService:
             services = self.compose_services(version)
             env_text, worker_texts = self.service_env_texts(services, dotenv)
             accessory_env = self.accessory_values(services.accessories, dotenv)
+        check_env_lines(env_text, worker_texts, accessory_env)
         sessions = self.sessions()
         try:
             states = {s.name: s.state() for s in sessions}
             for session in sessions:
                 if states[session.name].proxy() is None or not states[session.name].proxy().running:
                     raise Refused(f"{session.name}: the proxy is not running; run `inv {self.env.name}.setup` first")
+            states = settle_hosts(sessions, states, self.target, host_lock(sessions[0], self.env.name),
+                                  say=self.say, force_unlock=force_unlock, dry_run=dry_run)
             if rollback:
                 from ..core.versions import deploy_tag
 
@@ -238,11 +242,14 @@ class StagingService:
             try:
                 run_plan(plan, {"lock": WithArguments(lock, acquire={"say": self._indented}), "hosts": host_batches},
                          mask=self.project.mask)
-            except BaseException:
-                self._report(sessions, host_batches.outcomes)
-                raise
-            finally:
-                lock.release()
+            except BaseException as exc:
+                release(lock, exc)
+                deployed = all(host_batches.outcomes.get(s.name, "").startswith("ok") for s in sessions)
+                if not (isinstance(exc, DockyardError) and deployed and not lock.held):
+                    self._report(sessions, host_batches.outcomes)
+                    raise
+                # only the lock's release broke (a dropped connection), and its second try freed it
+            release(lock)
             self._report(sessions, host_batches.outcomes)
             self.say(f"{self.env.name} now runs {version}")
             return plan
@@ -335,12 +342,16 @@ class StagingService:
                                                          host=self.target.health_host)
                         health = probe.detail
                 proxy = state.proxy()
+                if proxy is not None and proxy.running and not state.asked:
+                    health = f"the proxy does not answer; upstream.conf names {state.written or 'none'}"
                 self.say(f"{session.name}: live {state.live or 'none'} (health {health}); proxy "
                          f"{proxy.state if proxy else 'missing'}; running {', '.join(c.version for c in running) or 'none'};"
                          f" retained {', '.join(c.version for c in state.apps() if not c.running) or 'none'}")
                 workers = worker_summary(state)
                 if workers:
                     self.say(f"    workers: {workers}")
+                for line in unsettled(session, state):
+                    self.say(f"    {line}")
                 tail = session.host.run(cmd.tail_file(session.layout.audit_log, 3)).stdout.strip()
                 for line in tail.splitlines():
                     self.say(f"    {line}")
@@ -466,6 +477,39 @@ class StagingService:
             return tuple(json.loads(said) or ())
         except ValueError:
             return ()
+
+
+def unsettled(session: HostSession, state: Any) -> list[str]:
+    """What status says of a deploy that did not end there, and of an upstream.conf nginx has not loaded."""
+    out = []
+    if state.switch_pending:
+        out.append(f"upstream.conf names {state.written or 'none'}, but the proxy serves {state.live or 'none'} "
+                   "(a switch was cut short before the reload; the next deploy or rollback puts it right)")
+    entry = HostJournal(session.host, session.layout).read()
+    if entry is not None:
+        out.append(f"an earlier {entry.action} of {entry.version} by {entry.who or 'someone'} did not end (it reached "
+                   f"'{entry.step}'); the next deploy or rollback finishes or undoes it")
+    return out
+
+
+#: The longest line ``docker run --env-file`` reads (Go's bufio.Scanner: "token too long" beyond 64 KiB).
+ENV_LINE_LIMIT = 64 * 1024 - 1
+
+
+def check_env_lines(app_text: str | None, worker_texts: dict[str, str],
+                    accessory_env: dict[str, dict[str, str]]) -> None:
+    """Refuse, before anything is changed on a host, an env file that ``docker run`` would fail to read."""
+    from ..errors import EnvFileError
+
+    texts = [("the app", app_text or ""), *((f"the worker {k}", v) for k, v in worker_texts.items()),
+             *((f"the accessory {k}", cmd.env_file_text(v)) for k, v in accessory_env.items())]
+    for whose, text in texts:
+        for line in text.splitlines():
+            size = len(line.encode())
+            if size > ENV_LINE_LIMIT:
+                key = line.partition("=")[0]
+                raise EnvFileError(f"{key} in the env file of {whose} is {size} bytes long: docker reads env file "
+                                   f"lines of at most {ENV_LINE_LIMIT} bytes; shorten the value (nothing was changed)")
 
 
 SECRET_KEY_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "DSN", "URL")

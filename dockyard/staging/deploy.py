@@ -133,7 +133,7 @@ def check_docker(session: HostSession) -> str:
 def host_lock(session: HostSession, env_name: str, *, sleep: Callable[[float], None] = time.sleep) -> DeployLock:
     """The environment's deploy lock: an atomic ``mkdir`` on the (first) host's state directory."""
     store = HostDirLockStore(session.host, session.layout.lock_dir, host_name=session.name)
-    return DeployLock(store, environment=env_name, sleep=sleep)
+    return DeployLock(store, environment=env_name, sleep=sleep, clear=f"inv {env_name}.unlock")
 
 
 # --- plans --------------------------------------------------------------------------------------------------------

@@ -195,6 +195,14 @@ def assert_clean_failure(result, code: int) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("dockyard: ")
 
 
+def test_a_proxy_image_the_host_cannot_pull_is_one_line_naming_proxy_image(staging):
+    staging.project.configure({"dockyard": {"ssh": {"proxy_image": "127.0.0.1:9/dockyard-test/no-such-nginx:0"}}})
+    setup = staging.inv("staging.setup")
+    assert_clean_failure(setup, 3)
+    assert len(setup.stderr.strip().splitlines()) == 1, setup.stderr
+    assert "dockyard.ssh.proxy_image" in setup.stderr and "no-such-nginx" in setup.stderr
+
+
 def test_staging_deploy_switch_rollback_and_lock(staging):
     setup = staging.inv("staging.setup", check=True)
     assert "proxy" in setup.stdout

@@ -34,3 +34,26 @@ def test_staging_survives_faults_at_each_named_step(fault_staging):
         failed += [f"{case.name}: {p}" for p in outcome.problems]
     assert failed == []
     reset(staging)
+
+
+def test_a_remote_command_that_hangs_past_ssh_command_timeout_is_one_line_exit_7(sample_project, sshd_fault_host,
+                                                                                 registry, staging_images):  # noqa: F811
+    """The staging tasks pass dockyard.ssh.command_timeout to their hosts (the client enforces it)."""
+    import time
+
+    host, faults = sshd_fault_host
+    staging = StagingProject(sample_project, [host], registry, staging_images)
+    try:
+        staging.inv("staging.setup", check=True)
+        staging.project.configure({"dockyard": {"ssh": {"command_timeout": 3}}})
+        faults.arm({"match": r"docker (container )?(ls|ps)", "action": "hang", "seconds": 30})
+        started = time.monotonic()
+        status = staging.inv("staging.status")
+        took = time.monotonic() - started
+        assert status.returncode == 7, (status.stdout, status.stderr)
+        lines = status.stderr.strip().splitlines()
+        assert len(lines) == 1 and "did not finish within 3s" in lines[0] and "dockyard.ssh.command_timeout" in lines[0]
+        assert took < 25, took
+    finally:
+        faults.disarm()
+        staging.cleanup()

@@ -313,10 +313,12 @@ class _AnsweringHost:
         from dockyard.health import Probe
 
         self.hosts_sent.append(host)
+        if self.status is None:  # nothing listens on the probed port
+            return Probe(False, None, "[Errno 111] Connection refused"), ""
         return Probe(False, self.status, f"HTTP {self.status}"), ""
 
 
-def _gate(status: int, ssh: dict, staging: dict | None = None):
+def _gate(status: int | None, ssh: dict, staging: dict | None = None):
     from dockyard.staging.deploy import HostDeployer, HostPlan
 
     target = target_of({"hosts": ["a@h"], "health_timeout": 30, **ssh}, staging)
@@ -348,6 +350,13 @@ def test_staging_probe_sends_the_public_host_and_a_400_names_allowed_hosts():
     assert "did not answer /health/ (dockyard.health_path) with 2xx within 30s (last: HTTP 400" in message
     assert "Host: staging.example.com (dockyard.ssh.public_host)" in message and "ALLOWED_HOSTS" in message
     assert waited >= 30
+
+
+def test_staging_gate_refused_on_the_probed_port_names_app_port():
+    message, _, _ = _gate(None, {"app_port": 8000})
+    assert "(last: [Errno 111] Connection refused; nothing answered on port 8000 in the container: set " \
+           "dockyard.ssh.app_port to the port the app listens on)" in message
+    assert "app_port" not in _gate(503, {})[0]
 
 
 # --- the compose file's services ------------------------------------------------------------------------------------

@@ -542,9 +542,17 @@ class HostDeployer:
         setting = self.target.health_setting
         problem = problem or (
             f"{self.session.name}: {plan.version} did not answer {self.target.health_path} ({setting.path_key}) "
-            f"with 2xx within {self.target.health_timeout:g}s (last: {last.detail}{setting.hint(last)})"
+            f"with 2xx within {self.target.health_timeout:g}s (last: {last.detail}{setting.hint(last)}"
+            f"{self.port_hint(last)})"
         )
         raise HealthCheckFailed(f"{problem}; it was {'stopped' if plan.rollback else 'removed'} and {kept}")
+
+    def port_hint(self, last: Probe) -> str:
+        """A refused connection most often means the app listens on another port than the one probed."""
+        if last.status is None and "refused" in last.detail.lower():
+            return (f"; nothing answered on port {self.target.app_port} in the container: set dockyard.ssh.app_port "
+                    "to the port the app listens on")
+        return ""
 
     def switch(self, plan: HostPlan) -> None:
         """Write the upstream, test and reload nginx, check the new version answers through the proxy, then record
@@ -658,7 +666,11 @@ def setup_host(target: StagingTarget, session: HostSession, env_values: dict[str
     else:
         if proxy is not None:
             host.run(cmd.remove(layout, [proxy.name]))
-        host.run(cmd.run_proxy(target, layout, session.spec.proxy_port))
+        started = host.run(cmd.run_proxy(target, layout, session.spec.proxy_port), check=False)
+        if not started.ok:
+            said = " ".join((started.stderr or started.stdout).split())[-300:]
+            raise CommandFailed(f"{session.name}: the proxy ({target.proxy_image}) did not start ({said}); set "
+                                "dockyard.ssh.proxy_image to an nginx image this host can pull or has")
         done.append(f"proxy {layout.proxy} started on port {session.spec.proxy_port}")
     if volumes:
         host.run(cmd.ensure_volumes(target, layout, [layout.volume(v) for v in volumes]))

@@ -112,14 +112,22 @@ def test_an_audit_line_that_cannot_be_appended_is_an_error():
 
 
 def test_a_lock_that_cannot_be_removed_is_an_error_and_a_lost_connection_gets_a_second_try():
-    stuck = DeployLock(HostDirLockStore(RecordingHost("rm -rf"), "/x/lock"), environment="staging")
-    stuck.held = True
+    from datetime import datetime, timezone
+
+    from dockyard.core.locks import LockRecord
+
+    held = LockRecord.new(holder="me@laptop", environment="staging", version="v2",
+                          now=datetime(2026, 12, 2, 5, 0, tzinfo=timezone.utc))
+    stuck_host = RecordingHost("rm -rf")
+    stuck = DeployLock(HostDirLockStore(stuck_host, "/x/lock"), environment="staging")
+    stuck_host.files[stuck.store.details_path] = held.to_json()  # the lock directory stays, with our record
+    stuck.held, stuck.record = True, held
     with pytest.raises(CommandFailed, match="the deploy lock /x/lock on deploy@h:22 is still held"):
         release(stuck)
     assert stuck.held
 
     dropped = DeployLock(HostDirLockStore(RecordingHost(lose=1), "/x/lock"), environment="staging")
-    dropped.held = True
+    dropped.held, dropped.record = True, held
     release(dropped)  # the second try runs on a new connection
     assert not dropped.held
 

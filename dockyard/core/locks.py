@@ -538,7 +538,14 @@ class HostDirLockStore:
         return self.host.run(replace_lock_details(self.lock_dir, held.to_json(), new.to_json()), check=False).ok
 
     def delete_if(self, held: LockRecord) -> bool:
-        return self.host.run(remove_lock_dir_if(self.lock_dir, held.to_json()), check=False).ok
+        result = self.host.run(remove_lock_dir_if(self.lock_dir, held.to_json()), check=False)
+        if result.ok:
+            return True
+        if held.same_holding(self.read(held.environment)):  # still ours: the removal itself failed
+            said = " ".join((result.stderr or result.stdout).split()) or f"exit {result.returncode}"
+            raise CommandFailed(f"{self.host_name}: cannot remove the lock {self.lock_dir} ({said[-200:]}); fix the "
+                                "host, then run the unlock task")
+        return False
 
     def delete(self) -> None:
         result = self.host.run(remove_lock_dir(self.lock_dir), check=False)

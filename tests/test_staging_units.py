@@ -296,6 +296,32 @@ def test_a_connection_whose_io_threads_died_is_unreachable_not_a_traceback():
     assert "the SSH connection broke during `docker login --password-stdin` (Socket is closed)" in lost.value.message
 
 
+def test_a_command_the_host_s_own_timeout_ended_first_is_the_same_stop_as_the_client_s(monkeypatch):
+    """The host's `timeout` (a second after the bound) can beat Invoke's timer on a busy machine: exit 124 or no exit
+    status after the bound is the bound, not a failed command."""
+    from types import SimpleNamespace
+
+    from dockyard.clients import ssh
+    from dockyard.errors import Unreachable
+    from dockyard.runner import Command
+
+    now = [100.0]
+    monkeypatch.setattr(ssh.time, "monotonic", lambda: now[0])
+
+    class SlowConnection:
+        def run(self, line, **kwargs):
+            assert kwargs["timeout"] == 2 and line.startswith("sh -c ")
+            now[0] += 3.1  # the remote `timeout 3` ended it
+            return SimpleNamespace(exited=124, stdout="", stderr="")
+
+    host = ssh.SshHost("deploy", "example.org", 22, ssh.SshOptions(command_timeout=2), name="staging-1")
+    host._connection = SlowConnection()
+    with pytest.raises(Unreachable) as stopped:
+        host.run(Command(("sleep", "60")))
+    assert stopped.value.exit_code == 7
+    assert stopped.value.message.startswith("staging-1: `sleep 60` did not finish within 2s and was stopped")
+
+
 class _AnsweringHost:
     """A host whose new container answers the health probe with ``status``; records the Host headers sent."""
 

@@ -180,12 +180,11 @@ class SshHost:
                                                                                      per_write=pty)]
             kwargs["out_stream"], kwargs["err_stream"] = shown
         line = shlex.join(command.argv) if timeout is None else bounded_remotely(command.argv, timeout)
+        started = time.monotonic()
         try:
             outcome = self.connection.run(line, **kwargs)
         except CommandTimedOut:
-            raise Unreachable(f"{self.name}: `{command.display(self.mask)}` did not finish within {timeout:g}s and was "
-                              "stopped: check the host (its network, disk, the registry it pulls from), or raise "
-                              "dockyard.ssh.command_timeout") from None
+            raise self._timed_out(command, timeout) from None
         except (OSError, EOFError) as exc:
             self._forget()
             raise Unreachable(f"{self.name}: the SSH connection broke ({exc}); check the host") from None
@@ -197,6 +196,9 @@ class SshHost:
         finally:
             for each in shown:
                 each.close()
+        if timeout is not None and outcome.exited in (None, -1, 124) and time.monotonic() - started >= timeout:
+            # The host's own `timeout` (a second later) ended it before the client's timer fired: the same stop.
+            raise self._timed_out(command, timeout)
         if outcome.exited in (None, -1) and not self._connected():  # the channel closed with no exit status
             self._forget()
             raise Unreachable(f"{self.name}: the SSH connection broke during `{command.display(self.mask)}`; "
@@ -206,6 +208,11 @@ class SshHost:
         if check and not result.ok:
             raise CommandFailed(f"{self.name}: {failure_message(result, self.mask)}")
         return result
+
+    def _timed_out(self, command: Command, timeout: float) -> Unreachable:
+        return Unreachable(f"{self.name}: `{command.display(self.mask)}` did not finish within {timeout:g}s and was "
+                           "stopped: check the host (its network, disk, the registry it pulls from), or raise "
+                           "dockyard.ssh.command_timeout")
 
     def _forget(self) -> None:
         """Drop a connection that broke: the next command opens a new one (to free the lock, say), or says why not."""

@@ -35,6 +35,21 @@ def statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, A
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
 
 
+def ecr_pull(partition: str, region: str, account: str, repository: str) -> list[dict[str, Any]]:
+    """What pulling ``repository`` from ECR takes: the registry token (no resource-level permission) and the layers."""
+    return [statement("EcrAuth", ["ecr:GetAuthorizationToken"], ["*"]),
+            statement("EcrPull", ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+                                  "ecr:BatchGetImage"],
+                      [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"])]
+
+
+def scope_notes(region: str, account: str) -> list[str]:
+    if "*" in (region, account):
+        return ["region or account unknown (set dockyard.aws.region; an ECR image.repository names both): "
+                "'*' stands in for them"]
+    return []
+
+
 def secret_prefixes(eb: Any) -> list[str]:
     """The SSM paths ``eb.setenv`` writes the ``secret_keys`` under, one per EB environment (see EbService)."""
     if not eb.secret_keys:
@@ -94,20 +109,13 @@ def policies(settings: Any, eb: Any, *, account: str = "") -> dict[str, Any]:
         instance.append(statement("Dockercfg", ["s3:GetObject"], [f"{bucket_arn}/{eb.dockercfg_key}"]))
     if eb.auth == "ecr":
         repository = settings.repository.split("/", 1)[-1]
-        instance += [
-            statement("EcrAuth", ["ecr:GetAuthorizationToken"], ["*"]),
-            statement("EcrPull", ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
-                                  "ecr:BatchGetImage"],
-                      [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"])]
+        instance += ecr_pull(partition, region, account, repository)
     if eb.auth == "ssm":
         instance.append(statement("RegistryLogin", ["ssm:GetParameters"],
                                   [f"{ssm_arn}{eb.ssm_username}", f"{ssm_arn}{eb.ssm_password}"]))
     if prefixes:
         instance.append(statement("Secrets", ["ssm:GetParameters"], [f"{ssm_arn}{p}*" for p in prefixes]))
-    notes = []
-    if "*" in (region, account):
-        notes.append("region or account unknown (set dockyard.aws.region; an ECR image.repository names both): "
-                     "'*' stands in for them")
+    notes = scope_notes(region, account)
     out: dict[str, Any] = {"ci_user": {"Version": VERSION, "Statement": ci}}
     if instance:
         out["instance_profile"] = {"Version": VERSION, "Statement": instance}

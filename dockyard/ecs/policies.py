@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..clients.ssm import parameter_name
-from ..eb.policies import VERSION, scope, statement
+from ..eb.policies import VERSION, ecr_pull, scope, scope_notes, statement
 
 
 def policies(settings: Any, *, account: str = "") -> dict[str, Any]:
@@ -54,19 +54,11 @@ def policies(settings: Any, *, account: str = "") -> dict[str, Any]:
                                   [f"{ssm_arn}{p}*" for p in secret_paths]))
     execution: list[dict[str, Any]] = []
     if is_ecr:
-        execution += [
-            statement("EcrAuth", ["ecr:GetAuthorizationToken"], ["*"]),
-            statement("EcrPull", ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
-                                  "ecr:BatchGetImage"],
-                      [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"])]
+        execution += ecr_pull(partition, region, account, repository)
     if secret_paths:
         execution.append(statement("Secrets", ["ssm:GetParameters"], [f"{ssm_arn}{p}*" for p in secret_paths]))
-    notes = []
-    if not targets:
-        notes.append("no environment has target: ecs; these policies grant nothing useful")
-    if "*" in (region, account):
-        notes.append("region or account unknown (set dockyard.aws.region; an ECR image.repository names both): "
-                     "'*' stands in for them")
+    notes = ["no environment has target: ecs; these policies grant nothing useful"] if not targets else []
+    notes += scope_notes(region, account)
     out: dict[str, Any] = {"deployer": {"Version": VERSION, "Statement": deployer}}
     if execution:
         out["task_execution_role"] = {"Version": VERSION, "Statement": execution}

@@ -242,10 +242,12 @@ def run_plan(
     stream: IO[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     into: PlanRun | None = None,
+    on_step: Callable[[int, int, str], None] | None = None,
 ) -> PlanRun:
     """The executor: each step with a progress line (``[n/N] description``), its instruction to its performer.
 
     ``into`` is filled as the steps run, so a caller whose plan failed still sees what the earlier steps produced.
+    ``on_step(n, N, description)`` is told of each step before it runs (a deploy journal records it).
     """
     out = stream or sys.stdout
     performers = performers or {}
@@ -257,6 +259,8 @@ def run_plan(
     for n, step in enumerate(plan.steps, 1):
         started = clock()
         print(f"[{n}/{total}] {step.description}", file=out, flush=True)
+        if on_step is not None:
+            on_step(n, total, mask(step.description) if mask else step.description)
         ok = False
         try:
             result = None

@@ -146,6 +146,31 @@ class EbService:
     def audit(self) -> S3AuditStore:
         return S3AuditStore(self.client.s3, self.eb.bucket, self.eb.key())
 
+    def journal_store(self) -> Any:
+        """Where this environment's deploy journal lives: beside its lock (see :mod:`dockyard.core.journal`)."""
+        from ..core.journal import S3JournalStore
+
+        return S3JournalStore(self.client.s3, self.eb.bucket, self.eb.key("journal", f"{self.env.name}.json"))
+
+    def open_journal(self, action: str, version: str, target: str, started: datetime, previous: str,
+                     who: str, image: str = "") -> Any:
+        """Settle what an earlier, killed deploy left (holding the lock), then begin this deploy's entry."""
+        from ..core.journal import DeployJournal, JournalEntry, deploy_id, settle
+
+        store = self.journal_store()
+        settle(store, self.audit(), say=self.say)
+        journal = DeployJournal(store, JournalEntry(
+            deploy=deploy_id(who, stamp(started)), action=action, environment=self.env.name, target=target,
+            version=version, previous_label=previous, started=stamp(started), who=who, image=image))
+        journal.begin()
+        return journal
+
+    def journal_line(self) -> str:
+        """``eb.status``'s line about a deploy in progress or one that never finished ("" when there is none)."""
+        from ..core.journal import journal_line
+
+        return journal_line(self.journal_store(), self.lock_status()) if self.eb.bucket else ""
+
     def ready_state(self, name: str) -> EnvironmentState:
         self.client.require_application(self.application)
         state = self.client.require_environment(self.application, name)
@@ -182,8 +207,12 @@ class EbService:
             raise
         plan = deploy_plan(decided)
         error: BaseException | None = None
+        journal = None
         try:
-            run = run_plan(plan, self.performers(lock, decided.policy), mask=self.project.mask)
+            journal = self.open_journal(action, str(release.version), name, started, decided.previous_label,
+                                        lock.holder, self.image(release))
+            run = run_plan(plan, self.performers(lock, decided.policy), mask=self.project.mask,
+                           on_step=journal.reached)
             if no_wait:
                 self.say(f"{name} is updating to {release.label}; follow it with `inv eb.events --follow`")
             else:
@@ -193,7 +222,7 @@ class EbService:
             raise
         finally:
             if lock.held:
-                self._finish(lock, decided, started, action, error)
+                self._finish(lock, decided, started, action, error, journal)
         return EbDeployed(decided, plan, result_of(None, no_wait=no_wait))
 
     def performers(self, lock: DeployLock, policy: WaitPolicy) -> dict[str, Any]:
@@ -223,7 +252,7 @@ class EbService:
         return state, decided, bundle
 
     def _finish(self, lock: DeployLock, d: EbDeploy, started: datetime, action: str,
-                error: BaseException | None) -> None:
+                error: BaseException | None, journal: Any = None) -> None:
         try:
             self.audit().write(AuditRecord(
                 action=action, environment=self.env.name, target=d.environment,
@@ -231,6 +260,8 @@ class EbService:
                 started=stamp(started), finished=stamp(utc_now()), image=self.image(d.release),
                 result=result_of(error, no_wait=d.no_wait), previous_label=d.previous_label,
                 detail=(getattr(error, "message", str(error)) if error is not None else "")[:500]))
+            if journal is not None:
+                journal.close()  # only once the record is written: else the next command settles it
         finally:
             lock.release()
 
@@ -334,8 +365,11 @@ class EbService:
             raise
         started = utc_now()
         error: BaseException | None = None
+        journal = None
         try:
-            run_plan(plan, self.performers(lock, policy), mask=self.project.mask)
+            journal = self.open_journal("rollback", str(label_version(label) or ""), name, started,
+                                        state.version_label, lock.holder)
+            run_plan(plan, self.performers(lock, policy), mask=self.project.mask, on_step=journal.reached)
             self.say(f"{name} runs {label} again")
         except BaseException as exc:
             error = exc
@@ -348,6 +382,8 @@ class EbService:
                         version=str(label_version(label) or ""), label=label, who=lock.holder,
                         started=stamp(started), finished=stamp(utc_now()),
                         result="failed" if error is not None else "succeeded", previous_label=state.version_label))
+                    if journal is not None:
+                        journal.close()
                 finally:
                     lock.release()
         return plan

@@ -178,6 +178,36 @@ class EcsService:
                              image=image, detail=outcome.detail)
         self.say(f"audit: {self.audit_log().write(record)}")
 
+    def journal_store(self) -> Any:
+        """Where this environment's deploy journal lives: beside its lock (see :mod:`dockyard.core.journal`)."""
+        from ..core.journal import S3JournalStore, SsmJournalStore
+
+        if self.target.bucket:
+            return S3JournalStore(self._s3(), self.target.bucket, self._key("journal", f"{self.env.name}.json"))
+        from ..clients.ssm import parameter_name
+
+        return SsmJournalStore(self.ssm, parameter_name(self._key("journal", self.env.name)))
+
+    def open_journal(self, action: str, version: str, started: Any, previous: str, who: str,
+                     image: str = "") -> Any:
+        """Settle what an earlier, killed deploy left (holding the lock), then begin this deploy's entry."""
+        from ..core.journal import DeployJournal, JournalEntry, deploy_id, settle
+
+        store = self.journal_store()
+        settle(store, self.audit_log(), say=self.say)
+        journal = DeployJournal(store, JournalEntry(
+            deploy=deploy_id(who, stamp(started)), action=action, environment=self.env.name,
+            target=f"ecs:{self.target.where}", version=version, previous_label=previous, started=stamp(started),
+            who=who, image=image))
+        journal.begin()
+        return journal
+
+    def journal_line(self) -> str:
+        """``ecs.status``'s line about a deploy in progress or one that never finished ("" when there is none)."""
+        from ..core.journal import journal_line
+
+        return journal_line(self.journal_store(), self.lock_status())
+
     def records(self) -> list[Any]:
         """This service's audit records, newest first (other targets may share the store)."""
         return [r for r in self.audit_log().records(self.env.name) if r.target == f"ecs:{self.target.where}"]
@@ -231,8 +261,11 @@ class EcsService:
         except BaseException:
             lock.release()  # refused from the state (not published, bad settings): nothing changed, no record
             raise
+        journal = None
         try:
-            run_plan(plan, self.performers(lock, started_at), mask=self.project.mask, into=run)
+            journal = self.open_journal("deploy", version, started_at, short_arn(live), lock.holder, image)
+            run_plan(plan, self.performers(lock, started_at), mask=self.project.mask, into=run,
+                     on_step=journal.reached)
         except BaseException as exc:
             outcome.result = "rolled back" if isinstance(exc, RolledBack) else "failed"
             outcome.detail = getattr(exc, "message", "") or type(exc).__name__
@@ -246,6 +279,8 @@ class EcsService:
                 try:
                     self.audit("deploy", version, outcome, stamp(started_at), short_arn(live), who=lock.holder,
                                image=image)
+                    if journal is not None:
+                        journal.close()  # only once the record is written: else the next command settles it
                 finally:
                     lock.release()
         self.say(f"deployed {version} to {self.target.where} as {outcome.label}"
@@ -347,8 +382,10 @@ class EcsService:
             lock.release()
             raise
         outcome.label = target.label
+        journal = None
         try:
-            run_plan(plan, self.performers(lock, started), mask=self.project.mask)
+            journal = self.open_journal("rollback", self.version_of(target), started, short_arn(live), lock.holder)
+            run_plan(plan, self.performers(lock, started), mask=self.project.mask, on_step=journal.reached)
             outcome.result = "succeeded"
         except BaseException as exc:
             outcome.detail = getattr(exc, "message", "") or type(exc).__name__
@@ -358,6 +395,8 @@ class EcsService:
                 try:
                     self.audit("rollback", self.version_of(target), outcome, stamp(started), short_arn(live),
                                who=lock.holder)
+                    if journal is not None:
+                        journal.close()
                 finally:
                     lock.release()
         self.say(f"rolled back {self.target.where} to {target.label}")

@@ -51,6 +51,9 @@ def show_status(service: Any):  # -> EnvironmentState
         for cause in causes:
             service.say(f"  {cause}")
     service.say(f"lock: {service.lock_status()}")
+    journal = service.journal_line()
+    if journal:
+        service.say(f"journal: {journal}")
     return state
 
 

@@ -62,6 +62,9 @@ def show_status(service: Any, events: int = 5):  # -> (ServiceState, TaskDefinit
              for d in state.deployments]
     service.say(table(rows))
     service.say(f"  lock: {service.lock_status()}")
+    journal = service.journal_line()
+    if journal:
+        service.say(f"  journal: {journal}")
     for event in state.events[: int(events)]:
         service.say(f"  {event.created:%Y-%m-%d %H:%M:%S} {event.message}" if event.created else f"  {event.message}")
     return state, definition

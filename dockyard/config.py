@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,6 +48,9 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "shell": "sh",
     "target": "",  # how the environment is deployed: "", "eb", "ssh" or "ecs"
     "project_name": "",  # compose project; default <app>-<env>
+    # run once per deploy in a one-off container of the new image, before it takes traffic; "" = none
+    "release_command": "",
+    "release_command_timeout": 600,  # seconds the release command may run before the deploy stops
 }
 
 CORE_DEFAULTS: dict[str, Any] = {
@@ -126,6 +130,8 @@ class Environment:
     target: str
     project_name: str
     section: Section = field(repr=False, compare=False)
+    release_command: str = ""  # see dockyard.core.release_command
+    release_command_timeout: int = 600
     #: the setting ``health_path`` came from, named when the check fails
     health_path_key: str = field(default="dockyard.health_path", compare=False)
 
@@ -330,6 +336,16 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
     return replace(settings, features=features)
 
 
+def _release_command(env: Section) -> str:
+    text = env.str("release_command").strip()
+    if text:
+        try:
+            shlex.split(text)
+        except ValueError as exc:
+            raise env.fail("release_command", f"not a shell-style command line ({exc}): {text!r}") from None
+    return text
+
+
 def _parse_environment(name: str, env: Section, root: Path, app: str, top: Section) -> Environment:
     compose = env.path("compose", root)
     if compose is not None and compose.is_dir():
@@ -354,6 +370,8 @@ def _parse_environment(name: str, env: Section, root: Path, app: str, top: Secti
         shell=env.str("shell", "sh", required=True),
         target=env.str("target", "", choices=TARGETS),
         project_name=env.str("project_name") or f"{app}-{name}".replace(".", "-"),
+        release_command=_release_command(env),
+        release_command_timeout=env.int("release_command_timeout", 600, minimum=1),
         section=env,
         health_path_key=owner.full("health_path"),
     )

@@ -21,13 +21,15 @@ VERBS = ("deploy", "rollback", "status", "history")
 #: Per target, the verbs it has and the options of each verb it honours (beyond ``--env``, ``--json``).
 SUPPORTED: Mapping[str, Mapping[str, frozenset[str]]] = {
     "eb": {
-        "deploy": frozenset({"version", "dry_run", "no_wait", "timeout", "no_rollback", "force_unlock"}),
+        "deploy": frozenset({"version", "dry_run", "no_wait", "timeout", "no_rollback", "force_unlock",
+                             "skip_release_command"}),
         "rollback": frozenset({"to", "dry_run", "timeout"}),
         "status": frozenset(),
         "history": frozenset({"count"}),
     },
     "ecs": {
-        "deploy": frozenset({"version", "dry_run", "no_wait", "timeout", "no_rollback", "force_unlock"}),
+        "deploy": frozenset({"version", "dry_run", "no_wait", "timeout", "no_rollback", "force_unlock",
+                             "skip_release_command"}),
         "rollback": frozenset({"to", "dry_run", "timeout"}),
         "status": frozenset(),
         "history": frozenset({"count"}),

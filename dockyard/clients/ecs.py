@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from ..ecs.taskdef import TaskDefinition  # the value ECS's task-definition calls speak
-from ..errors import Refused
+from ..errors import DockyardError, Refused
 from .aws import AwsApi, ExpectedError
 
 
@@ -41,10 +41,29 @@ class ServiceState:
     pending: int
     deployments: tuple[Deployment, ...]
     events: tuple[ServiceEvent, ...]  # newest first, as ECS returns them
+    #: how the service places its tasks (launchType or capacityProviderStrategy, networkConfiguration,
+    #: platformVersion): a one-off task of the service's revision is started the same way
+    placement: tuple[tuple[str, Any], ...] = ()
 
     @property
     def primary(self) -> Deployment | None:
         return next((d for d in self.deployments if d.status == "PRIMARY"), None)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One task as DescribeTasks reports it, reduced to what a one-off task's outcome needs."""
+
+    arn: str
+    status: str  # lastStatus: PROVISIONING ... RUNNING ... STOPPED
+    stop_code: str
+    stopped_reason: str
+    exit_code: int | None  # the container's; None when it never ran (or ECS has not said yet)
+    container_reason: str
+
+    @property
+    def stopped(self) -> bool:
+        return self.status == "STOPPED"
 
 
 def short_arn(arn: str) -> str:
@@ -97,6 +116,47 @@ class EcsClient:
         self._call("update_service", f"service {cluster}/{service}", cluster=cluster, service=service,
                    taskDefinition=task_definition_arn)
 
+    # --- one-off tasks ------------------------------------------------------------------------------------------
+    def run_task(self, cluster: str, task_definition_arn: str, *, container: str, command: tuple[str, ...],
+                 placement: tuple[tuple[str, Any], ...] = (), started_by: str = "dockyard") -> str:
+        """Start one task of ``task_definition_arn`` with ``container``'s command overridden; returns its ARN."""
+        data = self._call("run_task", f"task of {short_arn(task_definition_arn)} in cluster {cluster}",
+                          cluster=cluster, taskDefinition=task_definition_arn, count=1, startedBy=started_by,
+                          overrides={"containerOverrides": [{"name": container, "command": list(command)}]},
+                          **dict(placement))
+        tasks = data.get("tasks") or []
+        if not tasks:
+            failures = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')} {f.get('detail', '')}".strip()
+                                 for f in data.get("failures") or []) or "no task and no failure given"
+            raise TaskNotStarted(failures)
+        return tasks[0]["taskArn"]
+
+    def task(self, cluster: str, task_arn: str, container: str) -> TaskState:
+        data = self._call("describe_tasks", f"task {task_arn}", cluster=cluster, tasks=[task_arn])
+        found = data.get("tasks") or []
+        if not found:
+            return TaskState(task_arn, "MISSING", "", "ECS no longer knows the task", None, "")
+        task = found[0]
+        mine = next((c for c in task.get("containers") or [] if c.get("name") == container), {})
+        code = mine.get("exitCode")
+        return TaskState(arn=task_arn, status=task.get("lastStatus", ""), stop_code=task.get("stopCode") or "",
+                         stopped_reason=task.get("stoppedReason") or "",
+                         exit_code=int(code) if code is not None else None, container_reason=mine.get("reason") or "")
+
+    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
+        self._call("stop_task", f"task {task_arn}", cluster=cluster, task=task_arn, reason=reason[:255])
+
+    def log_tail(self, group: str, stream: str, *, region: str = "", limit: int = 20) -> list[str]:
+        """The last ``limit`` lines of a CloudWatch Logs stream ([] when the stream does not exist (yet))."""
+        client = self.session.client("logs", endpoint_url=self.endpoint_url, region_name=region or None)
+        api = AwsApi(client, service="logs", sleep=self.sleep)
+        try:
+            data = api.call("get_log_events", f"log stream {group}/{stream}", expected=("ResourceNotFoundException",),
+                            logGroupName=group, logStreamName=stream, startFromHead=False, limit=limit)
+        except ExpectedError:
+            return []
+        return [str(e.get("message", "")).rstrip("\n") for e in data.get("events") or []]
+
     # --- task definitions ----------------------------------------------------------------------------------------
     def task_definition(self, ref: str) -> TaskDefinition:
         data = self._call("describe_task_definition", f"task definition {ref}", taskDefinition=ref,
@@ -139,6 +199,23 @@ class EcsClient:
         return True
 
 
+class TaskNotStarted(DockyardError):
+    """RunTask started no task (the failures say why: no capacity, a bad network configuration...)."""
+
+
+#: the DescribeServices fields that say how the service's tasks are placed, as RunTask takes them
+PLACEMENT_KEYS = ("launchType", "capacityProviderStrategy", "networkConfiguration", "platformVersion")
+
+
+def _placement(data: dict) -> tuple[tuple[str, Any], ...]:
+    picked = {k: data[k] for k in PLACEMENT_KEYS if data.get(k)}
+    if "capacityProviderStrategy" in picked:
+        picked.pop("launchType", None)  # RunTask takes one or the other
+    if picked.get("launchType") != "FARGATE":
+        picked.pop("platformVersion", None)
+    return tuple(picked.items())
+
+
 def _service_state(cluster: str, data: dict) -> ServiceState:
     deployments = tuple(
         Deployment(id=d.get("id", ""), status=d.get("status", ""), task_definition=d.get("taskDefinition", ""),
@@ -150,4 +227,4 @@ def _service_state(cluster: str, data: dict) -> ServiceState:
     return ServiceState(cluster=cluster, name=data.get("serviceName", ""), status=data.get("status", ""),
                         task_definition=data.get("taskDefinition", ""), desired=int(data.get("desiredCount") or 0),
                         running=int(data.get("runningCount") or 0), pending=int(data.get("pendingCount") or 0),
-                        deployments=deployments, events=events)
+                        deployments=deployments, events=events, placement=_placement(data))

@@ -5,6 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..core.release_command import ReleaseCommand
 from ..plan import ApiCall, Output, Plan, Step
 from .taskdef import TaskDefinition, diff
 
@@ -110,10 +111,33 @@ class EcsDeploy:
     force_unlock: bool = False
     no_wait: bool = False
     no_rollback: bool = False
+    release: ReleaseCommand | None = None  # the environment's release command (None: it has none)
+    skip_release: bool = False  # --skip-release-command
+    container: str = ""  # the app container the release command runs in (the first of ecs.containers)
+    placement: tuple[tuple[str, Any], ...] = ()  # how the service starts its tasks (launch type, network...)
+    logs: Any = None  # the container's awslogs stream settings (dockyard.ecs.release.LogStream), if any
+
+
+def release_step(d: EcsDeploy, new_arn: Output) -> Step:
+    """Run the release command once, as a one-off task of the new revision, before the service is touched."""
+    from ..clients.ecs import short_arn
+
+    assert d.release is not None
+    how = ", ".join(f"{k}={v}" for k, v in d.placement if isinstance(v, str)) or "the cluster's default"
+    details = [f"command override of container {d.container}: {d.release.text}", f"placed like the service ({how})"]
+    details.append(f"then its last log lines from {d.logs.group}" if d.logs else
+                   "its output is not shown: the container has no awslogs log configuration with a stream prefix")
+    return Step(
+        f"Run the release command once as a one-off task of the new revision and wait until it STOPPED (at most "
+        f"{d.release.timeout}s; on failure the service stays on {short_arn(d.live)})",
+        instruction=ApiCall.of("release", "run", output="release", arn=new_arn, container=d.container, command=d.release.argv,
+                               timeout=d.release.timeout, live=d.live, placement=d.placement, logs=d.logs),
+        details=tuple(details))
 
 
 def deploy_plan(d: EcsDeploy) -> Plan:
     from ..clients.ecs import short_arn
+    from ..core.release_command import SKIPPED
 
     new_arn = Output("revision", "arn")
     steps = [Step(f"Take the deploy lock of {d.environment}: {d.lock_where}",
@@ -124,6 +148,11 @@ def deploy_plan(d: EcsDeploy) -> Plan:
                           instruction=ApiCall.of("ssm", "put_secure", secret=("value",), name=name, value=value)))
     steps.append(Step(f"Register a new revision of {d.intent.desired.family} with {d.image}",
                       instruction=ApiCall.of("revisions", "register", output="revision", definition=d.intent.desired)))
+    notes: tuple[str, ...] = ()
+    if d.release is not None and d.skip_release:
+        notes = (f"release command {d.release.text!r} {SKIPPED}",)
+    elif d.release is not None:
+        steps.append(release_step(d, new_arn))
     steps.append(Step(f"Update service {d.where} to it",
                       instruction=ApiCall.of("ecs", "update_service", cluster=d.cluster, service=d.service,
                                              task_definition_arn=new_arn)))
@@ -136,7 +165,7 @@ def deploy_plan(d: EcsDeploy) -> Plan:
                                    no_rollback=d.no_rollback)))
     steps.append(Step(f"Deregister ACTIVE revisions beyond the newest {d.keep} (never {short_arn(d.live)})",
                       instruction=ApiCall.of("revisions", "prune", protected=(d.live, new_arn))))
-    return Plan(f"ecs.deploy {d.version} to {d.where} ({d.environment})", tuple(steps))
+    return Plan(f"ecs.deploy {d.version} to {d.where} ({d.environment})", tuple(steps), notes)
 
 
 def rollback_plan(*, where: str, cluster: str, service: str, environment: str, lock_where: str,

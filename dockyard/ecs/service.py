@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -35,6 +35,7 @@ class Outcome:
     result: str = "failed"
     detail: str = ""
     label: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 class EcsService:
@@ -175,7 +176,7 @@ class EcsService:
         record = AuditRecord(action=action, environment=self.env.name, target=f"ecs:{self.target.where}",
                              version=version, label=outcome.label, who=who or actor(), started=started,
                              finished=stamp(utc_now()), result=outcome.result, previous_label=previous,
-                             image=image, detail=outcome.detail)
+                             image=image, detail=outcome.detail, extra=dict(outcome.extra))
         self.say(f"audit: {self.audit_log().write(record)}")
 
     def journal_store(self) -> Any:
@@ -226,25 +227,36 @@ class EcsService:
             self.say(f"  {line}")
 
     def planned_deploy(self, version: str, image: str, *, timeout: float = 0, no_wait: bool = False,
-                       no_rollback: bool = False, force_unlock: bool = False) -> tuple[Plan, str]:
+                       no_rollback: bool = False, force_unlock: bool = False,
+                       skip_release_command: bool = False) -> tuple[Plan, str]:
         """Read the service's state and plan the deploy from it: (the plan, the live task definition's ARN)."""
+        from ..core.release_command import release_command_of
+        from .release import log_stream_of
+
         state = self.state()
         intent = self.intent(state, image)
         self.require_published(version, image)
         self.show(intent)
+        container = self.target.containers[0]
         plan = deploy_plan(EcsDeploy(
             version=version, image=image, where=self.target.where, cluster=self.target.cluster,
             service=self.target.service, environment=self.env.name, lock_where=self.lock_location,
             live=state.task_definition, intent=intent, timeout=timeout or self.target.timeout, keep=self.target.keep,
-            force_unlock=force_unlock, no_wait=no_wait, no_rollback=no_rollback))
+            force_unlock=force_unlock, no_wait=no_wait, no_rollback=no_rollback,
+            release=release_command_of(self.env), skip_release=skip_release_command, container=container,
+            placement=state.placement, logs=log_stream_of(intent.desired, container)))
         return plan, state.task_definition
 
     def deploy(self, version: str = "", *, dry_run: bool = False, timeout: float = 0, no_wait: bool = False,
-               no_rollback: bool = False, force_unlock: bool = False) -> Plan:
+               no_rollback: bool = False, force_unlock: bool = False, skip_release_command: bool = False) -> Plan:
         """Take the lock, then read the state and plan from it, then run the plan (whose first step finds the lock
         held by this deploy). A dry run takes no lock: it plans from the state as it reads it, and says so."""
+        from ..core.release_command import AUDIT_KEY, SKIPPED, ReleaseCommandFailed, release_command_of
+
         version, image = self.image_for(version)
-        options = {"timeout": timeout, "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock}
+        options = {"timeout": timeout, "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock,
+                   "skip_release_command": skip_release_command}
+        release = release_command_of(self.env)
         if dry_run:
             plan, _ = self.planned_deploy(version, image, **options)
             display(plan, mask=self.project.mask)
@@ -254,6 +266,8 @@ class EcsService:
         started_at = utc_now()
         run = PlanRun()
         outcome = Outcome()
+        if release is not None:
+            outcome.extra[AUDIT_KEY] = SKIPPED if skip_release_command else "not run"
         live = ""
         lock.acquire(version, force_unlock=force_unlock, say=self.say)
         try:
@@ -264,17 +278,22 @@ class EcsService:
         journal = None
         try:
             journal = self.open_journal("deploy", version, started_at, short_arn(live), lock.holder, image)
-            run_plan(plan, self.performers(lock, started_at), mask=self.project.mask, into=run,
-                     on_step=journal.reached)
+            performers = self.performers(lock, started_at)
+            run_plan(plan, performers, mask=self.project.mask, into=run, on_step=journal.reached)
         except BaseException as exc:
             outcome.result = "rolled back" if isinstance(exc, RolledBack) else "failed"
             outcome.detail = getattr(exc, "message", "") or type(exc).__name__
+            if isinstance(exc, ReleaseCommandFailed):
+                outcome.extra[AUDIT_KEY] = f"failed: {exc.reason}"
+                outcome.detail = f"release command failed: {exc.reason}; {short_arn(live)} still serves"
             raise
         else:
             outcome.result, outcome.detail = ("started", "not waited for (--no-wait)") if no_wait else ("succeeded", "")
         finally:
             if "revision" in run.outputs:
                 outcome.label = run.outputs["revision"].label
+            if release is not None and "release" in run.outputs:
+                outcome.extra[AUDIT_KEY] = "succeeded"
             if lock.held:
                 try:
                     self.audit("deploy", version, outcome, stamp(started_at), short_arn(live), who=lock.holder,
@@ -288,8 +307,12 @@ class EcsService:
         return plan
 
     def performers(self, lock: DeployLock, started: Any) -> dict[str, Any]:
+        from .release import EcsReleaseRunner
+
         return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"      {text}")}), "ssm": self.ssm,
-                "ecs": self.client, "wait": EcsWaiter(self, since=started), "revisions": self}
+                "ecs": self.client, "wait": EcsWaiter(self, since=started), "revisions": self,
+                "release": EcsReleaseRunner(self.client, cluster=self.target.cluster, say=self.say,
+                                            interval=self.target.poll_interval, sleep=self.sleep)}
 
     def _wait(self, arn: str, timeout: float, *, since: Any = None) -> None:
         wait_for_deployment(self.state, arn, timeout=timeout, interval=self.target.poll_interval, since=since,

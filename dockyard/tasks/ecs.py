@@ -24,13 +24,16 @@ def _service(c: Any, env: str):
             "timeout": "seconds to wait for the deployment (default: ecs.timeout)",
             "no_wait": "return once the service is updated (no wait, no rollback)",
             "no_rollback": "leave a failed deployment in place instead of rolling back",
-            "force_unlock": "clear a stale deploy lock first"})
+            "force_unlock": "clear a stale deploy lock first",
+            "skip_release_command": "emergencies only: do not run the environment's release_command (the audit "
+                                    "record says it was skipped)"})
 @edge
 def deploy(c, version="", env="prod", dry_run=False, timeout=0, no_wait=False, no_rollback=False,
-           force_unlock=False):
-    """Deploy a release to the ECS service: new task-definition revision, update, wait, roll back on failure."""
+           force_unlock=False, skip_release_command=False):
+    """Deploy a release to the ECS service: new task-definition revision, release command, update, wait."""
     _service(c, env).deploy(version or "", dry_run=dry_run, timeout=float(timeout), no_wait=no_wait,
-                            no_rollback=no_rollback, force_unlock=force_unlock)
+                            no_rollback=no_rollback, force_unlock=force_unlock,
+                            skip_release_command=skip_release_command)
 
 
 @task(help={"version": "release to compare with (default: the latest release tag)", "env": ENV_HELP})

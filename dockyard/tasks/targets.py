@@ -124,7 +124,8 @@ class EcsTarget:
         result.version, result.image = self.service.image_for(options["version"])
         self.service.deploy(options["version"], dry_run=options["dry_run"], timeout=float(options["timeout"]),
                             no_wait=options["no_wait"], no_rollback=options["no_rollback"],
-                            force_unlock=options["force_unlock"])
+                            force_unlock=options["force_unlock"],
+                            skip_release_command=bool(options.get("skip_release_command")))
         result.result = "planned" if options["dry_run"] else "started" if options["no_wait"] else "succeeded"
 
     def rollback(self, options: Options, result: Any) -> None:

@@ -41,3 +41,19 @@ def test_the_arns_name_the_service_the_family_and_the_secret_path():
         "arn:aws:ssm:us-east-1:123456789012:parameter/dockyard/shop/*"]
     execution = {s["Sid"]: s for s in doc["task_execution_role"]["Statement"]}
     assert execution["Secrets"]["Action"] == ["ssm:GetParameters"]
+
+
+def test_a_release_command_adds_run_describe_and_stop_task_on_the_family_and_the_cluster():
+    plain = {s["Sid"] for s in policies(settings_of())["deployer"]["Statement"]}
+    assert not {"ReleaseCommandRun", "ReleaseCommandTask"} & plain  # least privilege: only when one is set
+    doc = policies(parse_settings({
+        "app": "shop", "image": {"repository": "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop"},
+        "ecs": {"cluster": "shop", "service": "shop-web"},
+        "environments": {"prod": {"target": "ecs", "release_command": "python manage.py migrate"}}}))
+    by_sid = {s["Sid"]: s for s in doc["deployer"]["Statement"]}
+    assert by_sid["ReleaseCommandRun"]["Action"] == ["ecs:RunTask"]
+    assert by_sid["ReleaseCommandRun"]["Resource"] == ["arn:aws:ecs:us-east-1:123456789012:task-definition/shop:*"]
+    assert sorted(by_sid["ReleaseCommandTask"]["Action"]) == ["ecs:DescribeTasks", "ecs:StopTask"]
+    assert by_sid["ReleaseCommandTask"]["Resource"] == ["arn:aws:ecs:us-east-1:123456789012:task/shop/*"]
+    assert by_sid["PassTaskRoles"]["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    assert findings(doc["deployer"]) <= DOCUMENTED

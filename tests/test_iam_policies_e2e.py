@@ -26,6 +26,9 @@ UNCHECKED = {
     # iam:PassRole is an implicit check AWS makes when RegisterTaskDefinition names roles; moto makes none (and the
     # test's task definition names no role).
     "PassTaskRoles",
+    # Reading the release command's log lines is best effort (a denial only hides them), and the test's task
+    # definition has no awslogs configuration.
+    "ReleaseCommandLogs",
 }
 #: Needed by what reads the audit records (`inv history`, `ecs.rollback` choosing the previous good release), not by
 #: the deploy itself: checked with `inv history`.
@@ -75,15 +78,23 @@ def account(iam_moto):
     return Account(iam_moto.endpoint)
 
 
-def ecs_world(account: Account, project, *, bucket: str) -> None:
+def ecs_world(account: Account, project, *, bucket: str, release_command: str = "") -> None:
     app = project.app
     ecs = account.client("ecs")
     if not ecs.list_clusters()["clusterArns"]:
         ecs.create_cluster(clusterName="shop")
+    if release_command and not ecs.list_container_instances(cluster="shop")["containerInstanceArns"]:
+        # moto places a one-off EC2 task only on a registered container instance; its tasks then walk to STOPPED,
+        # exit code 0, without running anything
+        instance = account.client("ec2").run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]
+        ecs.register_container_instance(cluster="shop", instanceIdentityDocument=json.dumps(
+            {"instanceId": instance["InstanceId"], "region": "us-east-1", "availabilityZone": "us-east-1a",
+             "instanceType": "t2.micro", "imageId": "ami-12c6146b", "accountId": "123456789012",
+             "privateIp": "10.0.0.1", "version": "2017-09-30", "architecture": "x86_64"}))
     ecs.register_task_definition(family=app, networkMode="bridge", tags=[{"key": "team", "value": "shop"}],
                                  containerDefinitions=[{"name": "web", "image": f"{REGISTRY}/{app}:1.2.3",
                                                         "memory": 256}])
-    service = f"{app}-{'s3' if bucket else 'ssm'}"
+    service = service_name(app, bucket, release_command)
     ecs.create_service(cluster="shop", serviceName=service, taskDefinition=app, desiredCount=0)
     ecr = account.client("ecr")
     try:
@@ -94,13 +105,15 @@ def ecs_world(account: Account, project, *, bucket: str) -> None:
         ecr.put_image(repositoryName=app, imageTag=tag, imageManifest=json.dumps(
             {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
              "config": {"digest": f"sha256:{'0' * 63}{tag[-1]}"}, "layers": []}))
-    if bucket:
+    if bucket and bucket not in [b["Name"] for b in account.client("s3").list_buckets()["Buckets"]]:
         account.client("s3").create_bucket(Bucket=bucket)
-    settings = {"cluster": "shop", "service": service, "containers": ["web"], "bucket": bucket, "keep": 10}
+    settings = {"cluster": "shop", "service": service, "containers": ["web"], "bucket": bucket, "keep": 10,
+                "poll_interval": 0}
     if not bucket:  # the SSM store, and a secret the deploy writes to SSM
         settings.update(env_file=True, secret_keys=["DJANGO_SECRET_KEY"])
     project.configure({"dockyard": {"image": {"repository": f"{REGISTRY}/{app}"}, "ecs": settings,
-                                    "environments": {"prod": {"target": "ecs"}}}})
+                                    "environments": {"prod": {"target": "ecs", "release_command": release_command,
+                                                              "release_command_timeout": 30}}}})
     project.commit("ecs settings")
     for tag in ("v1.2.3", "v1.2.4"):
         project.git("tag", "-a", tag, "-m", f"release {tag}")
@@ -116,9 +129,15 @@ def clear_lock(account: Account, bucket: str, app: str) -> None:
             pass
 
 
-@pytest.mark.parametrize("bucket", [BUCKET, ""], ids=["s3-store", "ssm-store-and-secrets"])
-def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(account, sample_project, bucket):
-    ecs_world(account, sample_project, bucket=bucket)
+def service_name(app: str, bucket: str, release_command: str) -> str:
+    return f"{app}-{'s3' if bucket else 'ssm'}{'-release' if release_command else ''}"
+
+
+@pytest.mark.parametrize("bucket, release_command", [(BUCKET, ""), ("", ""), (BUCKET, "python manage.py migrate")],
+                         ids=["s3-store", "ssm-store-and-secrets", "release-command"])
+def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(account, sample_project, bucket,
+                                                                             release_command):
+    ecs_world(account, sample_project, bucket=bucket, release_command=release_command)
     printed = sample_project.inv("ecs.policies")
     assert printed.returncode == 0, printed.stderr
     deployer = json.loads(printed.stdout)["deployer"]
@@ -131,7 +150,7 @@ def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(acc
     ran = deploy("1.2.4")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     service = account.client("ecs").describe_services(
-        cluster="shop", services=[f"{sample_project.app}-{'s3' if bucket else 'ssm'}"])["services"][0]
+        cluster="shop", services=[service_name(sample_project.app, bucket, release_command)])["services"][0]
     assert account.client("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])[
         "taskDefinition"]["containerDefinitions"][0]["image"].endswith(":1.2.4")
 

@@ -16,7 +16,8 @@ from ..eb.policies import VERSION, ecr_pull, scope, scope_notes, statement
 def policies(settings: Any, *, account: str = "") -> dict[str, Any]:
     """``{"deployer": policy, "task_execution_role": policy or absent, "notes": [...]}`` for every ECS environment."""
     partition, region, account = scope(settings, account)
-    targets = [settings.ecs.target(name) for name, env in settings.environments.items() if env.target == "ecs"]
+    names = [name for name, env in settings.environments.items() if env.target == "ecs"]
+    targets = [settings.ecs.target(name) for name in names]
     ecs_arn = f"arn:{partition}:ecs:{region}:{account}"
     ssm_arn = f"arn:{partition}:ssm:{region}:{account}:parameter"
     repository = settings.repository.split("/", 1)[-1] if "/" in settings.repository else ""
@@ -34,6 +35,22 @@ def policies(settings: Any, *, account: str = "") -> dict[str, Any]:
          "Resource": [f"arn:{partition}:iam::{account}:role/*"],
          "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
     ]
+    released = [t for name, t in zip(names, targets) if settings.environments[name].release_command]
+    if released:
+        # The release command: RunTask takes the task-definition resource (the new revision of the family), and
+        # DescribeTasks/StopTask the task one, arn:...:task/<cluster>/<task id> (Service Authorization Reference,
+        # "Actions, resources, and condition keys for Amazon Elastic Container Service"). RunTask hands the task its
+        # roles, which PassTaskRoles above allows.
+        deployer += [
+            statement("ReleaseCommandRun", ["ecs:RunTask"],
+                      sorted({f"{ecs_arn}:task-definition/{t.family}:*" for t in released})),
+            statement("ReleaseCommandTask", ["ecs:DescribeTasks", "ecs:StopTask"],
+                      sorted({f"{ecs_arn}:task/{t.cluster}/*" for t in released})),
+            # its output, from the app container's awslogs stream (the group is the task definition's, not a
+            # setting): reading it is best effort, a denial only hides the lines
+            statement("ReleaseCommandLogs", ["logs:GetLogEvents"],
+                      [f"arn:{partition}:logs:{region}:{account}:log-group:*:log-stream:*"]),
+        ]
     if is_ecr and any(t.check_image for t in targets):
         deployer.append(statement("ReleaseImage", ["ecr:DescribeImages"],
                                   [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"]))

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..clients.ecs import TaskNotStarted, TaskState, short_arn
 from ..core.release_command import TAIL_LINES, ReleaseCommand, ReleaseCommandFailed
+from ..errors import DockyardError
 from .taskdef import TaskDefinition
 
 #: the one-off task's startedBy (DescribeTasks and ListTasks show it)
@@ -123,5 +124,9 @@ class EcsReleaseRunner:
             self.say(f"      (container {container} does not log to CloudWatch with awslogs-stream-prefix: no output "
                      "to show)")
             return []
-        return self.client.log_tail(logs.group, logs.stream(container, task_arn), region=logs.region,
-                                    limit=TAIL_LINES)
+        try:
+            return self.client.log_tail(logs.group, logs.stream(container, task_arn), region=logs.region,
+                                        limit=TAIL_LINES)
+        except DockyardError as exc:  # the output is for people; the exit code decides the deploy
+            self.say(f"      (its output could not be read: {exc.message})")
+            return []

@@ -28,6 +28,11 @@ from .dockerrun import (
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HOOK_DIRS = (".platform/hooks/prebuild", ".platform/confighooks/prebuild")
+#: the release command's files: the leader-only container command, and the script it runs
+RELEASE_CONFIG = ".ebextensions/90-dockyard-release-command.config"
+RELEASE_SCRIPT = ".dockyard/release-command.sh"
+#: the container command's name, as EB's events name it when it fails
+RELEASE_COMMAND_NAME = "00_dockyard_release_command"
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class BundleInputs:
     default_memory: int = 256
     compose: DeployCompose | None = None  # the compose file as every deploy reads it (not needed by v1)
     volumes: Mapping[str, Any] = field(default_factory=dict)  # eb.volumes: what each named volume becomes (v2)
+    release_command: Any = None  # dockyard.core.release_command.ReleaseCommand: run by a leader-only command
 
 
 def build_bundle(inputs: BundleInputs) -> Bundle:
@@ -136,9 +142,13 @@ def template_environment(project_root: Path) -> Any:
     """jinja2 with StrictUndefined; the project's ``templates/`` wins over dockyard's own."""
     import jinja2
 
+    import shlex
+
     loader = jinja2.FileSystemLoader([str(project_root / "templates"), str(TEMPLATES)])
-    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              autoescape=False)
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    env.filters["q"] = lambda value: shlex.quote(str(value))  # one shell word, quoted once
+    return env
 
 
 def _rendered_extensions(inputs: BundleInputs) -> list[BundleFile]:
@@ -157,9 +167,27 @@ def _rendered_extensions(inputs: BundleInputs) -> list[BundleFile]:
         if inputs.auth == "ssm":
             hook = env.get_template("eb/platform/01login.sh.j2").render(**context).encode()
             files += [BundleFile(f"{d}/01login.sh", hook, executable=True) for d in HOOK_DIRS]
+        if inputs.release_command is not None:
+            files += _release_command_files(env, inputs, context)
     except jinja2.TemplateError as exc:
         raise ConfigError(f"template {getattr(exc, 'name', '') or 'eb/*'}: {exc}") from None
     return files
+
+
+def _release_command_files(env: Any, inputs: BundleInputs, context: dict[str, Any]) -> list[BundleFile]:
+    """The release command as EB runs it once per deployment: a ``leader_only`` container command (EB docs,
+    "Customizing software on Linux servers", Container commands: they "run after the application and web server have
+    been set up and the application version archive has been extracted, but before the application version is
+    deployed"; leader_only runs one "on a single instance chosen by Elastic Beanstalk"), and the script it runs."""
+    command = inputs.release_command
+    registry = inputs.registry
+    parts = registry.split(".")
+    ecr_region = parts[3] if len(parts) > 4 and parts[1:3] == ["dkr", "ecr"] else ""
+    values = {**context, "timeout": int(command.timeout), "argv": command.text, "command_text": command.text,
+              "dockercfg": inputs.dockercfg, "ecr_region": ecr_region}
+    config = env.get_template("eb/release/90-dockyard-release-command.config.j2").render(**values)
+    script = env.get_template("eb/release/release-command.sh.j2").render(**values)
+    return [BundleFile(RELEASE_CONFIG, config.encode()), BundleFile(RELEASE_SCRIPT, script.encode(), executable=True)]
 
 
 def describe(bundle: Bundle) -> str:

@@ -13,15 +13,16 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..clients.eb import AppVersion, EbClient, EnvironmentState, Event
+from ..core.release_command import ReleaseCommand, ReleaseCommandFailed
 from ..core.versions import Release
 from ..errors import DeployFailed, DeployTimedOut, DockyardError, Refused, RolledBack  # noqa: F401 - re-exported
 from ..plan import ApiCall, Output, Plan, Step
-from .bundle import Bundle, describe
+from .bundle import RELEASE_COMMAND_NAME, Bundle, describe
 
 FAILURE_MESSAGES = ("failed to deploy application", "reverted to the previous", "failed to pull",
                     "instance deployment failed", "deployment failed", "command failed on")
@@ -60,6 +61,11 @@ class WaitOutcome:
 def failure_in(event: Event) -> bool:
     text = event.message.lower()
     return event.severity in ("ERROR", "FATAL") or any(m in text for m in FAILURE_MESSAGES)
+
+
+def release_command_failure(events: Iterable[Event]) -> str:
+    """The event saying the release command's container command failed ("" when none does)."""
+    return next((e.message for e in events if failure_in(e) and RELEASE_COMMAND_NAME in e.message), "")
 
 
 def explain_failure(events: list[Event], fallback: str,
@@ -160,6 +166,7 @@ class EbDeploy:
     force_unlock: bool = False
     no_rollback: bool = False
     no_wait: bool = False
+    release_command: ReleaseCommand | None = None  # run by the bundle's leader-only container command
 
     @property
     def label(self) -> str:
@@ -179,11 +186,21 @@ class EbWaiter:
         self.clock = clock
 
     def until_live(self, application: str, environment: str, label: str, request_id: str, previous_label: str = "",
-                   no_rollback: bool = False) -> WaitOutcome:
+                   no_rollback: bool = False, release_command: tuple[str, ...] = (),
+                   release_timeout: int = 0) -> WaitOutcome:
         outcome = wait_for_update(self.client, application, environment, label, request_id, self.policy,
                                   say=self.say, sleep=self.sleep, clock=self.clock)
         if outcome.ok:
             return outcome
+        failed = release_command_failure(outcome.events)
+        if release_command and failed:
+            # EB failed the deployment before deploying: the previous version never stopped serving, so there is
+            # nothing to roll back (a rollback would redeploy what runs)
+            self.until_ready(application, environment)
+            raise ReleaseCommandFailed(ReleaseCommand(tuple(release_command), int(release_timeout)),
+                                       f"failed on the leader instance of {environment}",
+                                       [e.line() for e in outcome.events if failure_in(e)] or [failed],
+                                       serving=previous_label or "the previous version")
         if outcome.result == "timeout":
             raise DeployTimedOut(f"deploy of {label} to {environment} timed out: {outcome.detail}; "
                                  "watch `inv eb.events --follow`, then `inv eb.rollback` if it does not recover")
@@ -258,6 +275,12 @@ def check_label(existing: AppVersion | None, object_meta: dict[str, str] | None,
     return True, True
 
 
+def release_arguments(d: EbDeploy) -> dict[str, Any]:
+    if d.release_command is None:
+        return {}
+    return {"release_command": d.release_command.argv, "release_timeout": d.release_command.timeout}
+
+
 def deploy_plan(d: EbDeploy) -> Plan:
     """The steps of ``d``, as data: a reused bundle or version is not uploaded or created again."""
     notes = []
@@ -278,9 +301,14 @@ def deploy_plan(d: EbDeploy) -> Plan:
         steps.append(Step(f"create application version {d.label}",
                           instruction=ApiCall.of("eb", "create_version", application=d.application, label=d.label,
                                                  bucket=d.bucket, key=d.key, description=d.release.description)))
+    release = () if d.release_command is None else (
+        f"EB runs the release command {d.release_command.text!r} once, on the leader instance, before {d.label} is "
+        f"deployed (.ebextensions container_commands, leader_only; at most {d.release_command.timeout}s); a "
+        "failure fails the deployment and the old version keeps serving",)
     steps.append(Step(f"update {d.environment} from {d.previous_label or 'nothing'} to {d.label}",
                       instruction=ApiCall.of("eb", "update_environment", output="request_id",
-                                             application=d.application, name=d.environment, label=d.label)))
+                                             application=d.application, name=d.environment, label=d.label),
+                      details=release))
     if not d.no_wait:
         steps.append(Step(
             f"wait for Ready, {d.label} live and health {'/'.join(d.policy.healthy_states)} for "
@@ -288,7 +316,8 @@ def deploy_plan(d: EbDeploy) -> Plan:
             + ("" if d.no_rollback else f"; on failure roll back to {d.previous_label or 'nothing'}"),
             instruction=ApiCall.of("wait", "until_live", output="outcome", application=d.application,
                                    environment=d.environment, label=d.label, request_id=Output("request_id"),
-                                   previous_label=d.previous_label, no_rollback=d.no_rollback)))
+                                   previous_label=d.previous_label, no_rollback=d.no_rollback,
+                                   **release_arguments(d))))
     return Plan(f"deploy {d.release.version} ({d.label}) to {d.environment} [{d.application}]", tuple(steps),
                 notes=tuple(notes))
 

@@ -114,8 +114,9 @@ class EbService:
             raise ConfigError("dockyard.eb.bucket: not set; the dockercfg and the bundles live in this S3 bucket")
         return DockercfgLocation(self.eb.bucket, self.eb.dockercfg_key)
 
-    def bundle(self, release: Release, platform: str = "") -> Bundle:
+    def bundle(self, release: Release, platform: str = "", *, skip_release_command: bool = False) -> Bundle:
         from ..core.compose import deploy_compose
+        from ..core.release_command import release_command_of
 
         platform = platform or self.target.platform
         image = self.image(release)
@@ -129,7 +130,8 @@ class EbService:
             platform=platform, image=image, auth=self.eb.auth, registry=self.settings.registry.url,
             dockercfg=self.dockercfg_location(), ssm_username=self.eb.ssm_username,
             ssm_password=self.eb.ssm_password, container_port=self.eb.container_port, default_memory=self.eb.memory,
-            compose=compose, volumes=self.eb.volumes))
+            compose=compose, volumes=self.eb.volumes,
+            release_command=None if skip_release_command else release_command_of(self.env)))
 
     def lock(self, clear: str = "") -> DeployLock:
         """The environment's lock; ``clear``: the command a refusal by a dead holder names."""
@@ -240,6 +242,7 @@ class EbService:
             raise Refused(f"no dockercfg at s3://{location.bucket}/{location.key}: run `inv eb.dockercfg` first")
         bundle = self.bundle(release)
         key = self.eb.bundle_key(release.label)
+        from ..core.release_command import release_command_of
         reuse_object, reuse_version = check_label(
             self.client.version(self.application, release.label),
             self.client.s3.metadata(self.eb.bucket, key), self.eb.bucket, key, bundle.digest)
@@ -248,7 +251,7 @@ class EbService:
             bundle_digest=bundle.digest, bucket=self.eb.bucket, key=key, policy=self.policy(timeout),
             previous_label=state.version_label, reuse_object=reuse_object, reuse_version=reuse_version,
             lock_where=lock.where, lock_environment=self.env.name, force_unlock=force_unlock,
-            no_rollback=no_rollback, no_wait=no_wait)
+            no_rollback=no_rollback, no_wait=no_wait, release_command=release_command_of(self.env))
         return state, decided, bundle
 
     def _finish(self, lock: DeployLock, d: EbDeploy, started: datetime, action: str,
@@ -259,7 +262,8 @@ class EbService:
                 version=str(d.release.version), label=d.label, who=lock.holder,
                 started=stamp(started), finished=stamp(utc_now()), image=self.image(d.release),
                 result=result_of(error, no_wait=d.no_wait), previous_label=d.previous_label,
-                detail=(getattr(error, "message", str(error)) if error is not None else "")[:500]))
+                detail=(getattr(error, "message", str(error)) if error is not None else "")[:500],
+                extra=release_audit(d, error)))
             if journal is not None:
                 journal.close()  # only once the record is written: else the next command settles it
         finally:
@@ -545,3 +549,16 @@ def policies_json(settings: Any, eb: Any) -> str:
 
 def events_since(minutes: int) -> datetime:
     return datetime.fromtimestamp(time.time() - minutes * 60, tz=timezone.utc)
+
+
+def release_audit(d: EbDeploy, error: BaseException | None) -> dict[str, str]:
+    """What the audit record says of the release command (nothing when the environment has none)."""
+    from ..core.release_command import AUDIT_KEY, ReleaseCommandFailed
+
+    if d.release_command is None:
+        return {}
+    if isinstance(error, ReleaseCommandFailed):
+        return {AUDIT_KEY: f"failed: {error.reason}"}
+    if error is None:
+        return {AUDIT_KEY: "started with the deployment (not waited for)" if d.no_wait else "succeeded"}
+    return {AUDIT_KEY: "unknown: the deployment failed (see detail)"}

@@ -38,6 +38,7 @@ MUTATING = {"CreateApplication", "CreateEnvironment", "CreateApplicationVersion"
 APP_NS = "aws:elasticbeanstalk:application"
 ENV_NS = "aws:elasticbeanstalk:application:environment"
 LABEL = "dockyard-standin"
+INSTANCE_ID = "i-0standin0leader"  # the stand-in's one instance, so the leader of every deployment
 
 
 class ApiError(Exception):
@@ -207,6 +208,7 @@ class StandIn:
         self.workers: list[threading.Thread] = []
         self.pulled: set[str] = set()
         self.hook_runs: list[dict[str, Any]] = []
+        self.container_command_runs: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self.monitor = threading.Thread(target=self._monitor, daemon=True)
         self.monitor.start()
@@ -480,6 +482,7 @@ class StandIn:
         environment = {name: self._resolve(value) for (ns, name), value in
                        {**env.bundle_options, **env.options}.items() if ns == ENV_NS}
         self._prebuild_hooks(env, directory, hooks, config_dir, environment)
+        self._container_commands(env, directory, config_dir, environment, leader=hooks == "hooks")
         self._stop(env)
         if kind == "v1":
             self._run_v1(env, document, config_dir, environment, say)
@@ -500,22 +503,7 @@ class StandIn:
         folder = directory / ".platform" / kind / "prebuild"
         if not folder.is_dir():
             return
-        bin_dir = self.workdir / env.id / f"platform-bin-{uuid.uuid4().hex[:6]}"
-        bin_dir.mkdir(parents=True)
-        properties = bin_dir / "environment.json"
-        properties.write_text(json.dumps(environment))
-        properties.chmod(0o600)
-        shim = bin_dir / "get-config"
-        shim.write_text(GET_CONFIG_SHIM.format(python=sys.executable, properties=str(properties)))
-        shim.chmod(0o755)
-        # docker itself, wrapped so the stand-in can show which command lines a hook ran (a secret must not be one)
-        argv_log = bin_dir / "docker-argv.jsonl"
-        wrapper = bin_dir / "docker"
-        wrapper.write_text(DOCKER_WRAPPER.format(python=sys.executable, log=str(argv_log),
-                                                 docker=shutil.which("docker") or "/usr/bin/docker"))
-        wrapper.chmod(0o755)
-        hook_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "DOCKER_CONFIG": str(config_dir),
-                    "HOME": str(bin_dir), "LANG": "C.UTF-8"}
+        bin_dir, hook_env, argv_log = self._platform_tools(env, config_dir, environment)
         try:
             for hook in sorted(p for p in folder.iterdir() if p.is_file()):
                 name = hook.relative_to(directory).as_posix()
@@ -535,6 +523,72 @@ class StandIn:
                                       f"Stderr:{tail[0]}")
         finally:
             shutil.rmtree(bin_dir, ignore_errors=True)
+
+    def _container_commands(self, env: Environment, directory: Path, config_dir: Path, environment: dict[str, str],
+                            *, leader: bool) -> None:
+        """``.ebextensions`` ``container_commands``, as EB runs them: after the bundle is extracted and the prebuild
+        hooks ran, before the new version is deployed, in name order, in the staging directory (the bundle). This
+        stand-in has one instance, so it is the leader: a ``leader_only`` command runs here, once per deployment,
+        and not on a configuration update (EB: "Leader-only container commands are only executed during environment
+        creation and deployments"). A non-zero exit (without ``ignoreErrors``) fails the deployment before anything
+        stopped, so the old version keeps serving.
+        """
+        commands = read_container_commands(directory)
+        if not commands:
+            return
+        bin_dir, tool_env, argv_log = self._platform_tools(env, config_dir, environment)
+        try:
+            for name, spec, source in commands:
+                if spec.get("leader_only") and not leader:
+                    continue
+                command = spec.get("command")
+                argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in command or []]
+                started = time.time()
+                result = subprocess.run(argv, cwd=spec.get("cwd") or directory, env={**tool_env, **{
+                    str(k): str(v) for k, v in (spec.get("env") or {}).items()}}, capture_output=True, text=True,
+                    timeout=900, stdin=subprocess.DEVNULL, check=False)
+                commands_run = [json.loads(line) for line in argv_log.read_text().splitlines()] \
+                    if argv_log.exists() else []
+                argv_log.unlink(missing_ok=True)
+                with self.lock:
+                    self.container_command_runs.append({
+                        "environment": env.name, "name": name, "file": source, "leader_only": bool(
+                            spec.get("leader_only")), "instance": INSTANCE_ID, "exit": result.returncode,
+                        "stdout": result.stdout, "stderr": result.stderr, "docker": commands_run,
+                        "started": started, "finished": time.time()})
+                if result.returncode != 0 and not spec.get("ignoreErrors"):
+                    output = (result.stdout + result.stderr).strip().splitlines()[-5:] or ["(no output)"]
+                    raise DeployError(f"[Instance: {INSTANCE_ID}] Command failed on instance. Return code: "
+                                      f"{result.returncode} Output: {' | '.join(output)}. container_command {name} "
+                                      f"in {source} failed. For more detail, see /var/log/eb-engine.log.")
+        finally:
+            shutil.rmtree(bin_dir, ignore_errors=True)
+
+    def _platform_tools(self, env: Environment, config_dir: Path,
+                        environment: dict[str, str]) -> tuple[Path, dict[str, str], Path]:
+        """A PATH directory with the platform's tools as the stand-in doubles them, the environment to run with,
+        and the file the docker wrapper logs its argv to."""
+        bin_dir = self.workdir / env.id / f"platform-bin-{uuid.uuid4().hex[:6]}"
+        bin_dir.mkdir(parents=True)
+        properties = bin_dir / "environment.json"
+        properties.write_text(json.dumps(environment))
+        properties.chmod(0o600)
+        shim = bin_dir / "get-config"
+        shim.write_text(GET_CONFIG_SHIM.format(python=sys.executable, properties=str(properties)))
+        shim.chmod(0o755)
+        # docker itself, wrapped so the stand-in can show which command lines a hook ran (a secret must not be one)
+        argv_log = bin_dir / "docker-argv.jsonl"
+        wrapper = bin_dir / "docker"
+        wrapper.write_text(DOCKER_WRAPPER.format(python=sys.executable, log=str(argv_log),
+                                                 docker=shutil.which("docker") or "/usr/bin/docker"))
+        wrapper.chmod(0o755)
+        # the AWS CLI of the instance, doubled for what dockyard's scripts use (`aws s3 cp` from moto)
+        aws = bin_dir / "aws"
+        aws.write_text(AWS_CLI_SHIM.format(python=sys.executable, endpoint=self.s3_endpoint))
+        aws.chmod(0o755)
+        tool_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "DOCKER_CONFIG": str(config_dir),
+                    "HOME": str(bin_dir), "LANG": "C.UTF-8"}
+        return bin_dir, tool_env, argv_log
 
     def _resolve(self, value: str) -> str:
         """``{{resolve:ssm:NAME}}`` / ``{{resolve:ssm:NAME:VERSION}}`` dynamic references, from (moto) SSM."""
@@ -838,6 +892,7 @@ class StandIn:
             self.events.clear()
             self.calls.clear()
             self.hook_runs.clear()
+            self.container_command_runs.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -867,6 +922,20 @@ if "-k" in args:
     sys.stdout.write(values[key])
 else:
     json.dump(values, sys.stdout)
+"""
+AWS_CLI_SHIM = """#!{python}
+import sys
+import boto3
+args = [a for a in sys.argv[1:] if a != "--quiet"]
+if args[:2] != ["s3", "cp"] or len(args) != 4 or not args[2].startswith("s3://"):
+    sys.exit("aws (stand-in): only `aws s3 cp s3://BUCKET/KEY FILE` is doubled")
+bucket, _, key = args[2][5:].partition("/")
+s3 = boto3.client("s3", endpoint_url={endpoint!r}, region_name="us-east-1", aws_access_key_id="AKIATESTDOCKYARD0000",
+                  aws_secret_access_key="test-secret-key-dockyard")
+try:
+    s3.download_file(bucket, key, args[3])
+except Exception as exc:
+    sys.exit(f"download failed: {{exc}}")
 """
 DOCKER_WRAPPER = """#!{python}
 import json, os, sys
@@ -914,6 +983,20 @@ def order_containers(containers: list[dict]) -> list[dict]:
     for container in containers:
         visit(container["name"])
     return [by_name[n] for n in done]
+
+
+def read_container_commands(directory: Path) -> list[tuple[str, dict[str, Any], str]]:
+    """``container_commands`` of ``.ebextensions/*.config``: (name, its keys, the file), files in name order and the
+    commands of each in name order, as EB processes them."""
+    found: list[tuple[str, dict[str, Any], str]] = []
+    folder = directory / ".ebextensions"
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.config")):
+        data = yaml.safe_load(path.read_text()) or {}  # read_ebextensions already refused invalid files
+        for name, spec in sorted((data.get("container_commands") or {}).items()):
+            found.append((str(name), dict(spec or {}), f".ebextensions/{path.name}"))
+    return found
 
 
 def read_ebextensions(directory: Path) -> dict[tuple[str, str], str]:

@@ -116,3 +116,19 @@ def test_dry_run_shows_the_release_command_and_the_bundle_carries_it(eb, eb_rele
     real = sample_project.inv("deploy", timeout=600)
     assert real.returncode == 0, real.stdout + real.stderr
     assert planned_steps(dry.stdout) == ran_steps(real.stdout)
+
+
+def test_skip_release_command_deploys_a_bundle_without_it_under_its_own_label(eb, eb_release_images, sample_project):
+    configure(eb, sample_project, "sh -c 'exit 1'")
+    tag_release(sample_project, "1.0.0")
+    failed = sample_project.inv("deploy", timeout=600)
+    assert failed.returncode == 10, failed.stdout + failed.stderr  # the version with the command now exists
+    result = sample_project.inv("deploy", "--skip-release-command", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "skipped (--skip-release-command)" in result.stdout
+    label = eb.state("ebsample-prod")["VersionLabel"]
+    assert label.startswith("1.0.0-") and label.endswith("-no-release-command")
+    assert [r["exit"] for r in runs(eb)] == [1]  # not run again
+    assert audit(eb)[-1]["extra"] == {"release_command": "skipped (--skip-release-command)"}
+    history = sample_project.inv("history")
+    assert history.returncode == 0 and "1.0.0" in history.stdout, history.stdout + history.stderr

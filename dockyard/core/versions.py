@@ -168,9 +168,14 @@ def latest_version(tags: Iterable[str], tag_prefix: str = "v") -> ReleaseVersion
     return max(versions) if versions else None
 
 
+#: ends the label of a deploy whose release command was skipped (``--skip-release-command``): its bundle differs, and
+#: a label never names two bundles
+NO_RELEASE_COMMAND = "-no-release-command"
+
+
 def label_version(label: str) -> ReleaseVersion | None:
     """The release of a deploy label ``<version>-<sha7>`` (``2.0.0-rc.1-abc1234`` -> 2.0.0-rc.1); None otherwise."""
-    version, dash, sha = label.rpartition("-")
+    version, dash, sha = label.removesuffix(NO_RELEASE_COMMAND).rpartition("-")
     if not dash or not _SHA.match(sha):
         return None
     try:
@@ -190,6 +195,7 @@ class Release:
     tag: str
     sha: str
     description: str
+    label_suffix: str = ""  # NO_RELEASE_COMMAND for a deploy that skips the release command
 
     @property
     def image_tag(self) -> str:
@@ -197,7 +203,7 @@ class Release:
 
     @property
     def label(self) -> str:
-        return self.version.label(self.sha)
+        return self.version.label(self.sha) + self.label_suffix
 
 
 def resolve_release(git: Any, version: str = "", *, tag_prefix: str = "v") -> Release:

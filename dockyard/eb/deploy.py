@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clients.eb import AppVersion, EbClient, EnvironmentState, Event
-from ..core.release_command import ReleaseCommand, ReleaseCommandFailed
-from ..core.versions import Release
+from ..core.release_command import SKIPPED, ReleaseCommand, ReleaseCommandFailed
+from ..core.versions import NO_RELEASE_COMMAND, Release
 from ..errors import DeployFailed, DeployTimedOut, DockyardError, Refused, RolledBack  # noqa: F401 - re-exported
 from ..plan import ApiCall, Output, Plan, Step
 from .bundle import RELEASE_COMMAND_NAME, Bundle, describe
@@ -167,6 +167,7 @@ class EbDeploy:
     no_rollback: bool = False
     no_wait: bool = False
     release_command: ReleaseCommand | None = None  # run by the bundle's leader-only container command
+    skip_release_command: bool = False  # --skip-release-command: the bundle does not carry it
 
     @property
     def label(self) -> str:
@@ -276,7 +277,7 @@ def check_label(existing: AppVersion | None, object_meta: dict[str, str] | None,
 
 
 def release_arguments(d: EbDeploy) -> dict[str, Any]:
-    if d.release_command is None:
+    if d.release_command is None or d.skip_release_command:
         return {}
     return {"release_command": d.release_command.argv, "release_timeout": d.release_command.timeout}
 
@@ -301,7 +302,10 @@ def deploy_plan(d: EbDeploy) -> Plan:
         steps.append(Step(f"create application version {d.label}",
                           instruction=ApiCall.of("eb", "create_version", application=d.application, label=d.label,
                                                  bucket=d.bucket, key=d.key, description=d.release.description)))
-    release = () if d.release_command is None else (
+    if d.release_command is not None and d.skip_release_command:
+        notes.append(f"release command {d.release_command.text!r} {SKIPPED}: the bundle does not carry it, and its "
+                     f"label ends {NO_RELEASE_COMMAND}")
+    release = () if d.release_command is None or d.skip_release_command else (
         f"EB runs the release command {d.release_command.text!r} once, on the leader instance, before {d.label} is "
         f"deployed (.ebextensions container_commands, leader_only; at most {d.release_command.timeout}s); a "
         "failure fails the deployment and the old version keeps serving",)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cached_property
@@ -184,15 +184,22 @@ class EbService:
     # --- deploy ------------------------------------------------------------------------------------------------------
     def deploy(self, version: str = "", *, dry_run: bool = False, no_wait: bool = False, timeout: float = 0,
                no_rollback: bool = False, force_unlock: bool = False, environment: str = "",
-               action: str = "deploy") -> EbDeployed:
+               action: str = "deploy", skip_release_command: bool = False) -> EbDeployed:
         """Take the lock, then read state and plan from it, then run the plan (its first step finds the lock held
         by this deploy); a deploy refused by the lock has read and changed nothing. A dry run takes no lock: it
         plans from the state as it reads it, and says so."""
         name = environment or self.target.name
+        from ..core.release_command import release_command_of
+        from ..core.versions import NO_RELEASE_COMMAND
+
         release = self.release(version)
+        skip_release_command = skip_release_command and release_command_of(self.env) is not None
+        if skip_release_command:  # another bundle, so another label
+            release = replace(release, label_suffix=NO_RELEASE_COMMAND)
         self.client.require_bucket(self.eb.bucket)
         lock = self.lock(f"inv eb.deploy --env {self.env.name} --version {release.version} --force-unlock")
-        options = {"timeout": timeout, "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock}
+        options = {"timeout": timeout, "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock,
+                   "skip_release_command": skip_release_command}
         if dry_run:
             state, decided, bundle = self.plan_inputs(release, name, lock, **options)
             plan = deploy_plan(decided)
@@ -232,7 +239,7 @@ class EbService:
                 "wait": EbWaiter(self.client, policy, say=self.say, sleep=self.sleep)}
 
     def plan_inputs(self, release: Release, name: str, lock: DeployLock, *, timeout: float = 0, no_wait: bool = False,
-                    no_rollback: bool = False, force_unlock: bool = False
+                    no_rollback: bool = False, force_unlock: bool = False, skip_release_command: bool = False
                     ) -> tuple[EnvironmentState, EbDeploy, Bundle]:
         """The state read before the plan, and what the deploy decides from it."""
         state = self.ready_state(name)
@@ -240,9 +247,10 @@ class EbService:
         location = self.dockercfg_location()
         if location is not None and self.client.s3.metadata(location.bucket, location.key) is None:
             raise Refused(f"no dockercfg at s3://{location.bucket}/{location.key}: run `inv eb.dockercfg` first")
-        bundle = self.bundle(release)
-        key = self.eb.bundle_key(release.label)
         from ..core.release_command import release_command_of
+
+        bundle = self.bundle(release, skip_release_command=skip_release_command)
+        key = self.eb.bundle_key(release.label)
         reuse_object, reuse_version = check_label(
             self.client.version(self.application, release.label),
             self.client.s3.metadata(self.eb.bucket, key), self.eb.bucket, key, bundle.digest)
@@ -251,7 +259,8 @@ class EbService:
             bundle_digest=bundle.digest, bucket=self.eb.bucket, key=key, policy=self.policy(timeout),
             previous_label=state.version_label, reuse_object=reuse_object, reuse_version=reuse_version,
             lock_where=lock.where, lock_environment=self.env.name, force_unlock=force_unlock,
-            no_rollback=no_rollback, no_wait=no_wait, release_command=release_command_of(self.env))
+            no_rollback=no_rollback, no_wait=no_wait, release_command=release_command_of(self.env),
+            skip_release_command=skip_release_command)
         return state, decided, bundle
 
     def _finish(self, lock: DeployLock, d: EbDeploy, started: datetime, action: str,
@@ -553,10 +562,12 @@ def events_since(minutes: int) -> datetime:
 
 def release_audit(d: EbDeploy, error: BaseException | None) -> dict[str, str]:
     """What the audit record says of the release command (nothing when the environment has none)."""
-    from ..core.release_command import AUDIT_KEY, ReleaseCommandFailed
+    from ..core.release_command import AUDIT_KEY, SKIPPED, ReleaseCommandFailed
 
     if d.release_command is None:
         return {}
+    if d.skip_release_command:
+        return {AUDIT_KEY: SKIPPED}
     if isinstance(error, ReleaseCommandFailed):
         return {AUDIT_KEY: f"failed: {error.reason}"}
     if error is None:

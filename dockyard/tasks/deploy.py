@@ -30,8 +30,8 @@ def _run(c: Any, verb: str, env: str, as_json: bool, options: dict[str, Any], de
             "timeout": "eb/ecs: seconds to wait for the update (default: eb.timeout / ecs.timeout)",
             "no_rollback": "eb/ecs: leave a failed version in place instead of rolling back",
             "force_unlock": "clear a stale deploy lock first",
-            "skip_release_command": "emergencies only: do not run the environment's release_command (audited)",
-            "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP})
+            "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP,
+            "skip_release_command": "emergencies only: do not run the environment's release_command (audited)"})
 @edge(limit=Whole(minimum=1))
 def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_rollback=False, force_unlock=False,
            lock_wait=-1, limit=0, json=False, skip_release_command=False):

@@ -24,13 +24,16 @@ def _service(c: Any, env: str):
             "no_wait": "return once the update has started",
             "timeout": "seconds to wait for Ready and health (default: eb.timeout)",
             "no_rollback": "leave a failed version in place instead of rolling back",
-            "force_unlock": "clear a stale deploy lock first"})
+            "force_unlock": "clear a stale deploy lock first",
+            "skip_release_command": "emergencies only: a bundle without the environment's release_command (label "
+                                    "<version>-<sha>-no-release-command; the audit record says it was skipped)"})
 @edge
 def deploy(c, version="", env="prod", dry_run=False, no_wait=False, timeout=0, no_rollback=False,
-           force_unlock=False):
+           force_unlock=False, skip_release_command=False):
     """Deploy a release to Elastic Beanstalk (bundle, S3, version, update, wait, roll back on failure)."""
     _service(c, env).deploy(version, dry_run=dry_run, no_wait=no_wait, timeout=float(timeout),
-                            no_rollback=no_rollback, force_unlock=force_unlock)
+                            no_rollback=no_rollback, force_unlock=force_unlock,
+                            skip_release_command=skip_release_command)
 
 
 @task(help={"env": ENV_HELP})

@@ -63,7 +63,8 @@ class EbTarget:
         result.version, result.image = str(release.version), service.image(release)
         deployment = service.deploy(options["version"], dry_run=options["dry_run"], no_wait=options["no_wait"],
                                     timeout=float(options["timeout"]), no_rollback=options["no_rollback"],
-                                    force_unlock=options["force_unlock"])
+                                    force_unlock=options["force_unlock"],
+                                    skip_release_command=bool(options.get("skip_release_command")))
         result.previous = deployment.previous_label
         result.details["label"] = deployment.label
         result.result = "planned" if options["dry_run"] else _result_word(deployment.result)

@@ -124,7 +124,7 @@ def test_a_failing_release_command_leaves_the_service_on_the_old_revision_and_ex
     assert result.returncode == 10, result.stdout + result.stderr
     app = world.project.app
     assert "Traceback" not in result.stderr
-    assert f"release command 'sh -c" in result.stderr and "exited 3" in result.stderr
+    assert "release command 'sh -c" in result.stderr and "exited 3" in result.stderr
     assert f"{app}:1 still serves" in result.stderr
     assert "  | relation orders does not exist" in result.stderr  # its last output lines
     assert world.service()["taskDefinition"].endswith(f"/{app}:1")  # UpdateService never called

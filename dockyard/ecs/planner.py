@@ -130,8 +130,9 @@ def release_step(d: EcsDeploy, new_arn: Output) -> Step:
     return Step(
         f"Run the release command once as a one-off task of the new revision and wait until it STOPPED (at most "
         f"{d.release.timeout}s; on failure the service stays on {short_arn(d.live)})",
-        instruction=ApiCall.of("release", "run", output="release", arn=new_arn, container=d.container, command=d.release.argv,
-                               timeout=d.release.timeout, live=d.live, placement=d.placement, logs=d.logs),
+        instruction=ApiCall.of("release", "run", output="release", arn=new_arn, container=d.container,
+                               command=d.release.argv, timeout=d.release.timeout, live=d.live, placement=d.placement,
+                               logs=d.logs),
         details=tuple(details))
 
 

@@ -130,6 +130,13 @@ class StackService:
             context=spec.context, dockerfile=spec.dockerfile, tags=tags, labels=labels,
             build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target, no_cache=no_cache, pull=pull,
         )
+        from .core.actor import actor
+        from .core.hooks import DeployFacts
+
+        events = self.project.deploy_events(self.env)
+        events.check("pre-build")
+        events.run("pre-build", DeployFacts(action="build", environment=self.env.name, target="local", image=tags[0],
+                                            version=version or revision.label, actor=actor()))
         self.say(f"Building {', '.join(tags)} from {revision.label}")
         self.docker.build(command)
         image = self.docker.inspect_image(tags[0])

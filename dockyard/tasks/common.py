@@ -157,6 +157,17 @@ class Project:
         self.mask.add(*(v for v in loaded.values.values() if v not in self.public_words))
         return loaded
 
+    def deploy_events(self, env: Environment):  # -> DeployEvents
+        """The project's hooks and webhook (``dockyard.hooks``) for a run on ``env``."""
+        from ..core.hooks import DeployEvents
+
+        def env_values() -> dict[str, str]:
+            loaded = self.env_file(env, required=False)
+            return dict(loaded.values) if loaded is not None else {}
+
+        return DeployEvents(self.settings.hooks, self.settings.root, say=self.say, warn=self.warn,
+                            env_values=env_values)
+
     @cached_property
     def public_words(self) -> frozenset[str]:
         """Values the settings already show (environment names, the app): masking them would garble output."""

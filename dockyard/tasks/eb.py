@@ -29,8 +29,10 @@ def _service(c: Any, env: str):
 def deploy(c, version="", env="prod", dry_run=False, no_wait=False, timeout=0, no_rollback=False,
            force_unlock=False):
     """Deploy a release to Elastic Beanstalk (bundle, S3, version, update, wait, roll back on failure)."""
-    _service(c, env).deploy(version, dry_run=dry_run, no_wait=no_wait, timeout=float(timeout),
-                            no_rollback=no_rollback, force_unlock=force_unlock)
+    from .targets import run_target
+
+    run_target(c, "eb", "deploy", env, {"version": version or "", "dry_run": dry_run, "timeout": timeout,
+                                        "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock})
 
 
 @task(help={"env": ENV_HELP})
@@ -97,7 +99,9 @@ def versions(c, env="prod"):
 @edge
 def rollback(c, label="", env="prod", timeout=0, dry_run=False):
     """Put an earlier version back on the environment and wait for it to be healthy."""
-    _service(c, env).rollback(label, timeout=float(timeout), dry_run=dry_run)
+    from .targets import run_target
+
+    run_target(c, "eb", "rollback", env, {"to": label or "", "timeout": timeout, "dry_run": dry_run})
 
 
 @task(help={"env": ENV_HELP, "dry_run": "only show the diff (values masked)",

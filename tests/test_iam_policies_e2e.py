@@ -2,8 +2,8 @@
 
 A CI user gets exactly the printed deployer policy and runs `inv ecs.deploy`; then each statement in turn is taken
 away and the deploy must fail with one line and exit 8. moto checks policies only for the calls it authorizes, and
-only on resources for S3 out of the box: tests/fixtures/moto_resources.py makes it check the ECS, ECR and SSM
-resources too. What moto never checks is listed in UNCHECKED, with the reason.
+only on resources for S3 out of the box: tests/fixtures/moto_resources.py makes it check the ECS, ECR, SSM and
+Secrets Manager resources too. What moto never checks is listed in UNCHECKED, with the reason.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def account(iam_moto):
     return Account(iam_moto.endpoint)
 
 
-def ecs_world(account: Account, project, *, bucket: str) -> None:
+def ecs_world(account: Account, project, *, bucket: str, backend: str = "ssm") -> None:
     app = project.app
     ecs = account.client("ecs")
     if not ecs.list_clusters()["clusterArns"]:
@@ -83,7 +83,7 @@ def ecs_world(account: Account, project, *, bucket: str) -> None:
     ecs.register_task_definition(family=app, networkMode="bridge", tags=[{"key": "team", "value": "shop"}],
                                  containerDefinitions=[{"name": "web", "image": f"{REGISTRY}/{app}:1.2.3",
                                                         "memory": 256}])
-    service = f"{app}-{'s3' if bucket else 'ssm'}"
+    service = service_name(app, bucket, backend)
     ecs.create_service(cluster="shop", serviceName=service, taskDefinition=app, desiredCount=0)
     ecr = account.client("ecr")
     try:
@@ -99,11 +99,17 @@ def ecs_world(account: Account, project, *, bucket: str) -> None:
     settings = {"cluster": "shop", "service": service, "containers": ["web"], "bucket": bucket, "keep": 10}
     if not bucket:  # the SSM store, and a secret the deploy writes to SSM
         settings.update(env_file=True, secret_keys=["DJANGO_SECRET_KEY"])
+    if backend == "secretsmanager":  # a secret the deploy creates in Secrets Manager and pins by version
+        settings.update(env_file=True, secret_keys=["DJANGO_SECRET_KEY"], secrets_backend="secretsmanager")
     project.configure({"dockyard": {"image": {"repository": f"{REGISTRY}/{app}"}, "ecs": settings,
                                     "environments": {"prod": {"target": "ecs"}}}})
     project.commit("ecs settings")
     for tag in ("v1.2.3", "v1.2.4"):
         project.git("tag", "-a", tag, "-m", f"release {tag}")
+
+
+def service_name(app: str, bucket: str, backend: str) -> str:
+    return f"{app}-{'s3' if bucket else 'ssm'}" + ("-sm" if backend == "secretsmanager" else "")
 
 
 def clear_lock(account: Account, bucket: str, app: str) -> None:
@@ -116,9 +122,11 @@ def clear_lock(account: Account, bucket: str, app: str) -> None:
             pass
 
 
-@pytest.mark.parametrize("bucket", [BUCKET, ""], ids=["s3-store", "ssm-store-and-secrets"])
-def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(account, sample_project, bucket):
-    ecs_world(account, sample_project, bucket=bucket)
+@pytest.mark.parametrize("bucket, backend", [(BUCKET, "ssm"), ("", "ssm"), (BUCKET, "secretsmanager")],
+                         ids=["s3-store", "ssm-store-and-secrets", "s3-store-and-secretsmanager"])
+def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(account, sample_project, bucket,
+                                                                              backend):
+    ecs_world(account, sample_project, bucket=bucket, backend=backend)
     printed = sample_project.inv("ecs.policies")
     assert printed.returncode == 0, printed.stderr
     deployer = json.loads(printed.stdout)["deployer"]
@@ -131,7 +139,7 @@ def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(acc
     ran = deploy("1.2.4")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     service = account.client("ecs").describe_services(
-        cluster="shop", services=[f"{sample_project.app}-{'s3' if bucket else 'ssm'}"])["services"][0]
+        cluster="shop", services=[service_name(sample_project.app, bucket, backend)])["services"][0]
     assert account.client("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])[
         "taskDefinition"]["containerDefinitions"][0]["image"].endswith(":1.2.4")
 

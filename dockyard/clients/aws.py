@@ -251,3 +251,22 @@ def _code_in_text(text: str) -> str:
     """The code in a message like ``An error occurred (AccessDenied) when calling ...`` (managed transfers)."""
     found = re.search(r"An error occurred \(([\w.]+)\)", text)
     return found.group(1) if found else ""
+
+
+class SessionClient:
+    """A service client over one boto3 session (and endpoint): its :class:`AwsApi` is made on first use."""
+
+    service = ""  # the boto3 service name (``ssm``, ``secretsmanager``)
+
+    def __init__(self, session: Any, *, endpoint_url: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url or None
+        self.sleep = sleep
+        self._api: AwsApi | None = None
+
+    @property
+    def api(self) -> AwsApi:
+        if self._api is None:
+            self._api = AwsApi(self.session.client(self.service, endpoint_url=self.endpoint_url),
+                               service=self.service, sleep=self.sleep)
+        return self._api

@@ -7,11 +7,9 @@ Values are never logged: the client's calls carry them only as parameters.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
-from .aws import AwsApi
+from .aws import SessionClient
 
 #: an ECS ``valueFrom`` for a secret of Secrets Manager: ``arn:…:secret:NAME-XXXXXX:json-key:version-stage:version-id``
 #: (json-key and stage left empty: the whole string, that exact version)
@@ -37,21 +35,10 @@ def split_pinned(value_from: str) -> tuple[str, str]:
     return (head, version) if sep and version else ("", "")
 
 
-class SecretsManagerClient:
+class SecretsManagerClient(SessionClient):
     """Secrets Manager calls with dockyard's errors. Takes a boto3 session (and endpoint); opens nothing until used."""
 
-    def __init__(self, session: Any, *, endpoint_url: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
-        self.session = session
-        self.endpoint_url = endpoint_url or None
-        self.sleep = sleep
-        self._api: AwsApi | None = None
-
-    @property
-    def api(self) -> AwsApi:
-        if self._api is None:
-            self._api = AwsApi(self.session.client("secretsmanager", endpoint_url=self.endpoint_url),
-                               service="secretsmanager", sleep=self.sleep)
-        return self._api
+    service = "secretsmanager"
 
     def current(self, name: str) -> StoredSecret | None:
         """The secret's ARN, current version id and value; ``None`` when there is no secret of that name."""

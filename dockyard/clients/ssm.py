@@ -35,8 +35,7 @@ class SsmClient:
     @property
     def api(self) -> AwsApi:
         if self._api is None:
-            self._api = AwsApi(self.session.client("ssm", endpoint_url=self.endpoint_url), service="ssm",
-                               sleep=self.sleep)
+            self._api = AwsApi(self.session.client("ssm", endpoint_url=self.endpoint_url), service="ssm")
         return self._api
 
     def create(self, name: str, value: str, *, description: str = "") -> None:
@@ -111,5 +110,5 @@ class SsmClient:
 
     def account(self) -> str:
         """The caller's account id (for parameter ARNs)."""
-        sts = AwsApi(self.session.client("sts", endpoint_url=self.endpoint_url), service="sts", sleep=self.sleep)
+        sts = AwsApi(self.session.client("sts", endpoint_url=self.endpoint_url), service="sts")
         return sts.call("get_caller_identity")["Account"]

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "platform": "v2",  # v1 (Docker, one container) | v2 (ECS multi-container) | compose (Docker on AL2/AL2023)
     "auth": "auto",  # auto | none | ecr | dockercfg | ssm (not on v2); auto = ecr for ECR registries, else dockercfg
     "dockercfg_key": "",  # default <prefix>/<application>/dockercfg.json
-    "dockercfg_format": "auto",  # auto | legacy | auths (auto: legacy for v1, auths otherwise)
+    "dockercfg_format": "auto",  # auto | legacy | auths (auto: auths, what every current platform reads)
     "ssm_username": "",  # SSM parameter names for auth=ssm; default /<application>/registry/username|password
     "ssm_password": "",
     "ssm_secret_prefix": "",  # eb.setenv: SSM path of secret keys; default /<application>/<env>/
@@ -117,9 +117,14 @@ class EbSettings:
             raise ConfigError(f"dockyard.eb.auth: {where} chose the {platform} platform, but {problem}")
 
     def format_for(self, platform: str) -> str:
+        """The dockercfg format ``platform`` reads: ``auths`` (what ``docker login`` writes) on every current one.
+
+        The legacy ``.dockercfg`` format was for the Docker platforms on the Amazon Linux AMI (AL1), retired in 2022;
+        the AL2/AL2023 Docker platforms read ``docker login``'s file unconverted (EB docs, "Docker configuration on
+        Amazon Linux AMI (preceding Amazon Linux 2)"). ``legacy`` only when asked for."""
         if self.dockercfg_format != "auto":
             return self.dockercfg_format
-        return "legacy" if platform == "v1" else "auths"
+        return "auths"
 
 
 def auth_problem(auth: str, platform: str) -> str:

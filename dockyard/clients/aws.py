@@ -58,8 +58,9 @@ def bounded_config(bounds: Any) -> Any:
 
     botocore's ``standard`` mode retries throttling (``Throttling``, ``ThrottlingException``, ``SlowDown``...),
     transient 5xx answers and dropped connections with jittered exponential backoff; ``adaptive`` adds a client-side
-    rate limiter that slows the client once AWS throttles it (boto3 docs, "Retries"). ``total_max_attempts``
-    counts the first call too."""
+    rate limiter that slows the client once AWS throttles it, which AWS recommends only for special cases
+    (https://docs.aws.amazon.com/boto3/latest/guide/retries.html, and the SDK reference's "Retry behavior").
+    ``total_max_attempts`` counts the first call too."""
     from botocore.config import Config
 
     return Config(connect_timeout=bounds.connect_timeout, read_timeout=bounds.read_timeout,

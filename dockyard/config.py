@@ -75,7 +75,10 @@ CORE_DEFAULTS: dict[str, Any] = {
     "git": {"remote": "origin", "main_branch": "main"},
     "aws": {"region": "", "profile": "", "endpoint_url": "",
             # every AWS call's bounds: seconds to connect, seconds a response may stall, attempts in all
-            "connect_timeout": 10.0, "read_timeout": 60.0, "max_attempts": 3},
+            "connect_timeout": 10.0, "read_timeout": 60.0, "max_attempts": 3,
+            # botocore's retry mode for every client: standard (backoff with jitter) | adaptive (also rate-limits
+            # the client once AWS throttles it)
+            "retry_mode": "standard"},
     "compose_command": "auto",  # auto | v2 | v1
     "command_entrypoint": "bypass",  # bypass: commands run instead of the image's ENTRYPOINT; apply: through it
     "environments": {
@@ -172,6 +175,10 @@ class AwsBounds:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 3
+    retry_mode: str = "standard"  # botocore's retry mode: standard | adaptive
+
+
+RETRY_MODES = ("standard", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -331,7 +338,8 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         command_entrypoint=top.str("command_entrypoint", "bypass", choices=entrypoint_modes),
         aws_bounds=AwsBounds(connect_timeout=aws.float("connect_timeout", 10.0, minimum=1),
                              read_timeout=aws.float("read_timeout", 60.0, minimum=1),
-                             max_attempts=aws.int("max_attempts", 3, minimum=1)),
+                             max_attempts=aws.int("max_attempts", 3, minimum=1),
+                             retry_mode=aws.str("retry_mode", "standard", choices=RETRY_MODES)),
     )
     features = Features(
         release=release_settings.parse(settings),

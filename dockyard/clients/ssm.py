@@ -99,5 +99,5 @@ class SsmClient(SessionClient):
 
     def account(self) -> str:
         """The caller's account id (for parameter ARNs)."""
-        sts = AwsApi(self.session.client("sts", endpoint_url=self.endpoint_url), service="sts", sleep=self.sleep)
+        sts = AwsApi(self.session.client("sts", endpoint_url=self.endpoint_url), service="sts")
         return sts.call("get_caller_identity")["Account"]

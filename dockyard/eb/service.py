@@ -117,6 +117,8 @@ class EbService:
     def bundle(self, release: Release, platform: str = "") -> Bundle:
         from ..core.compose import deploy_compose
 
+        if platform:  # a platform asked for on the command line (eb.bundle --platform); the settings' are checked
+            self.eb.require_auth_works_on(platform, f"--platform {platform}")
         platform = platform or self.target.platform
         image = self.image(release)
         compose = None

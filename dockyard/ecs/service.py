@@ -159,7 +159,7 @@ class EcsService:
         from ..clients.aws import aws_client
         from ..clients.s3 import S3Client
 
-        return S3Client(aws_client(self.settings, "s3", self.client.session), sleep=self.sleep)
+        return S3Client(aws_client(self.settings, "s3", self.client.session))
 
     @cached_property
     def ssm(self) -> Any:

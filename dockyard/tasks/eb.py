@@ -140,7 +140,9 @@ def bundle(c, version="", env="prod", output="", platform=""):
     service.say(f"wrote {path} ({path.stat().st_size} bytes, sha256 {made.digest[:12]})")
 
 
-@task(help={"env": ENV_HELP, "format": "legacy ({host: {auth}}) or auths ({auths: ...}); default: by platform",
+@task(help={"env": ENV_HELP,
+            "format": "auths ({auths: {host: {auth}}}, the default: what the AL2/AL2023 platforms read) or legacy "
+                      "({host: {auth, email}}, the retired Amazon Linux AMI's)",
             "dry_run": "say what would be uploaded"})
 @edge(format=OneOf("legacy", "auths"))
 def dockercfg(c, env="prod", format="", dry_run=False):  # noqa: A002 - the option's name

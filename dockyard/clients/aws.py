@@ -279,7 +279,8 @@ class SessionClient:
 
     service = ""  # the boto3 service name (``ssm``, ``secretsmanager``)
 
-    def __init__(self, session: Any, *, endpoint_url: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, session: Any, *, endpoint_url: str = "", sleep: Callable[[float], None] | None = None) -> None:
+        # ``sleep`` is accepted for the callers that pace polling; botocore's retry mode does the backing off now
         self.session = session
         self.endpoint_url = endpoint_url or None
         self.sleep = sleep

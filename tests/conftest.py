@@ -54,6 +54,18 @@ def engine() -> str:
                           text=True).stdout.strip()
 
 
+@pytest.fixture(scope="session")
+def buildx(engine: str):  # -> dockyard.clients.buildx.BuildxInstall
+    """Docker Buildx as dockyard finds it (scripts/setup.sh installs it); skips (fails under CI) without it."""
+    from dockyard.clients.buildx import find_buildx
+    from dockyard.runner import Runner
+
+    install = find_buildx(Runner(echo=False))
+    if install is None:
+        unavailable("Docker Buildx not installed (bash scripts/buildx.sh installs it)")
+    return install
+
+
 def free_port() -> int:
     import socket
 

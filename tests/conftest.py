@@ -66,6 +66,17 @@ def buildx(engine: str):  # -> dockyard.clients.buildx.BuildxInstall
     return install
 
 
+def private_docker_config(path: Path) -> str:
+    """A DOCKER_CONFIG of its own (no host logins) that still sees this user's CLI plugins (Buildx, Compose)."""
+    path.mkdir(parents=True, exist_ok=True)
+    from dockyard.clients.compose import user_plugin_dir
+
+    plugins = user_plugin_dir(os.environ)
+    if plugins.is_dir() and not (path / "cli-plugins").exists():
+        (path / "cli-plugins").symlink_to(plugins)
+    return str(path)
+
+
 def free_port() -> int:
     import socket
 

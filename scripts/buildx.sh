@@ -16,7 +16,7 @@ say() { printf '==> %s\n' "$*"; }
 buildx_at() { [ -x "$1" ] && "$1" version 2>/dev/null | grep -q 'buildx'; }
 
 # Already installed where the Docker CLI (or dockyard) finds it?
-for dir in "$plugin_dir" /usr/local/lib/docker/cli-plugins /usr/local/libexec/docker/cli-plugins \
+for dir in "$plugin_dir" ${DOCKER_CONFIG:+"$DOCKER_CONFIG/cli-plugins"} /usr/local/lib/docker/cli-plugins /usr/local/libexec/docker/cli-plugins \
            /usr/lib/docker/cli-plugins /usr/libexec/docker/cli-plugins "$HOME/.docker/cli-plugins"; do
   if buildx_at "$dir/docker-buildx"; then
     say "Docker Buildx $("$dir/docker-buildx" version | awk '{print $2}') at $dir/docker-buildx (already installed)"

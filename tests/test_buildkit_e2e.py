@@ -211,3 +211,16 @@ def test_buildkit_without_buildx_is_refused_and_auto_falls_back(tmp_path):
     assert choose_builder("auto", None).kind == "legacy"
     with pytest.raises(ConfigError, match=r"image\.builder is legacy"):
         settings_with({"builder": "legacy", "build_secrets": [{"id": "t", "env": "T"}]}, tmp_path)
+
+
+def test_setup_installs_buildx_once(buildx, tmp_path):
+    """scripts/buildx.sh (run by setup.sh) sees the installed Buildx and downloads nothing: quick, and says so."""
+    import time
+
+    started = time.monotonic()
+    result = subprocess.run(["bash", "scripts/buildx.sh", str(tmp_path / "plugins")], capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert "(already installed)" in result.stdout and buildx.version in result.stdout
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "plugins").exists()

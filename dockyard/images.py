@@ -126,9 +126,8 @@ def secret_arguments(secrets: Iterable[Any], environ: Mapping[str, str], *, chec
     """
     from .errors import ConfigError
 
-    for number, secret in enumerate(secrets, 1):
-        if not check:
-            break
+    secrets = tuple(secrets)
+    for number, secret in enumerate(secrets if check else (), 1):
         key = f"dockyard.image.build_secrets[{number}]"
         if secret.env and not environ.get(secret.env):
             raise ConfigError(f"{key}: secret {secret.id!r} is read from the environment variable {secret.env}, "

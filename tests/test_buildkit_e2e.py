@@ -224,3 +224,37 @@ def test_setup_installs_buildx_once(buildx, tmp_path):
     assert "(already installed)" in result.stdout and buildx.version in result.stdout
     assert time.monotonic() - started < 10
     assert not (tmp_path / "plugins").exists()
+
+
+def test_ci_test_cache_from_reads_the_inline_cache_of_a_pushed_buildkit_image(tmp_path, engine, buildx, registry):
+    """Under BuildKit, --cache-from only reuses images that carry an inline cache: the images dockyard pushes do, and
+    ci.test imports the cache of the one it pulls."""
+    from conftest import private_docker_config
+
+    project = make_minimal_project(tmp_path / "project")
+    project.configure({"dockyard": {
+        "image": {"repository": registry.repository(f"dockyard-test/{project.app}")},
+        "registry": {"username": registry.username},
+        "ci": {"test_command": "python3 -c 'print(6 * 7)'", "reports_dir": str(tmp_path / "reports")}}})
+    sha = project.commit("registry")
+    env = {"DOCKER_CONFIG": private_docker_config(tmp_path / "docker-config"),
+           "DOCKYARD_REGISTRY_PASSWORD": registry.password}
+    pushed = f"{project.repository}:{sha[:7]}"
+    try:
+        result = project.inv("image.push", "dev", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "(buildkit)" in result.stdout
+        subprocess.run(["docker", "image", "rm", pushed], capture_output=True, timeout=60)  # ci.test must pull it
+
+        project.configure({"dockyard": {"ci": {"cache_from": [sha[:7]]}}})
+        project.commit("cache from the pushed image")
+        result = project.inv("ci.test", env=env)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert f"cache images: {pushed}" in output
+        assert f"importing cache manifest from {pushed}" in output
+        assert "ERROR" not in output
+        files = layer_files(pushed)  # as pulled from the registry
+        assert any(b"moby.buildkit.cache.v0" in data for name, data in files.items() if name.endswith(".json"))
+    finally:
+        remove_test_artifacts(project.app)

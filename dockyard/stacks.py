@@ -128,7 +128,8 @@ class StackService:
         metadata = {"APP_VERSION": version or revision.label, "APP_REVISION": revision.sha}
         command = build_command(
             context=spec.context, dockerfile=spec.dockerfile, tags=tags, labels=labels,
-            build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target, no_cache=no_cache, pull=pull,
+            build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target,
+            no_cache=no_cache, pull=pull, builder=self.project.builder, secrets=self.project.build_secrets(),
         )
         from .core.actor import actor
         from .core.hooks import DeployFacts
@@ -137,7 +138,7 @@ class StackService:
         events.check("pre-build")
         events.run("pre-build", DeployFacts(action="build", environment=self.env.name, target="local", image=tags[0],
                                             version=version or revision.label, actor=actor()))
-        self.say(f"Building {', '.join(tags)} from {revision.label}")
+        self.say(f"Building {', '.join(tags)} from {revision.label} ({self.project.builder.kind})")
         self.docker.build(command)
         image = self.docker.inspect_image(tags[0])
         assert image is not None, "docker build succeeded but the image is missing"

@@ -181,6 +181,26 @@ class Project:
         return DockerClient(self.runner, stall_timeout=self.settings.registry.stall_timeout)
 
     @cached_property
+    def builder(self):  # -> Builder
+        """The builder ``image.builder`` chooses: BuildKit through Buildx when found (auto), else the legacy one."""
+        from ..clients.buildx import LEGACY, choose_builder, find_buildx
+
+        s = self.settings
+        install = None if s.builder == LEGACY else find_buildx(self.runner)
+        return choose_builder(s.builder, install, origin=s.section.origin("dockyard.image.builder"))
+
+    def build_secrets(self, *, check: bool = True) -> tuple[str, ...]:
+        """``image.build_secrets`` as ``--secret`` values; their values join the masker."""
+        import os
+
+        from ..images import secret_arguments, secret_values
+
+        secrets = self.settings.build_secrets
+        arguments = secret_arguments(secrets, os.environ, check=check)
+        self.mask.add(*secret_values(secrets, os.environ))
+        return arguments
+
+    @cached_property
     def git(self):  # -> GitClient
         from ..clients.git import GitClient
 

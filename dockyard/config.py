@@ -22,7 +22,9 @@ from typing import Any, Mapping
 from . import release_settings
 from .ci import settings as ci_settings
 from .ci.settings import CiSettings
+from .core import static as static_settings
 from .core.entrypoint import MODES as entrypoint_modes
+from .core.static import StaticSettings
 from .eb import settings as eb_settings
 from .eb.settings import EbSettings
 from .ecs import settings as ecs_settings
@@ -35,7 +37,7 @@ from .staging import settings as ssh_settings
 from .staging.settings import SshSettings
 
 #: The modules that own a section of the settings, in the order they are parsed.
-FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings)
+FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings, static_settings)
 
 ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "compose": "",  # compose file, relative to the project root; "" = no local stack
@@ -181,6 +183,7 @@ class Features:
     ssh: SshSettings
     ecs: EcsSettings
     ci: CiSettings
+    static: StaticSettings
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,10 @@ class Settings:
     @property
     def ci(self) -> CiSettings:
         return self._features().ci
+
+    @property
+    def static(self) -> StaticSettings:
+        return self._features().static
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -332,6 +339,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         ssh=ssh_settings.parse(settings),
         ecs=ecs_settings.parse(settings),
         ci=ci_settings.parse(settings),
+        static=static_settings.parse(settings),
     )
     return replace(settings, features=features)
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import shlex
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .clients.compose import ComposeClient, ComposeProject, detect_compose
-from .clients.docker import Container, DockerClient, Image, build_command
+from .clients.docker import DOCKER, Container, DockerClient, Image, build_command
 from .config import Environment, Settings
 from .core.compose import stack_variables
+from .core import static as static_files
 from .core.entrypoint import APPLY, exec_argv, run_entrypoint
 from .errors import ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck
@@ -59,7 +61,51 @@ class StackService:
         prefix = detect_compose(self.project.runner, self.settings.compose_command)
         project = ComposeProject(prefix, self.env.project_name, self.env.compose,
                                  stack_variables(self.settings, self.env))
-        return ComposeClient(self.project.runner, project)
+        client = ComposeClient(self.project.runner, project)
+        if not self.settings.static.proxied(self.env.name):
+            return client
+        override = self.write_static_proxy(client.config())
+        return ComposeClient(self.project.runner, replace(project, overrides=(override,)))
+
+    # --- static files (dockyard.core.static) -----------------------------------------------------------------
+    @property
+    def static_dir(self) -> Path:
+        """Where this stack's front proxy finds the static files and its configuration (on this machine)."""
+        return Path.home() / ".dockyard" / self.env.project_name / "static"
+
+    def write_static_proxy(self, model: dict[str, Any]) -> Path:
+        """Write the front proxy's nginx configuration and the compose override that adds it; the override's path."""
+        assert self.env.compose is not None
+        static = self.settings.static
+        ports = static_files.published_ports(model, self.env.app_service, self.env.compose)
+        state = self.static_dir
+        files = state / "files"
+        files.mkdir(parents=True, exist_ok=True)
+        files.chmod(0o755)  # nginx's workers are not this user
+        conf = state / "nginx.conf"
+        conf.write_text(static_files.render_local_proxy_conf(static, self.env.app_service, ports[0].target))
+        conf.chmod(0o644)
+        override = state / "compose.static.yml"
+        override.write_text(static_files.render_local_override(static, self.env.app_service, ports, files, conf))
+        return override
+
+    def copy_static_files(self, image: str) -> None:
+        """Copy ``static.dir`` out of ``image`` into the directory the front proxy serves (no program of the
+        image runs). Files of an earlier image stay, so pages in flight keep their stylesheets."""
+        static = self.settings.static
+        label = f"dev.dockyard.static={self.env.project_name}"
+        created = self.docker.run(static_files.create_argv(DOCKER, image, label), timeout=60)
+        container = created.stdout.strip()
+        try:
+            copied = self.docker.run(static_files.copy_out_argv(DOCKER, container, static.dir, self.static_dir / "files"),
+                                     check=False, timeout=300)
+        finally:
+            self.docker.run([DOCKER, "rm", "--force", container], check=False, timeout=60)
+        if not copied.ok:
+            hint = ("set dockyard.static.collect to the command that writes it" if not static.collect
+                    else "make dockyard.static.collect write there")
+            raise Refused(f"image {image} has no static files at {static.dir} (dockyard.static.dir): {hint}")
+        self.say(f"Static files of {image} ({static.dir}) served at {static.url}")
 
     def prepare(self) -> ComposeClient:
         """Checks shared by every stack task: env file complete, engine reachable, compose file valid."""
@@ -134,6 +180,13 @@ class StackService:
         self.docker.build(command)
         image = self.docker.inspect_image(tags[0])
         assert image is not None, "docker build succeeded but the image is missing"
+        collect = self.settings.static.collect
+        if collect:
+            self.say(f"Collecting static files into {self.settings.static.dir}: {collect} (dockyard.static.collect)")
+            dockerfile = static_files.collect_dockerfile(tags[0], collect, image.user)
+            self.docker.build(Command(static_files.collect_build_argv(DOCKER, tags), stdin=dockerfile))
+            image = self.docker.inspect_image(tags[0])
+            assert image is not None, "docker build succeeded but the image is missing"
         return image
 
     def destroy(self) -> list[str]:
@@ -160,6 +213,8 @@ class StackService:
             )
         if build or self.image() is None:
             self.build(compose=compose)
+        if self.settings.static.proxied(self.env.name):
+            self.copy_static_files(env_ref(self.settings, self.env))
         self.say(f"Starting the {self.env.name} stack ({self.env.project_name})")
         compose.up()
         url = self.env.health_url

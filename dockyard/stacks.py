@@ -97,8 +97,8 @@ class StackService:
         created = self.docker.run(static_files.create_argv(DOCKER, image, label), timeout=60)
         container = created.stdout.strip()
         try:
-            copied = self.docker.run(static_files.copy_out_argv(DOCKER, container, static.dir, self.static_dir / "files"),
-                                     check=False, timeout=300)
+            copy = static_files.copy_out_argv(DOCKER, container, static.dir, self.static_dir / "files")
+            copied = self.docker.run(copy, check=False, timeout=300)
         finally:
             self.docker.run([DOCKER, "rm", "--force", container], check=False, timeout=60)
         if not copied.ok:

@@ -81,7 +81,8 @@ def copy_shelf(dest: Path, change) -> Path:
 
 
 def inv(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], check=False, cwd=root, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "invoke", *args], check=False, cwd=root, capture_output=True,
+                          text=True,
                           env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root), "PYTHONPATH": library_path()},
                           stdin=subprocess.DEVNULL, timeout=120)
 

@@ -167,7 +167,7 @@ def published_ports(model: Mapping[str, Any], service: str, compose_file: Path) 
 
 
 def render_local_proxy_conf(static: StaticSettings, app_service: str, app_port: int) -> str:
-    return f"""# Written by dockyard (dockyard.static): {static.url} from the files of the running image, the rest to the app.
+    return f"""# Written by dockyard (dockyard.static): {static.url} from the running image's files, the rest to the app
 resolver 127.0.0.11 valid=5s ipv6=off;
 
 server {{

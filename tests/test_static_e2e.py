@@ -62,9 +62,37 @@ def test_the_django_admin_stylesheet_answers_through_the_production_like_stack(s
     probe = docker("exec", web, "python3", "-c", "import urllib.request as u, urllib.error as e\ntry:\n"
                    f" u.urlopen('http://127.0.0.1:8000{BASE_CSS}')\nexcept e.HTTPError as x:\n print(x.code)")
     assert probe.stdout.strip() == "404", probe
+    status, kind, site = fetch(shelf.url("prod", "/static/shelf/site.css"))
+    assert (status, kind.split(";")[0], site.splitlines()[0]) == (200, "text/css", "/* shelf 1 */")
     # The collect layer gives the image back its own user.
     user = docker("image", "inspect", "--format", "{{.Config.User}}", image, check=True).stdout.strip()
     assert user == "shelf"
+    assert not shelf.secrets_shown()
+
+
+@pytest.mark.engine
+def test_the_staging_proxy_serves_the_static_files_of_the_live_version(shelf):
+    shelf.ok("release", "1.0.0")
+    shelf.ok("publish", "1.0.0")
+    shelf.ok("staging.setup")
+    planned = shelf.ok("staging.ssh-deploy", "--version", "1.0.0", "--dry-run")
+    assert "copy its static files (/srv/shelf/static) to the directory the proxy serves them from" in planned.stdout
+    shelf.ok("staging.ssh-deploy", "--version", "1.0.0")
+    status, kind, css = fetch(shelf.url("staging", BASE_CSS))
+    assert status == 200 and kind.startswith("text/css") and "DJANGO" in css.upper(), (status, kind)
+    assert fetch(shelf.url("staging", "/static/shelf/site.css"))[2].startswith("/* shelf 1 */")
+    code, login = http_get(shelf.url("staging", "/admin/login/"))
+    assert code == 200 and BASE_CSS in login
+
+    # A second version ships a new stylesheet; the rollback brings the first one back.
+    shelf.edit("shelf/static/shelf/site.css", "/* shelf 1 */", "/* shelf 2 */", "a new stylesheet")
+    shelf.ok("release", "1.1.0")
+    shelf.ok("publish", "1.1.0")
+    shelf.ok("staging.ssh-deploy", "--version", "1.1.0")
+    assert fetch(shelf.url("staging", "/static/shelf/site.css"))[2].startswith("/* shelf 2 */")
+    shelf.ok("staging.rollback")
+    assert fetch(shelf.url("staging", "/static/shelf/site.css"))[2].startswith("/* shelf 1 */")
+    assert fetch(shelf.url("staging", BASE_CSS))[0] == 200
     assert not shelf.secrets_shown()
 
 

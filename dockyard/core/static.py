@@ -194,9 +194,10 @@ server {{
 
 def render_static_location(url: str, root: str) -> str:
     """The nginx ``location`` serving ``url`` from the directory ``root`` (a file that is missing is a 404 there,
-    never passed to the app)."""
+    never passed to the app), with the image's MIME types (the staging proxy's own configuration has none)."""
     return f"""    location {url} {{
         alias {root.rstrip('/')}/;
+        include /etc/nginx/mime.types;
         access_log off;
         add_header Cache-Control "public, max-age=3600";
         add_header X-Content-Type-Options "nosniff";

@@ -14,6 +14,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "shelf",  # its own static files: shelf/static/shelf/
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -5,5 +5,6 @@ from django.urls import path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", lambda request: HttpResponse("ok\n", content_type="text/plain")),
-    path("", lambda request: HttpResponse("<!doctype html><title>shelf</title><h1>shelf</h1>\n")),
+    path("", lambda request: HttpResponse(
+        '<!doctype html><title>shelf</title><link rel="stylesheet" href="/static/shelf/site.css"><h1>shelf</h1>\n')),
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .clients.compose import ComposeClient, ComposeProject, detect_compose
+from .clients.compose import ComposeClient, ComposeProject, find_compose
 from .clients.docker import DOCKER, Container, DockerClient, Image, build_command
 from .config import Environment, Settings
 from .core.compose import stack_variables
@@ -58,12 +58,18 @@ class StackService:
             raise ConfigError(
                 f"dockyard.environments.{self.env.name}.compose: not set, so {self.env.name} has no local stack"
             )
-        prefix = detect_compose(self.project.runner, self.settings.compose_command)
-        project = ComposeProject(prefix, self.env.project_name, self.env.compose,
+        install = find_compose(self.project.runner, self.settings.compose_command)
+        project = ComposeProject(install.prefix, self.env.project_name, self.env.compose,
                                  stack_variables(self.settings, self.env))
         client = ComposeClient(self.project.runner, project)
         if not self.settings.static.proxied(self.env.name):
             return client
+        if not static_files.supports_reset(install.version):
+            raise ConfigError(
+                f"dockyard.static.stacks lists {self.env.name}, whose front proxy needs Compose 2.24 or later "
+                f"(found {install.describe()}): install a newer Compose, or remove {self.env.name} from "
+                "dockyard.static.stacks"
+            )
         override = self.write_static_proxy(client.config())
         return ComposeClient(self.project.runner, replace(project, overrides=(override,)))
 

@@ -166,6 +166,12 @@ def published_ports(model: Mapping[str, Any], service: str, compose_file: Path) 
     return tuple(ports)
 
 
+def supports_reset(compose_version: str) -> bool:
+    """Whether a Compose of this version reads ``!reset`` in an override file (2.24.0 and later)."""
+    match = re.match(r"v?(\d+)\.(\d+)", compose_version)
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (2, 24)
+
+
 def render_local_proxy_conf(static: StaticSettings, app_service: str, app_port: int) -> str:
     return f"""# Written by dockyard (dockyard.static): {static.url} from the running image's files, the rest to the app
 resolver 127.0.0.11 valid=5s ipv6=off;

@@ -17,7 +17,7 @@ from .config import Environment, Settings
 from .core.compose import stack_variables
 from .core import static as static_files
 from .core.entrypoint import APPLY, exec_argv, run_entrypoint
-from .errors import ConfigError, HealthCheckFailed, Refused
+from .errors import CommandFailed, ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck
 from .images import BuildSpec, build_args_for, build_spec, env_ref, image_tags, oci_labels
 from .runner import Command
@@ -178,22 +178,39 @@ class StackService:
         labels = oci_labels(self.settings, self.env, revision, version=version, source=_public_url(source))
         # The app may show what it runs (the sample's /health/ does) when its Dockerfile declares these.
         metadata = {"APP_VERSION": version or revision.label, "APP_REVISION": revision.sha}
+        collect = self.settings.static.collect
+        # With a collect layer the app's own build gets a tag of its own: the environment's tags move only to an
+        # image that has its static files.
+        built = (f"{self.settings.repository}:{static_files.UNCOLLECTED_TAG}-{revision.sha[:12]}",) if collect else tags
         command = build_command(
-            context=spec.context, dockerfile=spec.dockerfile, tags=tags, labels=labels,
-            build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target, no_cache=no_cache, pull=pull,
+            context=spec.context, dockerfile=spec.dockerfile, tags=built, labels=labels,
+            build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target,
+            no_cache=no_cache, pull=pull,
         )
         self.say(f"Building {', '.join(tags)} from {revision.label}")
         self.docker.build(command)
-        image = self.docker.inspect_image(tags[0])
+        image = self.docker.inspect_image(built[0])
         assert image is not None, "docker build succeeded but the image is missing"
-        collect = self.settings.static.collect
         if collect:
-            self.say(f"Collecting static files into {self.settings.static.dir}: {collect} (dockyard.static.collect)")
-            dockerfile = static_files.collect_dockerfile(tags[0], collect, image.user)
-            self.docker.build(Command(static_files.collect_build_argv(DOCKER, tags), stdin=dockerfile))
+            self.collect_static(built[0], image, tags)
             image = self.docker.inspect_image(tags[0])
             assert image is not None, "docker build succeeded but the image is missing"
         return image
+
+    def collect_static(self, built: str, image: Image, tags: Sequence[str]) -> None:
+        """Run ``static.collect`` in a layer over ``built`` and give that image ``tags``; ``built``'s own tag goes."""
+        collect = self.settings.static.collect
+        self.say(f"Collecting static files into {self.settings.static.dir}: {collect} (dockyard.static.collect)")
+        dockerfile = static_files.collect_dockerfile(built, collect, image.user)
+        try:
+            self.docker.build(Command(static_files.collect_build_argv(DOCKER, tags), stdin=dockerfile))
+        except CommandFailed:
+            raise CommandFailed(
+                f"dockyard.static.collect failed in {built} (its output is above); {', '.join(tags)} did not "
+                "change: fix the command, or set it to \"\" when the Dockerfile collects the files itself"
+            ) from None
+        finally:
+            self.docker.remove_images([built])
 
     def destroy(self) -> list[str]:
         """Remove the environment's image tags; refuses while a container of it runs."""

@@ -67,7 +67,25 @@ def test_the_django_admin_stylesheet_answers_through_the_production_like_stack(s
     # The collect layer gives the image back its own user.
     user = docker("image", "inspect", "--format", "{{.Config.User}}", image, check=True).stdout.strip()
     assert user == "shelf"
+    assert not any("dockyard-uncollected" in tag for tag in shelf.image_tags()), shelf.image_tags()
     assert not shelf.secrets_shown()
+
+
+@pytest.mark.engine
+def test_a_failing_collect_command_is_named_and_moves_no_tag(shelf):
+    shelf.ok("image.build", "prod")
+    before = docker("image", "inspect", "--format", "{{.Id}}", f"{shelf.repository}:prod", check=True).stdout
+    shelf.project.configure({"dockyard": {"static": {"collect": "python3 manage.py no-such-command"}}})
+    shelf.project.commit("a collect command that fails")
+    failed = shelf.project.inv("image.build", "prod", timeout=600)
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("dockyard: dockyard.static.collect failed in ") and "did not change" in last, last
+    after = docker("image", "inspect", "--format", "{{.Id}}", f"{shelf.repository}:prod", check=True).stdout
+    assert after == before
+    assert not any("dockyard-uncollected" in tag for tag in shelf.image_tags()), shelf.image_tags()
+    # The build container of the failed command inherits the image's labels: none is left behind.
+    assert not docker("ps", "-aq", "--filter", f"label=dev.dockyard.app={shelf.app}").stdout.split()
 
 
 @pytest.mark.engine

@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SCHEMA = keys_of(DEFAULTS)
+#: The tag of the app's own build while dockyard adds the collect layer (removed right after).
+UNCOLLECTED_TAG = "dockyard-uncollected"
 SERVE = ("proxy", "app")
 
 #: The front proxy's compose service, and where it sees the files and its configuration.
@@ -116,7 +118,9 @@ def collect_dockerfile(base: str, collect: str, user: str) -> str:
 
 
 def collect_build_argv(docker: str, tags: Sequence[str]) -> tuple[str, ...]:
-    argv = [docker, "build"]
+    """``docker build`` of :func:`collect_dockerfile` from stdin; ``--force-rm``: a command that fails leaves no
+    container behind."""
+    argv = [docker, "build", "--force-rm"]
     for tag in tags:
         argv += ["--tag", tag]
     return (*argv, "-")

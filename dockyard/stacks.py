@@ -14,8 +14,8 @@ from typing import Any, Callable, Sequence
 from .clients.compose import ComposeClient, ComposeProject, find_compose
 from .clients.docker import DOCKER, Container, DockerClient, Image, build_command
 from .config import Environment, Settings
-from .core.compose import stack_variables
 from .core import static as static_files
+from .core.compose import stack_variables
 from .core.entrypoint import APPLY, exec_argv, run_entrypoint
 from .errors import CommandFailed, ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck

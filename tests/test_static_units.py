@@ -66,3 +66,36 @@ def test_the_staging_proxy_serves_the_url_from_its_static_directory_only_when_as
     assert f"location /assets/ {{\n        alias {MOUNT}/static/;" in conf
     assert "include /etc/nginx/mime.types;" in conf
     assert "location /assets/" not in render_proxy_conf()
+
+
+def _settings(tmp_path, static: dict):
+    from dockyard.config import defaults, parse_settings
+
+    (tmp_path / "compose.yml").write_text("services: {web: {image: app}}\n")
+    data = defaults()
+    data["app"] = "shop"
+    data["static"].update(static)
+    data["environments"] = {"dev": {"compose": "compose.yml"}, "prod": {"compose": "compose.yml"},
+                            "staging": {"target": "ssh"}}
+    data["ssh"]["hosts"] = ["deploy@staging.example.com"]
+    return parse_settings(data, root=tmp_path)
+
+
+def test_serve_app_only_collects(tmp_path):
+    settings = _settings(tmp_path, {"dir": "/app/static", "collect": "true", "serve": "app"})
+    assert settings.static.collect == "true" and not settings.static.proxied("prod")
+    assert settings.ssh.target("staging").static_dir == ""
+
+
+def test_serve_proxy_fronts_the_listed_stacks_and_staging(tmp_path):
+    settings = _settings(tmp_path, {"dir": "/app/static/", "url": "/assets/"})
+    assert settings.static.dir == "/app/static"
+    assert settings.static.proxied("prod") and not settings.static.proxied("dev")
+    target = settings.ssh.target("staging")
+    assert (target.static_dir, target.static_url) == ("/app/static", "/assets/")
+
+
+def test_without_a_dir_nothing_is_done_and_stacks_are_not_checked(tmp_path):
+    settings = _settings(tmp_path, {"stacks": ["nowhere"]})
+    assert not settings.static.enabled and not settings.static.proxied("nowhere")
+    assert settings.ssh.target("staging").static_dir == ""

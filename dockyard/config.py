@@ -23,8 +23,10 @@ from . import release_settings
 from .ci import settings as ci_settings
 from .ci.settings import CiSettings
 from .core import hooks as hooks_settings
+from .core import static as static_settings
 from .core.entrypoint import MODES as entrypoint_modes
 from .core.hooks import HooksSettings
+from .core.static import StaticSettings
 from .eb import settings as eb_settings
 from .eb.settings import EbSettings
 from .ecs import settings as ecs_settings
@@ -37,7 +39,7 @@ from .staging import settings as ssh_settings
 from .staging.settings import SshSettings
 
 #: The modules that own a section of the settings, in the order they are parsed.
-FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings, hooks_settings)
+FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings, hooks_settings, static_settings)
 
 ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "compose": "",  # compose file, relative to the project root; "" = no local stack
@@ -210,6 +212,7 @@ class Features:
     ecs: EcsSettings
     ci: CiSettings
     hooks: HooksSettings
+    static: StaticSettings
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,10 @@ class Settings:
     @property
     def hooks(self) -> HooksSettings:
         return self._features().hooks
+
+    @property
+    def static(self) -> StaticSettings:
+        return self._features().static
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -376,6 +383,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         ecs=ecs_settings.parse(settings),
         ci=ci_settings.parse(settings),
         hooks=hooks_settings.parse(settings),
+        static=static_settings.parse(settings),
     )
     return replace(settings, features=features)
 

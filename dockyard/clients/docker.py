@@ -105,6 +105,7 @@ class Image:
     labels: Mapping[str, str]
     digests: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()
+    user: str = ""  # the image's USER ("" = root)
 
     @classmethod
     def from_inspect(cls, data: Mapping) -> "Image":
@@ -117,6 +118,7 @@ class Image:
             labels=dict(config.get("Labels") or {}),
             digests=tuple(data.get("RepoDigests") or ()),
             entrypoint=tuple(config.get("Entrypoint") or ()),
+            user=str(config.get("User") or ""),
         )
 
 

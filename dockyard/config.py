@@ -22,7 +22,11 @@ from typing import Any, Mapping
 from . import release_settings
 from .ci import settings as ci_settings
 from .ci.settings import CiSettings
+from .core import hooks as hooks_settings
+from .core import static as static_settings
 from .core.entrypoint import MODES as entrypoint_modes
+from .core.hooks import HooksSettings
+from .core.static import StaticSettings
 from .eb import settings as eb_settings
 from .eb.settings import EbSettings
 from .ecs import settings as ecs_settings
@@ -30,12 +34,12 @@ from .ecs.settings import EcsSettings
 from .errors import ConfigError, UnknownEnvironment
 from .health import HealthSetting
 from .release_settings import ReleaseSettings
-from .section import Names, Origin, Section, check_keys, describe, invoke_origin, keys_of, no_origin
+from .section import Items, Names, Origin, Section, check_keys, describe, invoke_origin, keys_of, no_origin
 from .staging import settings as ssh_settings
 from .staging.settings import SshSettings
 
 #: The modules that own a section of the settings, in the order they are parsed.
-FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings)
+FEATURES = (release_settings, eb_settings, ssh_settings, ecs_settings, ci_settings, hooks_settings, static_settings)
 
 ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "compose": "",  # compose file, relative to the project root; "" = no local stack
@@ -62,6 +66,8 @@ CORE_DEFAULTS: dict[str, Any] = {
         "release_env": "prod",  # the environment whose image is released and tagged <short-sha>
         "build_args": {},  # passed to docker build and exported to compose (base images...)
         "keep": 5,  # image.prune keeps this many commit-tagged images
+        "builder": "auto",  # auto | buildkit | legacy (see dockyard.clients.buildx)
+        "build_secrets": [],  # [{id: token, env: NPM_TOKEN} or {id: netrc, src: path}]: BuildKit's --secret
     },
     "registry": {
         "url": "",  # default: the host part of image.repository
@@ -73,7 +79,10 @@ CORE_DEFAULTS: dict[str, Any] = {
     "git": {"remote": "origin", "main_branch": "main"},
     "aws": {"region": "", "profile": "", "endpoint_url": "",
             # every AWS call's bounds: seconds to connect, seconds a response may stall, attempts in all
-            "connect_timeout": 10.0, "read_timeout": 60.0, "max_attempts": 3},
+            "connect_timeout": 10.0, "read_timeout": 60.0, "max_attempts": 3,
+            # botocore's retry mode for every client: standard (backoff with jitter) | adaptive (also rate-limits
+            # the client once AWS throttles it)
+            "retry_mode": "standard"},
     "compose_command": "auto",  # auto | v2 | v1
     "command_entrypoint": "bypass",  # bypass: commands run instead of the image's ENTRYPOINT; apply: through it
     "environments": {
@@ -89,7 +98,9 @@ TARGETS = ("", "eb", "ssh", "ecs")
 ENVIRONMENT_SCHEMA = keys_of(ENVIRONMENT_DEFAULTS, eb=eb_settings.ENVIRONMENT_SCHEMA,
                              ssh=ssh_settings.ENVIRONMENT_SCHEMA, ecs=ecs_settings.ENVIRONMENT_SCHEMA)
 #: Every key the ``dockyard`` section may hold (see :mod:`dockyard.section`); any other is refused.
-SCHEMA = keys_of(CORE_DEFAULTS, image=keys_of(CORE_DEFAULTS["image"], build_args=Names()),
+BUILD_SECRET_SCHEMA = {"id": None, "env": None, "src": None}
+SCHEMA = keys_of(CORE_DEFAULTS, image=keys_of(CORE_DEFAULTS["image"], build_args=Names(),
+                                              build_secrets=Items(BUILD_SECRET_SCHEMA)),
                  environments=Names(ENVIRONMENT_SCHEMA), **{module.SECTION: module.SCHEMA for module in FEATURES})
 
 
@@ -164,12 +175,31 @@ class Registry:
 
 
 @dataclass(frozen=True)
+class BuildSecret:
+    """A BuildKit build secret (``RUN --mount=type=secret,id=<id>``): read from environment variable ``env`` or from
+    the file ``src`` when the build runs, never a build arg, never in a layer."""
+
+    id: str
+    env: str = ""
+    src: Path | None = None
+
+    @property
+    def argument(self) -> str:
+        """The value of ``--secret``: names the variable or file, never holds the secret."""
+        return f"id={self.id},env={self.env}" if self.env else f"id={self.id},src={self.src}"
+
+
+@dataclass(frozen=True)
 class AwsBounds:
     """How long any AWS call may take: to connect, between bytes of the answer, and how often it is tried."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 3
+    retry_mode: str = "standard"  # botocore's retry mode: standard | adaptive
+
+
+RETRY_MODES = ("standard", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -181,6 +211,8 @@ class Features:
     ssh: SshSettings
     ecs: EcsSettings
     ci: CiSettings
+    hooks: HooksSettings
+    static: StaticSettings
 
 
 @dataclass(frozen=True)
@@ -204,6 +236,8 @@ class Settings:
     section: Section = field(repr=False, compare=False)
     command_entrypoint: str = "bypass"  # see dockyard.core.entrypoint
     aws_bounds: AwsBounds = field(default_factory=AwsBounds)
+    builder: str = "auto"  # image.builder: auto | buildkit | legacy
+    build_secrets: tuple[BuildSecret, ...] = ()
     features: Features | None = field(default=None, repr=False, compare=False)  # None only while they are parsed
 
     def environment(self, name: str) -> Environment:
@@ -244,6 +278,14 @@ class Settings:
     def ci(self) -> CiSettings:
         return self._features().ci
 
+    @property
+    def hooks(self) -> HooksSettings:
+        return self._features().hooks
+
+    @property
+    def static(self) -> StaticSettings:
+        return self._features().static
+
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
@@ -276,6 +318,11 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         raise image.fail("repository", f"not a valid image repository (host[:port]/path, lower case): {repository!r}")
     build_args = image.mapping("build_args")
     release_env = image.str("release_env", "prod")
+    builder = image.str("builder", "auto", choices=("auto", "buildkit", "legacy"))
+    build_secrets = _build_secrets(image, project_root)
+    if build_secrets and builder == "legacy":
+        raise image.fail("build_secrets", "build secrets need BuildKit, and image.builder is legacy: set "
+                         "image.builder: auto or buildkit (and install Buildx: bash scripts/setup.sh)")
 
     reg = top.section("registry")
     kind = reg.str("kind", "auto", choices=("auto", "v2", "ecr"))
@@ -322,9 +369,12 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         environments=environments,
         section=top,
         command_entrypoint=top.str("command_entrypoint", "bypass", choices=entrypoint_modes),
+        builder=builder,
+        build_secrets=build_secrets,
         aws_bounds=AwsBounds(connect_timeout=aws.float("connect_timeout", 10.0, minimum=1),
                              read_timeout=aws.float("read_timeout", 60.0, minimum=1),
-                             max_attempts=aws.int("max_attempts", 3, minimum=1)),
+                             max_attempts=aws.int("max_attempts", 3, minimum=1),
+                             retry_mode=aws.str("retry_mode", "standard", choices=RETRY_MODES)),
     )
     features = Features(
         release=release_settings.parse(settings),
@@ -332,8 +382,45 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         ssh=ssh_settings.parse(settings),
         ecs=ecs_settings.parse(settings),
         ci=ci_settings.parse(settings),
+        hooks=hooks_settings.parse(settings),
+        static=static_settings.parse(settings),
     )
     return replace(settings, features=features)
+
+
+_SECRET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _build_secrets(image: Section, root: Path) -> tuple[BuildSecret, ...]:
+    raw = image.raw("build_secrets") or []
+    if not isinstance(raw, (list, tuple)):
+        raise image.fail("build_secrets", f"expected a list of {{id, env}} or {{id, src}} entries, got {describe(raw)}")
+    secrets: list[BuildSecret] = []
+    for number, entry in enumerate(raw, 1):
+        name = f"build_secrets[{number}]"
+        if not isinstance(entry, Mapping):
+            raise image.fail(name, f"expected a mapping with id and env (or src), got {describe(entry)}")
+        item = Section(entry, image.full(name), lambda _key: image.origin(image.full("build_secrets")))
+        secret_id = item.str("id", required=True)
+        if not _SECRET_ID.match(secret_id):
+            raise item.fail("id", f"expected letters, digits, '_', '.' or '-', got {secret_id!r}")
+        if secret_id in {s.id for s in secrets}:
+            raise item.fail("id", f"{secret_id!r} is listed twice")
+        env, src = item.str("env"), item.str("src")
+        if bool(env) == bool(src):
+            raise item.fail("id", f"secret {secret_id!r} needs exactly one source: env (a variable name) or src "
+                            "(a file path)")
+        if env and not _VARIABLE.match(env):
+            raise item.fail("env", f"expected an environment variable name, got {env!r}")
+        path = None
+        if src:
+            path = Path(src).expanduser()
+            path = path if path.is_absolute() else root / path
+            if any(ch in str(path) for ch in ",\n"):
+                raise item.fail("src", f"a path with a comma or newline cannot be passed to --secret: {src!r}")
+        secrets.append(BuildSecret(secret_id, env=env, src=path))
+    return tuple(secrets)
 
 
 def _release_command(env: Section) -> str:

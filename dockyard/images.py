@@ -119,6 +119,36 @@ def build_args_for(spec: BuildSpec, configured: Mapping[str, str], metadata: Map
     return args
 
 
+def secret_arguments(secrets: Iterable[Any], environ: Mapping[str, str], *, check: bool = True) -> tuple[str, ...]:
+    """The ``--secret`` values of ``image.build_secrets`` (names of variables and files, never their contents).
+
+    ``check``: refuse a secret whose variable is unset or whose file is missing, before anything is built.
+    """
+    from .errors import ConfigError
+
+    secrets = tuple(secrets)
+    for number, secret in enumerate(secrets if check else (), 1):
+        key = f"dockyard.image.build_secrets[{number}]"
+        if secret.env and not environ.get(secret.env):
+            raise ConfigError(f"{key}: secret {secret.id!r} is read from the environment variable {secret.env}, "
+                              f"which is not set: export {secret.env} before building")
+        if secret.src is not None and not secret.src.is_file():
+            raise ConfigError(f"{key}: secret {secret.id!r} is read from {secret.src}, which is not a file: "
+                              "create it or fix src")
+    return tuple(secret.argument for secret in secrets)
+
+
+def secret_values(secrets: Iterable[Any], environ: Mapping[str, str]) -> list[str]:
+    """The secrets' values, for the masker only (a build that echoes one shows ********)."""
+    values = []
+    for secret in secrets:
+        if secret.env and environ.get(secret.env):
+            values.append(environ[secret.env])
+        elif secret.src is not None and secret.src.is_file() and secret.src.stat().st_size <= 65536:
+            values.append(secret.src.read_text(errors="replace").strip())
+    return values
+
+
 # --- the commit image of an environment, pushed once per commit ------------------------------------------------
 
 

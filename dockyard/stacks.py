@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import shlex
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .clients.compose import ComposeClient, ComposeProject, detect_compose
-from .clients.docker import Container, DockerClient, Image, build_command
+from .clients.compose import ComposeClient, ComposeProject, find_compose
+from .clients.docker import DOCKER, Container, DockerClient, Image, build_command
 from .config import Environment, Settings
+from .core import static as static_files
 from .core.compose import stack_variables
 from .core.entrypoint import APPLY, exec_argv, run_entrypoint
-from .errors import ConfigError, HealthCheckFailed, Refused
+from .errors import CommandFailed, ConfigError, HealthCheckFailed, Refused
 from .health import HealthCheck
 from .images import BuildSpec, build_args_for, build_spec, env_ref, image_tags, oci_labels
 from .runner import Command
@@ -56,10 +58,60 @@ class StackService:
             raise ConfigError(
                 f"dockyard.environments.{self.env.name}.compose: not set, so {self.env.name} has no local stack"
             )
-        prefix = detect_compose(self.project.runner, self.settings.compose_command)
-        project = ComposeProject(prefix, self.env.project_name, self.env.compose,
+        install = find_compose(self.project.runner, self.settings.compose_command)
+        project = ComposeProject(install.prefix, self.env.project_name, self.env.compose,
                                  stack_variables(self.settings, self.env))
-        return ComposeClient(self.project.runner, project)
+        client = ComposeClient(self.project.runner, project)
+        if not self.settings.static.proxied(self.env.name):
+            return client
+        if not static_files.supports_reset(install.version):
+            raise ConfigError(
+                f"dockyard.static.stacks lists {self.env.name}, whose front proxy needs Compose 2.24 or later "
+                f"(found {install.describe()}): install a newer Compose, or remove {self.env.name} from "
+                "dockyard.static.stacks"
+            )
+        override = self.write_static_proxy(client.config())
+        return ComposeClient(self.project.runner, replace(project, overrides=(override,)))
+
+    # --- static files (dockyard.core.static) -----------------------------------------------------------------
+    @property
+    def static_dir(self) -> Path:
+        """Where this stack's front proxy finds the static files and its configuration (on this machine)."""
+        return Path.home() / ".dockyard" / self.env.project_name / "static"
+
+    def write_static_proxy(self, model: dict[str, Any]) -> Path:
+        """Write the front proxy's nginx configuration and the compose override that adds it; the override's path."""
+        assert self.env.compose is not None
+        static = self.settings.static
+        ports = static_files.published_ports(model, self.env.app_service, self.env.compose)
+        state = self.static_dir
+        files = state / "files"
+        files.mkdir(parents=True, exist_ok=True)
+        files.chmod(0o755)  # nginx's workers are not this user
+        conf = state / "nginx.conf"
+        conf.write_text(static_files.render_local_proxy_conf(static, self.env.app_service, ports[0].target))
+        conf.chmod(0o644)
+        override = state / "compose.static.yml"
+        override.write_text(static_files.render_local_override(static, self.env.app_service, ports, files, conf))
+        return override
+
+    def copy_static_files(self, image: str) -> None:
+        """Copy ``static.dir`` out of ``image`` into the directory the front proxy serves (no program of the
+        image runs). Files of an earlier image stay, so pages in flight keep their stylesheets."""
+        static = self.settings.static
+        label = f"dev.dockyard.static={self.env.project_name}"
+        created = self.docker.run(static_files.create_argv(DOCKER, image, label), timeout=60)
+        container = created.stdout.strip()
+        try:
+            copy = static_files.copy_out_argv(DOCKER, container, static.dir, self.static_dir / "files")
+            copied = self.docker.run(copy, check=False, timeout=300)
+        finally:
+            self.docker.run([DOCKER, "rm", "--force", container], check=False, timeout=60)
+        if not copied.ok:
+            hint = ("set dockyard.static.collect to the command that writes it" if not static.collect
+                    else "make dockyard.static.collect write there")
+            raise Refused(f"image {image} has no static files at {static.dir} (dockyard.static.dir): {hint}")
+        self.say(f"Static files of {image} ({static.dir}) served at {static.url}")
 
     def prepare(self) -> ComposeClient:
         """Checks shared by every stack task: env file complete, engine reachable, compose file valid."""
@@ -126,15 +178,46 @@ class StackService:
         labels = oci_labels(self.settings, self.env, revision, version=version, source=_public_url(source))
         # The app may show what it runs (the sample's /health/ does) when its Dockerfile declares these.
         metadata = {"APP_VERSION": version or revision.label, "APP_REVISION": revision.sha}
+        collect = self.settings.static.collect
+        # With a collect layer the app's own build gets a tag of its own: the environment's tags move only to an
+        # image that has its static files.
+        built = (f"{self.settings.repository}:{static_files.UNCOLLECTED_TAG}-{revision.sha[:12]}",) if collect else tags
         command = build_command(
-            context=spec.context, dockerfile=spec.dockerfile, tags=tags, labels=labels,
-            build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target, no_cache=no_cache, pull=pull,
+            context=spec.context, dockerfile=spec.dockerfile, tags=built, labels=labels,
+            build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target,
+            no_cache=no_cache, pull=pull, builder=self.project.builder, secrets=self.project.build_secrets(),
         )
-        self.say(f"Building {', '.join(tags)} from {revision.label}")
+        from .core.actor import actor
+        from .core.hooks import DeployFacts
+
+        events = self.project.deploy_events(self.env)
+        events.check("pre-build")
+        events.run("pre-build", DeployFacts(action="build", environment=self.env.name, target="local", image=tags[0],
+                                            version=version or revision.label, actor=actor()))
+        self.say(f"Building {', '.join(tags)} from {revision.label} ({self.project.builder.kind})")
         self.docker.build(command)
-        image = self.docker.inspect_image(tags[0])
+        image = self.docker.inspect_image(built[0])
         assert image is not None, "docker build succeeded but the image is missing"
+        if collect:
+            self.collect_static(built[0], image, tags)
+            image = self.docker.inspect_image(tags[0])
+            assert image is not None, "docker build succeeded but the image is missing"
         return image
+
+    def collect_static(self, built: str, image: Image, tags: Sequence[str]) -> None:
+        """Run ``static.collect`` in a layer over ``built`` and give that image ``tags``; ``built``'s own tag goes."""
+        collect = self.settings.static.collect
+        self.say(f"Collecting static files into {self.settings.static.dir}: {collect} (dockyard.static.collect)")
+        dockerfile = static_files.collect_dockerfile(built, collect, image.user)
+        try:
+            self.docker.build(Command(static_files.collect_build_argv(DOCKER, tags), stdin=dockerfile))
+        except CommandFailed:
+            raise CommandFailed(
+                f"dockyard.static.collect failed in {built} (its output is above); {', '.join(tags)} did not "
+                "change: fix the command, or set it to \"\" when the Dockerfile collects the files itself"
+            ) from None
+        finally:
+            self.docker.remove_images([built])
 
     def destroy(self) -> list[str]:
         """Remove the environment's image tags; refuses while a container of it runs."""
@@ -160,6 +243,8 @@ class StackService:
             )
         if build or self.image() is None:
             self.build(compose=compose)
+        if self.settings.static.proxied(self.env.name):
+            self.copy_static_files(env_ref(self.settings, self.env))
         self.say(f"Starting the {self.env.name} stack ({self.env.project_name})")
         compose.up()
         url = self.env.health_url

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up this machine for dockyard and its sample app; safe to run again (each step skips what is done).
-#   bash scripts/setup.sh          Python requirements, a Docker engine + Compose v2, the local base images
+#   bash scripts/setup.sh          Python requirements, a Docker engine + Compose v2 + Buildx, the local base images
 #   bash scripts/setup.sh --test   the same, plus what the test suite needs (registry, sshd, moto...)
 # On Debian as root it installs and starts what is missing; elsewhere it says what to install.
 set -euo pipefail
@@ -35,7 +35,7 @@ apt_install() {
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 # --- system packages -------------------------------------------------------------------------------------------
-packages=(git ca-certificates)
+packages=(git ca-certificates debian-archive-keyring)
 engine_up || packages+=(docker.io)
 # debootstrap builds the base images when no public registry can be reached.
 packages+=(debootstrap)
@@ -111,6 +111,10 @@ if [ -z "$have_compose" ]; then
   fi
 fi
 step "Docker Compose $("$have_compose" version --short) at $have_compose"
+
+# --- Buildx (BuildKit builds) -----------------------------------------------------------------------------------
+# Debian trixie's docker-buildx as a CLI plugin next to Compose; dockyard builds with the legacy builder without it.
+bash scripts/buildx.sh "$plugin_dir"
 
 # --- base images -------------------------------------------------------------------------------------------------
 step "base images"

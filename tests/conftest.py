@@ -54,6 +54,29 @@ def engine() -> str:
                           text=True).stdout.strip()
 
 
+@pytest.fixture(scope="session")
+def buildx(engine: str):  # -> dockyard.clients.buildx.BuildxInstall
+    """Docker Buildx as dockyard finds it (scripts/setup.sh installs it); skips (fails under CI) without it."""
+    from dockyard.clients.buildx import find_buildx
+    from dockyard.runner import Runner
+
+    install = find_buildx(Runner(echo=False))
+    if install is None:
+        unavailable("Docker Buildx not installed (bash scripts/buildx.sh installs it)")
+    return install
+
+
+def private_docker_config(path: Path) -> str:
+    """A DOCKER_CONFIG of its own (no host logins) that still sees this user's CLI plugins (Buildx, Compose)."""
+    path.mkdir(parents=True, exist_ok=True)
+    from dockyard.clients.compose import user_plugin_dir
+
+    plugins = user_plugin_dir(os.environ)
+    if plugins.is_dir() and not (path / "cli-plugins").exists():
+        (path / "cli-plugins").symlink_to(plugins)
+    return str(path)
+
+
 def free_port() -> int:
     import socket
 

@@ -17,7 +17,7 @@ import yaml
 from adopt import APPS, fill_env_files
 from conftest import git, library_path
 
-NAMES = ("notes", "tally")
+NAMES = ("notes", "tally", "shelf")
 LIFE = ("doctor", "dev.start", "dev.run", "dev.test", "prod.start", "image.build", "release", "publish",
         "staging.setup", "staging.ssh-deploy", "staging.rollback", "deploy", "eb.dockercfg", "ecs.render", "ci.test")
 TASKS_PY = "from pathlib import Path\n\nimport dockyard\n\nns = dockyard.namespace(Path(__file__).parent)\n"

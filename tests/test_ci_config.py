@@ -136,3 +136,12 @@ def test_install_step_follows_how_the_project_installs(sample_project):
     data = yaml.safe_load(sample_project.inv("ci.config", "--provider", "github", "--stdout", env=PYTHONPATH).stdout)
     install = next(s for s in data["jobs"]["staging"]["steps"] if s.get("name") == "Install dockyard")
     assert install["run"] == "pip install -e .[ci]"
+
+
+def test_deploy_jobs_get_the_webhook_secret_and_the_test_job_does_not(sample_project):
+    jobs = github_workflow(sample_project)["jobs"]
+    for name in ("staging", "deploy"):
+        assert jobs[name]["env"]["DOCKYARD_WEBHOOK_URL"] == "${{ secrets.DOCKYARD_WEBHOOK_URL }}", name
+    assert "DOCKYARD_WEBHOOK_URL" not in str(jobs["test"])
+    sample_project.configure({"dockyard": {"hooks": {"webhook_env": ""}}})  # no notification: no secret
+    assert "DOCKYARD_WEBHOOK_URL" not in str(github_workflow(sample_project))

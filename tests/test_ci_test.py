@@ -99,3 +99,25 @@ def test_dry_run_prints_the_plan_and_starts_nothing(ci_project):
     assert "mariadb --protocol=tcp" in result.stdout
     assert "(dry run: nothing was changed)" in result.stdout
     assert leftovers(ci_project.app) == []
+
+
+def test_a_service_image_from_a_stalled_registry_fails_within_the_stall_timeout(ci_project, registry):
+    """The pull of a missing service image is bounded by dockyard.registry.stall_timeout, like every pull."""
+    from fixtures.tcp_proxy import tcp_proxy
+
+    with tcp_proxy(registry.host) as proxy:
+        proxy.freeze()  # the registry accepts the connection and never answers
+        image = f"127.0.0.1:{proxy.port}/dockyard-test/never-pulled:1"
+        ci_project.configure({"dockyard": {"registry": {"stall_timeout": 3}, "ci": {"test_command": "true", "services": {
+            "mariadb": {"enabled": False}, "redis": {"image": image}}}}})
+        started = time.monotonic()
+        result = ci_project.inv("ci.test", env=PYTHONPATH, timeout=120)
+        took = time.monotonic() - started
+    assert result.returncode == 7, (result.returncode, result.stdout, result.stderr)
+    line = result.stderr.strip().splitlines()[-1]  # (the echoed commands come before it)
+    assert line.startswith("dockyard: "), result.stderr
+    assert f"service image {image} is not on this engine and could not be pulled" in line, line
+    assert "made no progress for 3s" in line and "dockyard.ci.services.redis.image" in line, line
+    assert "Traceback" not in result.stderr
+    assert leftovers(ci_project.app) == []
+    print(f"\na stalled service pull ended after {took:.1f}s (stall timeout 3s)")

@@ -16,12 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import library_path
 from fixtures.eb import tag_release
+from fixtures.tcp_proxy import TcpProxy, tcp_proxy
 from test_ecs_deploy import BUCKET, Ecs, audit_records, ecs  # noqa: F401 - ecs is the fixture
 from test_ecs_ssm import ecs_ssm, lock_parameter, ssm_lock, ssm_records  # noqa: F401 - ecs_ssm is the fixture
 from test_staging_e2e import staging, staging_images  # noqa: F401 - fixtures
@@ -325,8 +327,13 @@ def test_two_concurrent_staging_deploys_exactly_one_wins(staging):  # noqa: F811
 # (SIGTERM on ECS and EB: test_ecs_deploy.py, test_eb_failures.py; every signal on staging: test_staging_e2e.py)
 
 
-def interrupt_when(project, args: tuple[str, ...], marker: str, signum: int, env: dict[str, str]) -> tuple[int, str]:
-    """Run ``inv ARGS``, send ``signum`` once it printed ``marker``; (exit code, stderr)."""
+def interrupt_when(project, args: tuple[str, ...], marker: str, signum: int, env: dict[str, str],
+                   proxy: TcpProxy | None = None) -> tuple[int, str]:
+    """Run ``inv ARGS``, send ``signum`` once it printed ``marker``; (exit code, stderr).
+
+    With ``proxy`` (the process's AWS endpoint), AWS is frozen from the marker until just after the signal, so the
+    deploy is certainly mid-way when the signal arrives (moto can end a deploy in well under a second), and thawed
+    so that the interrupted process can release its lock and write its record."""
     proc = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project.root, text=True,
                             env={**os.environ, "PYTHONPATH": library_path(), **project.env, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -335,9 +342,14 @@ def interrupt_when(project, args: tuple[str, ...], marker: str, signum: int, env
         for line in proc.stdout:
             seen.append(line)
             if marker in line:
+                if proxy:
+                    proxy.freeze()
                 break
         assert proc.poll() is None, seen
         proc.send_signal(signum)
+        if proxy:
+            time.sleep(0.5)
+            proxy.thaw()
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -348,8 +360,9 @@ def interrupt_when(project, args: tuple[str, ...], marker: str, signum: int, env
 @pytest.mark.parametrize("signum, code", [(signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_sighup_and_ctrl_c_mid_ecs_deploy_free_the_lock_and_audit_interrupted(ecs, signum, code):  # noqa: F811
     ecs.project.configure({"dockyard": {"ecs": {"timeout": 120, "poll_interval": 1}}})
-    returncode, err = interrupt_when(ecs.project, ("ecs.deploy", "--version", "1.2.4"), "registered", signum,
-                                     {**ecs.aws.env})
+    with tcp_proxy(ecs.aws.endpoint) as proxy:
+        returncode, err = interrupt_when(ecs.project, ("ecs.deploy", "--version", "1.2.4"), "registered", signum,
+                                         {**ecs.aws.env, "INVOKE_DOCKYARD_AWS_ENDPOINT_URL": proxy.endpoint}, proxy)
     assert returncode == code and "Traceback" not in err, err
     assert not s3_lock_left(ecs)
     assert [(r["version"], r["result"]) for r in audit_records(ecs)] == [("1.2.4", "interrupted")]

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -159,3 +160,57 @@ def test_ecs_deploys_that_end_leave_no_journal(aws, ecs):  # noqa: F811
     assert failed.returncode != 0, failed.stdout + failed.stderr
     assert journal_keys(aws.client("s3"), BUCKET_OF_ECS) == []
     assert [r["result"] for r in audit_records(ecs)] == ["started", "failed"]
+
+
+# --- against the EB stand-in: a deploy killed while it waits for Ready -----------------------------------------
+
+
+def test_eb_deploy_killed_while_waiting_is_shown_by_status_and_settled_by_the_next_deploy(eb, eb_release_images,
+                                                                                           sample_project):
+    from fixtures.eb import tag_release
+    from test_concurrent_deploys import eb_lock_left, eb_records
+
+    eb.configure(sample_project, platform="v1")
+    eb.upload_dockercfg(sample_project)
+    tag_release(sample_project, "1.0.0")
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "deploy"], cwd=sample_project.root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **PYTHONPATH, **sample_project.env})
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "] wait for Ready" in line:
+                break
+        assert proc.poll() is None, seen
+        # the journal records the wait (its last step) as it starts; kill once it is there (bounded)
+        s3, deadline = eb.s3(), time.monotonic() + 30
+        while not any(json.loads(s3.get_object(Bucket=eb.bucket, Key=o["Key"])["Body"].read()).get("step") == 5
+                      for o in s3.list_objects_v2(Bucket=eb.bucket).get("Contents") or [] if "/journal/" in o["Key"]):
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    eb.standin.wait_idle(120)  # the update the killed process started goes on without it
+    assert eb_records(eb) == [] and eb_lock_left(eb)  # no record written; the lock stays
+
+    status = sample_project.inv("eb.status")
+    assert status.returncode == 0, status.stderr
+    journal = [line for line in status.stdout.splitlines() if "journal:" in line]
+    assert len(journal) == 1 and "INTERRUPTED: deploy of 1.0.0" in journal[0], status.stdout
+    assert "stopped at step 5/5 (wait for Ready, 1.0.0-" in journal[0], journal[0]
+
+    refused = sample_project.inv("deploy")
+    assert refused.returncode == 9 and "--force-unlock" in refused.stderr, refused.stderr
+    assert eb_records(eb) == []  # refused: nothing settled
+
+    settled = sample_project.inv("deploy", "--force-unlock")
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert "recorded it as interrupted" in settled.stdout + settled.stderr
+    assert [r["result"] for r in eb_records(eb)][:1] == ["interrupted"], eb_records(eb)
+    assert eb_records(eb)[-1]["result"] == "succeeded"
+    s3 = eb.s3()
+    assert not [o["Key"] for o in s3.list_objects_v2(Bucket=eb.bucket).get("Contents") or [] if "/journal/" in o["Key"]]

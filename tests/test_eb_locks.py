@@ -1,11 +1,8 @@
-"""The deploy lock and audit log against moto's S3, and the client's throttling retry."""
+"""The deploy lock and audit log against moto's S3 (throttling retries: test_aws_retries.py)."""
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError
 
-from dockyard.clients.aws import AwsError
-from dockyard.clients.eb import EbClient
 from dockyard.clients.s3 import S3Client
 from dockyard.core.history import AuditRecord, S3AuditStore
 from dockyard.core.locks import DeployLock, S3LockStore
@@ -47,25 +44,3 @@ def test_audit_records_newest_first(s3):
     records = log.records("prod")
     assert [r.label for r in records] == ["1.0.1-abc", "1.0.0-abc"]
     assert log.records("staging") == []
-
-
-class Throttled:
-    """A boto3-like client that throttles ``fails`` times, then answers."""
-
-    def __init__(self, fails: int):
-        self.fails = fails
-
-    def describe_applications(self, **kwargs):
-        if self.fails:
-            self.fails -= 1
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeApplications")
-        return {"Applications": [{"ApplicationName": "app"}]}
-
-
-def test_throttling_is_retried_with_jittered_backoff():
-    slept: list[float] = []
-    client = EbClient(Throttled(3), None, sleep=slept.append)
-    client.require_application("app")
-    assert len(slept) == 3 and slept[0] < slept[2] and client.calls["describe_applications"] == 4
-    with pytest.raises(AwsError, match="still throttled|Throttling"):
-        EbClient(Throttled(10), None, sleep=slept.append, attempts=3).require_application("app")

@@ -39,7 +39,7 @@ def statements(policy: dict) -> dict[str, dict]:
 @pytest.mark.parametrize("eb", [
     {"auth": "ecr", "secret_keys": ["KEY"]},
     {"auth": "dockercfg"},
-    {"auth": "ssm", "ssm_secret_prefix": "/shop/secrets", "secret_keys": ["KEY"]},
+    {"auth": "ssm", "platform": "compose", "ssm_secret_prefix": "/shop/secrets", "secret_keys": ["KEY"]},
     {"auth": "none"},
 ], ids=["ecr+secrets", "dockercfg", "ssm+prefix", "none"])
 def test_every_printed_policy_passes_parliament(eb):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
 from fixtures.eb import tag_release
 from test_eb_failures import one_line_error
 
@@ -60,3 +61,48 @@ def test_wrong_password_in_ssm_fails_with_authentication_failed(eb, eb_release_i
     assert "not-the-password" not in result.stdout + result.stderr, line
     assert [(r["hook"], r["exit"]) for r in eb.standin.hook_runs] == [(HOOK, 1)]
     assert "VersionLabel" not in eb.state("ebsample-prod")
+
+
+# --- where the prebuild-hook login works: v1 and compose, never v2 (the ECS agent pulls there) ------------------
+
+@pytest.mark.parametrize("eb, env, chosen", [
+    ({"platform": "v2"}, {}, "dockyard.eb.platform"),
+    ({"platform": "v1"}, {"platform": "v2"}, "dockyard.environments.prod.eb.platform"),
+], ids=["section", "environment"])
+def test_ssm_login_on_the_v2_platform_is_refused_in_one_line_naming_the_setting_and_file(sample_project, eb, env,
+                                                                                       chosen):
+    sample_project.configure({"dockyard": {"eb": {"bucket": "shop-bundles", "auth": "ssm", **eb},
+                                           "environments": {"prod": {"target": "eb", "eb": env}}}})
+    tag_release(sample_project, "1.0.0")
+    for args in (("eb.bundle", "--output", "b.zip"), ("deploy",), ("eb.policies",)):
+        result = sample_project.inv(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert lines[0].startswith("dockyard: dockyard.eb.auth: environment prod deploys to the v2 platform "
+                                   f"({chosen}), but there the ECS agent pulls the images itself and never sees "
+                                   "the `docker login` of auth 'ssm'"), lines
+        assert "use auth 'dockercfg'" in lines[0] and "invoke.yaml" in lines[0], lines
+    assert not (sample_project.root / "b.zip").exists()
+
+
+@pytest.mark.parametrize("platform", ["v1", "compose"])
+def test_ssm_login_is_accepted_where_the_docker_cli_pulls(platform):
+    from dockyard.config import parse_settings
+
+    settings = parse_settings({"app": "shop", "image": {"repository": "registry.example.com/shop"},
+                               "eb": {"bucket": "shop-bundles", "auth": "ssm", "platform": platform},
+                               "environments": {"prod": {"target": "eb"}}})
+    assert settings.eb.auth == "ssm" and settings.eb.environment("prod").platform == platform
+
+
+def test_a_v2_bundle_asked_for_on_the_command_line_with_ssm_login_is_refused(sample_project, tmp_path):
+    sample_project.configure({"dockyard": {"eb": {"bucket": "shop-bundles", "auth": "ssm", "platform": "compose"},
+                                           "environments": {"prod": {"target": "eb"}}}})
+    tag_release(sample_project, "1.0.0")
+    out = tmp_path / "b.zip"
+    result = sample_project.inv("eb.bundle", "--platform", "v2", "--output", str(out))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("dockyard: dockyard.eb.auth: --platform v2 chose the v2 platform, but there the ECS "
+                               "agent pulls the images itself"), lines
+    assert not out.exists()

@@ -8,9 +8,11 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import pytest
 from conftest import free_port
 from fixtures.eb import tag_release
 from fixtures.plans import planned_steps, ran_steps
+from test_eb_failures import one_line_error
 
 
 def test_dockercfg_then_deploy_status_events_versions(eb, eb_release_images, sample_project):
@@ -20,8 +22,9 @@ def test_dockercfg_then_deploy_status_events_versions(eb, eb_release_images, sam
     assert eb.registry.password not in made.stdout + made.stderr
     head = eb.s3().head_object(Bucket=eb.bucket, Key="dockyard/ebsample/dockercfg.json")
     assert head["ServerSideEncryption"] == "AES256"
-    legacy = json.loads(eb.s3().get_object(Bucket=eb.bucket, Key="dockyard/ebsample/dockercfg.json")["Body"].read())
-    assert list(legacy) == [eb.registry.host] and "auth" in legacy[eb.registry.host]  # v1 reads the legacy format
+    uploaded = json.loads(eb.s3().get_object(Bucket=eb.bucket, Key="dockyard/ebsample/dockercfg.json")["Body"].read())
+    assert list(uploaded) == ["auths"] and list(uploaded["auths"]) == [eb.registry.host]  # what AL2/AL2023 read
+    assert list(uploaded["auths"][eb.registry.host]) == ["auth"]
     tag_release(sample_project, "1.0.0")
     assert sample_project.inv("deploy", timeout=600).returncode == 0
     status = sample_project.inv("eb.status")
@@ -71,7 +74,7 @@ def test_swap_deploys_the_idle_twin_and_swaps_only_after_health(eb, eb_release_i
     eb.configure(sample_project, platform="v1")
     sample_project.configure({"dockyard": {"environments": {"prod": {"eb": {"twin": "ebsample-green"}}}}})
     sample_project.commit("twin")
-    eb.upload_dockercfg(sample_project, fmt="legacy")
+    eb.upload_dockercfg(sample_project)
     tag_release(sample_project, "1.0.1", "failing release")
     failed = sample_project.inv("eb.swap", timeout=600)
     assert failed.returncode == 10, failed.stdout + failed.stderr
@@ -251,7 +254,7 @@ def test_local_runs_the_compose_bundle(eb, eb_release_images, sample_project):
 
 def test_events_follow_stops_when_ready(eb, eb_release_images, sample_project):
     eb.configure(sample_project, platform="v1")
-    eb.upload_dockercfg(sample_project, fmt="legacy")
+    eb.upload_dockercfg(sample_project)
     tag_release(sample_project, "1.0.0")
     started = sample_project.inv("deploy", "--no-wait", timeout=600)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -279,7 +282,7 @@ def test_events_follow_ends_at_its_timeout(eb, sample_project):
 
 def test_status_shows_the_causes_of_bad_health(eb, eb_release_images, sample_project):
     eb.configure(sample_project, platform="v1")
-    eb.upload_dockercfg(sample_project, fmt="legacy")
+    eb.upload_dockercfg(sample_project)
     tag_release(sample_project, "1.0.1", "a release whose health check fails")
     failed = sample_project.inv("deploy", "--no-rollback", timeout=600)
     assert failed.returncode == 10, failed.stdout + failed.stderr
@@ -290,3 +293,44 @@ def test_status_shows_the_causes_of_bad_health(eb, eb_release_images, sample_pro
     assert lines[2] == "causes:"
     assert "Health checks of http://" in lines[3] and "/health/ are failing" in lines[3]
     assert "DescribeEnvironmentHealth" in eb.calls()
+
+
+# --- the dockercfg format each platform reads -------------------------------------------------------------------
+
+@pytest.mark.parametrize("platform", ["v1", "v2", "compose"])
+def test_every_current_platform_gets_the_auths_format_and_legacy_only_when_asked(platform):
+    from dockyard.config import parse_settings
+    from dockyard.errors import ConfigError
+
+    def eb(**extra):
+        return parse_settings({"app": "shop", "image": {"repository": "registry.example.com/shop"},
+                               "eb": {"bucket": "shop-bundles", "platform": platform, **extra},
+                               "environments": {"prod": {"target": "eb"}}}).eb
+
+    assert eb().format_for(platform) == "auths"
+    assert eb(dockercfg_format="legacy").format_for(platform) == "legacy"
+    with pytest.raises(ConfigError) as refused:
+        eb(dockercfg_format="dockercfg")
+    assert refused.value.message.startswith("dockyard.eb.dockercfg_format: expected one of 'auto', 'legacy', "
+                                            "'auths', got 'dockercfg'"), refused.value.message
+
+
+def test_a_legacy_dockercfg_is_written_only_when_asked_and_the_platform_does_not_read_it(
+        eb, eb_release_images, sample_project):
+    eb.configure(sample_project, platform="v1")
+    bogus = sample_project.inv("eb.dockercfg", "--format", "dockercfg")
+    assert bogus.returncode == 2, bogus.stderr
+    one_line_error(bogus, "--format: expected one of legacy, auths, got 'dockercfg'")
+    assert not eb.s3().list_objects_v2(Bucket=eb.bucket).get("Contents")  # nothing uploaded
+    made = sample_project.inv("eb.dockercfg", "--format", "legacy")
+    assert made.returncode == 0 and "uploaded a legacy dockercfg" in made.stdout, made.stdout + made.stderr
+    uploaded = json.loads(eb.s3().get_object(Bucket=eb.bucket, Key="dockyard/ebsample/dockercfg.json")["Body"].read())
+    assert list(uploaded) == [eb.registry.host] and set(uploaded[eb.registry.host]) == {"auth", "email"}
+    # the stand-in reads only `auths`, as the AL2/AL2023 platforms do: the legacy file logs in nowhere
+    tag_release(sample_project, "1.0.0")
+    result = sample_project.inv("deploy", timeout=600)
+    assert result.returncode == 10, result.stdout + result.stderr
+    one_line_error(result, "registry authentication failed")
+    assert sample_project.inv("eb.dockercfg").returncode == 0  # the default format: the deploy goes through
+    assert sample_project.inv("deploy", timeout=600).returncode == 0
+    assert eb.get("ebsample-prod", "/health/")[0] == 200

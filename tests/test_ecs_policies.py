@@ -23,7 +23,9 @@ def settings_of(**ecs):
                            "environments": {"prod": {"target": "ecs"}}})
 
 
-@pytest.mark.parametrize("ecs", [{"bucket": "deploys"}, {"secret_keys": ["KEY"]}], ids=["s3-store", "ssm+secrets"])
+@pytest.mark.parametrize("ecs", [{"bucket": "deploys"}, {"secret_keys": ["KEY"]},
+                                 {"secret_keys": ["KEY"], "secrets_backend": "secretsmanager"}],
+                         ids=["s3-store", "ssm+secrets", "secretsmanager"])
 def test_every_printed_policy_passes_parliament(ecs):
     doc = policies(settings_of(**ecs))
     for principal in ("deployer", "task_execution_role"):

@@ -2,8 +2,8 @@
 
 A CI user gets exactly the printed deployer policy and runs `inv ecs.deploy`; then each statement in turn is taken
 away and the deploy must fail with one line and exit 8. moto checks policies only for the calls it authorizes, and
-only on resources for S3 out of the box: tests/fixtures/moto_resources.py makes it check the ECS, ECR and SSM
-resources too. What moto never checks is listed in UNCHECKED, with the reason.
+only on resources for S3 out of the box: tests/fixtures/moto_resources.py makes it check the ECS, ECR, SSM and
+Secrets Manager resources too. What moto never checks is listed in UNCHECKED, with the reason.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def account(iam_moto):
     return Account(iam_moto.endpoint)
 
 
-def ecs_world(account: Account, project, *, bucket: str, release_command: str = "") -> None:
+def ecs_world(account: Account, project, *, bucket: str, backend: str = "ssm", release_command: str = "") -> None:
     app = project.app
     ecs = account.client("ecs")
     if not ecs.list_clusters()["clusterArns"]:
@@ -94,7 +94,7 @@ def ecs_world(account: Account, project, *, bucket: str, release_command: str = 
     ecs.register_task_definition(family=app, networkMode="bridge", tags=[{"key": "team", "value": "shop"}],
                                  containerDefinitions=[{"name": "web", "image": f"{REGISTRY}/{app}:1.2.3",
                                                         "memory": 256}])
-    service = service_name(app, bucket, release_command)
+    service = service_name(app, bucket, backend, release_command)
     ecs.create_service(cluster="shop", serviceName=service, taskDefinition=app, desiredCount=0)
     ecr = account.client("ecr")
     try:
@@ -111,6 +111,8 @@ def ecs_world(account: Account, project, *, bucket: str, release_command: str = 
                 "poll_interval": 0}
     if not bucket:  # the SSM store, and a secret the deploy writes to SSM
         settings.update(env_file=True, secret_keys=["DJANGO_SECRET_KEY"])
+    if backend == "secretsmanager":  # a secret the deploy creates in Secrets Manager and pins by version
+        settings.update(env_file=True, secret_keys=["DJANGO_SECRET_KEY"], secrets_backend="secretsmanager")
     project.configure({"dockyard": {"image": {"repository": f"{REGISTRY}/{app}"}, "ecs": settings,
                                     "environments": {"prod": {"target": "ecs", "release_command": release_command,
                                                               "release_command_timeout": 30}}}})
@@ -129,15 +131,18 @@ def clear_lock(account: Account, bucket: str, app: str) -> None:
             pass
 
 
-def service_name(app: str, bucket: str, release_command: str) -> str:
-    return f"{app}-{'s3' if bucket else 'ssm'}{'-release' if release_command else ''}"
+def service_name(app: str, bucket: str, backend: str = "ssm", release_command: str = "") -> str:
+    return (f"{app}-{'s3' if bucket else 'ssm'}" + ("-sm" if backend == "secretsmanager" else "")
+            + ("-release" if release_command else ""))
 
 
-@pytest.mark.parametrize("bucket, release_command", [(BUCKET, ""), ("", ""), (BUCKET, "python manage.py migrate")],
-                         ids=["s3-store", "ssm-store-and-secrets", "release-command"])
+@pytest.mark.parametrize("bucket, backend, release_command",
+                         [(BUCKET, "ssm", ""), ("", "ssm", ""), (BUCKET, "secretsmanager", ""),
+                          (BUCKET, "ssm", "python manage.py migrate")],
+                         ids=["s3-store", "ssm-store-and-secrets", "s3-store-and-secretsmanager", "release-command"])
 def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(account, sample_project, bucket,
-                                                                             release_command):
-    ecs_world(account, sample_project, bucket=bucket, release_command=release_command)
+                                                                              backend, release_command):
+    ecs_world(account, sample_project, bucket=bucket, backend=backend, release_command=release_command)
     printed = sample_project.inv("ecs.policies")
     assert printed.returncode == 0, printed.stderr
     deployer = json.loads(printed.stdout)["deployer"]
@@ -150,7 +155,7 @@ def test_the_printed_deployer_policy_is_enough_and_every_statement_is_needed(acc
     ran = deploy("1.2.4")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     service = account.client("ecs").describe_services(
-        cluster="shop", services=[service_name(sample_project.app, bucket, release_command)])["services"][0]
+        cluster="shop", services=[service_name(sample_project.app, bucket, backend, release_command)])["services"][0]
     assert account.client("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])[
         "taskDefinition"]["containerDefinitions"][0]["image"].endswith(":1.2.4")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SampleProject, git
+from conftest import SampleProject, git, private_docker_config
 
 IDENTITY = {"user.name": "Release Tester", "user.email": "release@example.invalid"}
 
@@ -107,7 +107,7 @@ def make_rig(project: SampleProject, tmp_path: Path, registry=None) -> ReleaseRi
         project.commit("release settings")
     project.git("remote", "add", "origin", str(origin))
     project.git("push", "-q", "origin", "main")
-    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config"), "CI": "true"}
+    env = {"DOCKER_CONFIG": private_docker_config(tmp_path / "docker-config"), "CI": "true"}
     if registry is not None:
         env["DOCKYARD_REGISTRY_PASSWORD"] = registry.password
     return ReleaseRig(project, origin, registry, env)

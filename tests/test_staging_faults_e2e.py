@@ -23,6 +23,7 @@ def fault_staging(sample_project, sshd_fault_host, registry, staging_images):  #
         staging.cleanup()
 
 
+@pytest.mark.timeout(1200)  # five cases, each a faulted deploy, checks, a rerun and a reset (~3 min when quiet)
 def test_staging_survives_faults_at_each_named_step(fault_staging):
     from staging_fault_cases import run_case
 

@@ -127,6 +127,9 @@ def _job(name: str, invocations: list[Invocation], settings: Any, ci: Any, provi
     if aws and ci.aws_auth == "keys":
         secrets += ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     secrets += [s for s in ci.secrets if s not in secrets]
+    webhook = settings.hooks.webhook_env
+    if envs and webhook and webhook not in secrets:  # a deploy job notifies when the store holds a webhook URL
+        secrets.append(webhook)
     setup = list(first)
     if aws and ci.aws_auth == "oidc" and provider == "circleci":
         setup.append(_circleci_oidc_step(ci))

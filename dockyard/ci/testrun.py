@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..clients.buildx import Builder
 from ..clients.docker import DockerClient, build_command
 from ..errors import ConfigError, DockyardError
 from ..images import BuildSpec, declared_args
@@ -20,8 +21,6 @@ from ..plan import ApiCall, Output, Plan, RunCommand, Step
 from ..runner import Command, Runner
 from . import commands
 from .readiness import ProbeOutcome, Readiness
-
-PULL_TIMEOUT = 120
 
 
 class TestsFailed(DockyardError):
@@ -44,6 +43,7 @@ class TestRun:
     env: dict[str, str] = field(repr=False)
     reports: Path
     entrypoint: str = "bypass"  # dockyard.command_entrypoint
+    buildkit: bool = False  # the testing image is built with BuildKit (``image.builder``)
 
     def container(self, service: str) -> str:
         return f"{self.run_id}-{service}"
@@ -109,7 +109,8 @@ def testing_build_args(spec: BuildSpec, image_args: Mapping[str, str], ci_args: 
 
 
 def new_test_run(settings: Any, ci: Any, revision: Any, branch: str, *, no_cache: bool = False,
-                 run_id: str | None = None, compose_build: BuildSpec | None = None) -> TestRun:
+                 run_id: str | None = None, compose_build: BuildSpec | None = None, builder: Builder | None = None,
+                 secrets: Sequence[str] = ()) -> TestRun:
     run_id = run_id or f"{settings.app}-ci-{revision.short}-{uuid.uuid4().hex[:4]}".replace(".", "-")
     image = testing_tag(settings.repository, revision.label, ci.tag_suffix)
     spec = testing_build(ci, compose_build, settings.root)
@@ -117,12 +118,13 @@ def new_test_run(settings: Any, ci: Any, revision: Any, branch: str, *, no_cache
     labels = {commands.APP_LABEL: settings.app, "org.opencontainers.image.revision": revision.sha,
               "dev.dockyard.environment": ci.tag_suffix}
     build = build_command(context=spec.context, dockerfile=spec.dockerfile, tags=(image,), labels=labels,
-                          build_args=build_args, target=spec.target, no_cache=no_cache)
+                          build_args=build_args, target=spec.target, no_cache=no_cache, builder=builder,
+                          secrets=secrets)
     return TestRun(
         run_id=run_id, app=settings.app, image=image, network=f"{run_id}-net", services=ci.services, build=build,
         cache_candidates=() if no_cache else cache_refs(settings.repository, ci.cache_from, branch),
         test_command=ci.test_command, setup_command=ci.setup_command, env=dict(ci.env), reports=ci.reports_dir,
-        entrypoint=settings.command_entrypoint,
+        entrypoint=settings.command_entrypoint, buildkit=builder is not None and builder.is_buildkit,
     )
 
 
@@ -179,9 +181,11 @@ class TestRunner:
             if self.docker.inspect_image(ref) is not None:
                 found.append(ref)
                 continue
-            pulled = self.runner.run([commands.DOCKER, "pull", "--quiet", ref], check=False, timeout=PULL_TIMEOUT)
-            if pulled.ok:
-                found.append(ref)
+            try:  # bounded by dockyard.registry.stall_timeout, like every pull
+                self.docker.pull(ref)
+            except DockyardError:
+                continue  # a cache image that cannot be had makes a cold build, not a failure
+            found.append(ref)
         self.say("      cache images: " + (", ".join(found) or "none found (cold build)"))
         return found
 
@@ -189,8 +193,9 @@ class TestRunner:
         argv = list(self.run.build.argv)
         for ref in cache_from:
             argv[-1:-1] = ["--cache-from", ref]
-        if cache_from and self.docker.inspect_image(self.run.image) is not None:
-            # The legacy builder uses only --cache-from images once any is given: keep our own last build too.
+        if cache_from and not self.run.buildkit and self.docker.inspect_image(self.run.image) is not None:
+            # The legacy builder uses only --cache-from images once any is given: keep our own last build too
+            # (BuildKit always uses its local cache as well; there --cache-from names registry images only).
             argv[-1:-1] = ["--cache-from", self.run.image]
         build = Command(tuple(argv), env=self.run.build.env, cwd=self.run.build.cwd)
         self.docker.build(build)
@@ -201,12 +206,13 @@ class TestRunner:
     def start_service(self, name: str) -> None:
         svc = self.service(name)
         if self.docker.inspect_image(svc.image) is None:
-            pulled = self.runner.run([commands.DOCKER, "pull", svc.image], check=False, timeout=PULL_TIMEOUT)
-            if not pulled.ok:
+            try:
+                self.docker.pull(svc.image)
+            except DockyardError as exc:
                 raise DockyardError(
-                    f"service image {svc.image} is not on this engine and could not be pulled: "
-                    f"run `inv ci.cache.load`, or fix dockyard.ci.services.{svc.name}.image"
-                )
+                    f"service image {svc.image} is not on this engine and could not be pulled ({exc}): "
+                    f"run `inv ci.cache.load`, or fix dockyard.ci.services.{svc.name}.image", exit_code=exc.exit_code
+                ) from None
         self.runner.run(self.run.service_command(svc))
 
     def wait_until_ready(self, name: str) -> int:

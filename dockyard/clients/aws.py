@@ -4,15 +4,15 @@ boto3 is imported only when a session is made, so tasks that never talk to AWS d
 pass the session (or a boto3 client) to the typed client they need; no client here does network work when it is
 created.
 
-Every typed client (:mod:`.s3`, :mod:`.ssm`, :mod:`.eb`, :mod:`.ecs`) calls boto3 only through
-:meth:`AwsApi.call`, which retries throttling and turns every botocore error into one :class:`AwsError` line that
-names the call, the resource and what to check (exit 8).
+Every typed client (:mod:`.s3`, :mod:`.ssm`, :mod:`.eb`, :mod:`.ecs`, :mod:`.ecr`) calls boto3 only through
+:meth:`AwsApi.call`, which turns every botocore error into one :class:`AwsError` line that names the call, the
+resource and what to check (exit 8). Retrying is botocore's alone, the same for every client of a session
+(:func:`bounded_config`: ``dockyard.aws.retry_mode`` and ``max_attempts``); dockyard's own wait loops (EB and ECS
+waiters) poll on top of it, each with its own deadline.
 """
 from __future__ import annotations
 
-import random
 import re
-import time
 from collections import Counter
 from typing import Any, Callable
 
@@ -21,8 +21,12 @@ from ..errors import AwsError, AwsUnreachable, NoCredentials
 __all__ = ["AwsApi", "AwsError", "AwsUnreachable", "ExpectedError", "NoCredentials", "aws_client", "aws_session",
            "bounded_config", "describe_error", "error_code"]
 
-THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
-              "SlowDown", "ProvisionedThroughputExceededException"}
+# The throttling codes botocore's standard/adaptive modes retry (botocore/retries/standard.py), bar
+# LimitExceededException, which some services also use for quotas: what an exhausted retry budget says.
+THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+              "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled", "BandwidthLimitExceeded",
+              "SlowDown", "ProvisionedThroughputExceededException", "PriorRequestNotComplete",
+              "EC2ThrottledException"}
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
           "UnauthorizedException", "403", "Forbidden"}
 BAD_CREDENTIALS = {"InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesNotMatch", "UnrecognizedClientException",
@@ -48,12 +52,20 @@ class ExpectedError(Exception):
 
 
 def bounded_config(bounds: Any) -> Any:
-    """The botocore ``Config`` of every client dockyard makes: ``dockyard.aws.connect_timeout``, ``read_timeout``
-    and ``max_attempts`` (botocore's own default waits 60 s per read and retries 5 times, forever in effect)."""
+    """The botocore ``Config`` of every client dockyard makes: ``dockyard.aws.connect_timeout``, ``read_timeout``,
+    ``max_attempts`` and ``retry_mode`` (botocore's own default waits 60 s per read and retries 5 times, forever in
+    effect).
+
+    botocore's ``standard`` mode retries throttling (``Throttling``, ``ThrottlingException``, ``SlowDown``...),
+    transient 5xx answers and dropped connections with jittered exponential backoff; ``adaptive`` adds a client-side
+    rate limiter that slows the client once AWS throttles it, which AWS recommends only for special cases
+    (https://docs.aws.amazon.com/boto3/latest/guide/retries.html, and the SDK reference's "Retry behavior").
+    ``total_max_attempts`` counts the first call too."""
     from botocore.config import Config
 
     return Config(connect_timeout=bounds.connect_timeout, read_timeout=bounds.read_timeout,
-                  retries={"total_max_attempts": bounds.max_attempts, "mode": "standard"})
+                  retries={"total_max_attempts": bounds.max_attempts,
+                           "mode": getattr(bounds, "retry_mode", "standard")})
 
 
 def aws_session(settings: Any) -> Any:
@@ -108,12 +120,9 @@ class AwsApi:
     them); clients of one deploy may share one counter.
     """
 
-    def __init__(self, client: Any, *, service: str = "", sleep: Callable[[float], None] = time.sleep,
-                 attempts: int = 6, calls: Counter[str] | None = None) -> None:
+    def __init__(self, client: Any, *, service: str = "", calls: Counter[str] | None = None) -> None:
         self.client = client
         self.service = service or _signing_name(client)
-        self.sleep = sleep
-        self.attempts = attempts
         self.calls: Counter[str] = Counter() if calls is None else calls
 
     def action(self, operation: str) -> str:
@@ -124,7 +133,7 @@ class AwsApi:
 
     def call(self, operation: str, resource: str = "", *, expected: tuple[str, ...] = (), **kwargs: Any) -> Any:
         """``client.<operation>(**kwargs)``; an error code in ``expected`` is raised as :class:`ExpectedError`,
-        throttling is retried with jittered backoff, anything else becomes one :class:`AwsError` line."""
+        anything else becomes one :class:`AwsError` line (botocore has already retried what it retries)."""
         return self.run(operation, resource, lambda: getattr(self.client, operation)(**kwargs), expected=expected)
 
     def run(self, operation: str, resource: str, func: Callable[[], Any], *,
@@ -133,27 +142,19 @@ class AwsApi:
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
-        delay = 0.5
-        for attempt in range(self.attempts):
-            self.calls[operation] += 1
-            try:
-                return func()
-            except ClientError as exc:
-                code = error_code(exc)
-                if code in expected:
-                    raise ExpectedError(code, describe_error(exc)) from None
-                if code in THROTTLING and attempt < self.attempts - 1:
-                    self.sleep(delay * (0.5 + random.random()))  # jitter keeps parallel deploys apart
-                    delay = min(delay * 2, 20)
-                    continue
-                raise self.failure(operation, resource, exc) from None
-            except (BotoCoreError, Boto3Error) as exc:
-                code = _code_in_text(str(exc))
-                if code in expected:
-                    raise ExpectedError(code, str(exc)) from None
-                raise self.failure(operation, resource, exc) from None
-        raise AwsError(f"{self.action(operation)}{_on(resource)} is still throttled after {self.attempts} attempts: "
-                       "retry later, or raise the account's API rate limit")
+        self.calls[operation] += 1
+        try:
+            return func()
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in expected:
+                raise ExpectedError(code, describe_error(exc)) from None
+            raise self.failure(operation, resource, exc) from None
+        except (BotoCoreError, Boto3Error) as exc:
+            code = _code_in_text(str(exc))
+            if code in expected:
+                raise ExpectedError(code, str(exc)) from None
+            raise self.failure(operation, resource, exc) from None
 
     def failure(self, operation: str, resource: str, exc: Exception) -> AwsError:
         """The one line an AWS failure becomes."""
@@ -170,6 +171,10 @@ class AwsApi:
         if isinstance(exc, ParamValidationError):
             return AwsError(f"{action}{on}: invalid request ({_one_line(str(exc))}): check the settings it came from")
         code = error_code(exc) or _code_in_text(str(exc))
+        if code in THROTTLING:
+            return AwsError(f"{action}{on} is still throttled ({code}) after {_times(self.attempts())} "
+                            f"(dockyard.aws.max_attempts, retry_mode {self.retry_mode()}): retry later, raise "
+                            "dockyard.aws.max_attempts, or ask AWS for a higher API rate limit")
         if code in DENIED:
             what = RESOURCE_WORDS.get(self.service, "it") if resource else "the resource"
             return AwsError(f"{action}{on} was denied ({code}): the deploying identity needs {action} on {what}")
@@ -179,6 +184,19 @@ class AwsApi:
         said = _one_line(describe_error(exc))
         return AwsError(f"{action}{on} failed ({said}): check dockyard.aws (region, endpoint_url) and the resource")
 
+    def _retries(self) -> dict[str, Any]:
+        config = getattr(getattr(self.client, "meta", None), "config", None)
+        return dict(getattr(config, "retries", None) or {})
+
+    def attempts(self) -> int:
+        """How often botocore tries one call, the first time included (``dockyard.aws.max_attempts``)."""
+        retries = self._retries()
+        if retries.get("total_max_attempts"):
+            return int(retries["total_max_attempts"])
+        return int(retries["max_attempts"]) + 1 if retries.get("max_attempts") is not None else 1
+
+    def retry_mode(self) -> str:
+        return str(self._retries().get("mode") or "legacy")
 
     def connection_lost(self, exc: Exception, *, reads_only: bool = False) -> str:
         """What went wrong with the connection itself ("" when an answer came): the endpoint, what happened, the
@@ -194,8 +212,7 @@ class AwsApi:
 
         config = getattr(getattr(self.client, "meta", None), "config", None)
         endpoint = _origin(getattr(exc, "kwargs", {}).get("endpoint_url") or _endpoint_of(self.client))
-        retries = getattr(config, "retries", None) or {}
-        attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts") or 1)
+        attempts = self.attempts()
         tries = f", {attempts} attempts" if attempts > 1 else ""
         check = "check the network and dockyard.aws.endpoint_url/region, then run the task again"
         unknown = "it changed nothing" if reads_only else "whether the call took effect is unknown"
@@ -226,6 +243,10 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else url
 
 
+def _times(attempts: int) -> str:
+    return "1 attempt" if attempts == 1 else f"{attempts} attempts"
+
+
 def _seconds(value: Any) -> str:
     return f"{value:g}s" if isinstance(value, (int, float)) else "the configured time"
 
@@ -251,3 +272,22 @@ def _code_in_text(text: str) -> str:
     """The code in a message like ``An error occurred (AccessDenied) when calling ...`` (managed transfers)."""
     found = re.search(r"An error occurred \(([\w.]+)\)", text)
     return found.group(1) if found else ""
+
+
+class SessionClient:
+    """A service client over one boto3 session (and endpoint): its :class:`AwsApi` is made on first use."""
+
+    service = ""  # the boto3 service name (``ssm``, ``secretsmanager``)
+
+    def __init__(self, session: Any, *, endpoint_url: str = "", sleep: Callable[[float], None] | None = None) -> None:
+        # ``sleep`` is accepted for the callers that pace polling; botocore's retry mode does the backing off now
+        self.session = session
+        self.endpoint_url = endpoint_url or None
+        self.sleep = sleep
+        self._api: AwsApi | None = None
+
+    @property
+    def api(self) -> AwsApi:
+        if self._api is None:
+            self._api = AwsApi(self.session.client(self.service, endpoint_url=self.endpoint_url), service=self.service)
+        return self._api

@@ -145,10 +145,11 @@ class ComposeProject:
     name: str
     file: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    overrides: tuple[Path, ...] = ()  # more compose files merged over ``file`` (dockyard's static proxy)
 
     def command(self, *args: str, stdin: str | None = None) -> Command:
-        return Command((*self.prefix, "--project-name", self.name, "--file", str(self.file), *args),
-                       env=dict(self.env), stdin=stdin)
+        files = [a for path in (self.file, *self.overrides) for a in ("--file", str(path))]
+        return Command((*self.prefix, "--project-name", self.name, *files, *args), env=dict(self.env), stdin=stdin)
 
     # builders -------------------------------------------------------------------------------------------------
     def up(self, *, build: bool = False, services: Sequence[str] = ()) -> Command:

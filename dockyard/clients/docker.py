@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..errors import CommandFailed, EngineUnavailable, Unreachable
+from ..errors import CommandFailed, ConfigError, EngineUnavailable, Unreachable
 from ..runner import Command, Result, Runner, Stalled
+from .buildx import LEGACY_BUILDER, Builder
 
 DOCKER = "docker"
 #: seconds a push or pull may go without progress (``dockyard.registry.stall_timeout``)
@@ -28,8 +29,23 @@ def build_command(
     no_cache: bool = False,
     pull: bool = False,
     cache_from: Sequence[str] = (),
+    builder: Builder | None = None,
+    secrets: Sequence[str] = (),
 ) -> Command:
-    argv: list[str] = [DOCKER, "build"]
+    """A build through ``builder`` (the legacy builder when None), with the same options either way.
+
+    BuildKit: ``docker buildx build --load`` (the image lands in the local engine), ``--secret`` for each of
+    ``secrets`` (``id=x,env=VAR`` / ``id=x,src=path``: names, never values), and ``--cache-to type=inline`` so the
+    image carries its layer-cache metadata and a later build can use it with ``--cache-from`` once it is pushed
+    (BuildKit's --cache-from only reads images built with an inline cache). Legacy: ``docker build`` with
+    ``DOCKER_BUILDKIT=0``, which keeps a Docker CLI that has Buildx (23+) on the legacy builder.
+    """
+    builder = builder or LEGACY_BUILDER
+    if secrets and not builder.is_buildkit:
+        raise ConfigError("dockyard.image.build_secrets: build secrets need BuildKit, but the build uses the "
+                          f"legacy builder ({builder.why}): install Buildx (bash scripts/setup.sh) and set "
+                          "image.builder: auto or buildkit")
+    argv: list[str] = list(builder.prefix)
     if dockerfile is not None:
         argv += ["--file", str(dockerfile)]
     for tag in tags:
@@ -39,6 +55,8 @@ def build_command(
     # Build args go through the environment (``--build-arg NAME`` with no value) so none is ever on argv.
     for key in sorted(build_args):
         argv += ["--build-arg", key]
+    for secret in secrets:
+        argv += ["--secret", secret]
     if target:
         argv += ["--target", target]
     if no_cache:
@@ -47,8 +65,13 @@ def build_command(
         argv.append("--pull")
     for ref in cache_from:
         argv += ["--cache-from", ref]
+    env = dict(build_args)
+    if builder.is_buildkit:
+        argv += ["--cache-to", "type=inline"]
+    else:
+        env["DOCKER_BUILDKIT"] = "0"
     argv.append(str(context))
-    return Command(tuple(argv), env=dict(build_args))
+    return Command(tuple(argv), env=env)
 
 
 def login_command(registry: str, username: str, password: str, *, config: str = "") -> Command:
@@ -82,6 +105,7 @@ class Image:
     labels: Mapping[str, str]
     digests: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()
+    user: str = ""  # the image's USER ("" = root)
 
     @classmethod
     def from_inspect(cls, data: Mapping) -> "Image":
@@ -94,6 +118,7 @@ class Image:
             labels=dict(config.get("Labels") or {}),
             digests=tuple(data.get("RepoDigests") or ()),
             entrypoint=tuple(config.get("Entrypoint") or ()),
+            user=str(config.get("User") or ""),
         )
 
 

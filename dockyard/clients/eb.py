@@ -1,7 +1,7 @@
 """The only place Elastic Beanstalk is called: typed results, our own errors.
 
 :class:`EbClient` takes ready boto3 clients (from :func:`make_client`) and a ``sleep``; every call goes through
-:class:`~dockyard.clients.aws.AwsApi` (throttling retried with jittered backoff, every other AWS error one
+:class:`~dockyard.clients.aws.AwsApi` (botocore retries throttling, as for every client; every AWS error is one
 :class:`~dockyard.errors.AwsError` line). The bundle bucket is its :class:`~dockyard.clients.s3.S3Client`,
 ``.s3``. ``calls`` counts the API calls of both (the benchmark reports it; a dry run proves it made no mutating one).
 """
@@ -88,13 +88,13 @@ def make_client(settings: Any, eb_settings: Any, *, sleep: Callable[[float], Non
 
 class EbClient:
     def __init__(self, eb: Any, s3: Any, *, session: Any = None, settings: Any = None,
-                 sleep: Callable[[float], None] = time.sleep, attempts: int = 6) -> None:
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.session = session
         self.settings = settings
         self.sleep = sleep
         self.calls: Counter[str] = Counter()
-        self.api = AwsApi(eb, service="elasticbeanstalk", sleep=sleep, attempts=attempts, calls=self.calls)
-        self.s3 = S3Client(s3, sleep=sleep, attempts=attempts, calls=self.calls)
+        self.api = AwsApi(eb, service="elasticbeanstalk", calls=self.calls)
+        self.s3 = S3Client(s3, calls=self.calls)
 
     @property
     def mutating_calls(self) -> int:
@@ -202,7 +202,7 @@ class EbClient:
         """The caller's AWS account id ("" when there is no session to ask, e.g. in unit tests)."""
         if self.session is None or self.settings is None:
             return ""
-        sts = AwsApi(aws_client(self.settings, "sts", self.session), service="sts", sleep=self.sleep, calls=self.calls)
+        sts = AwsApi(aws_client(self.settings, "sts", self.session), service="sts", calls=self.calls)
         return str(sts.call("get_caller_identity")["Account"])
 
     def require_bucket(self, bucket: str) -> None:

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import base64
-import time
-from typing import Any, Callable
+from typing import Any
 
 from .aws import AwsApi
 
@@ -11,8 +10,8 @@ from .aws import AwsApi
 class EcrClient:
     """Takes a boto3 ECR client from the caller (``aws_client(settings, "ecr", session)``)."""
 
-    def __init__(self, ecr: Any, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.api = AwsApi(ecr, service="ecr", sleep=sleep)
+    def __init__(self, ecr: Any) -> None:
+        self.api = AwsApi(ecr, service="ecr")
 
     def authorization(self) -> tuple[str, str, str]:
         """(user, token, proxy endpoint) for ``docker login``; the token is a password: never print it."""

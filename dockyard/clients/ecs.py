@@ -84,15 +84,13 @@ class EcsClient:
     @property
     def ecs(self) -> AwsApi:
         if self._ecs is None:
-            self._ecs = AwsApi(self.session.client("ecs", endpoint_url=self.endpoint_url), service="ecs",
-                               sleep=self.sleep)
+            self._ecs = AwsApi(self.session.client("ecs", endpoint_url=self.endpoint_url), service="ecs")
         return self._ecs
 
     @property
     def ecr(self) -> AwsApi:
         if self._ecr is None:
-            self._ecr = AwsApi(self.session.client("ecr", endpoint_url=self.endpoint_url), service="ecr",
-                               sleep=self.sleep)
+            self._ecr = AwsApi(self.session.client("ecr", endpoint_url=self.endpoint_url), service="ecr")
         return self._ecr
 
     def _call(self, operation: str, resource: str, **kwargs: Any) -> Any:

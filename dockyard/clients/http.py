@@ -24,3 +24,19 @@ def probe(url: str, *, timeout: float = 5.0) -> Probe:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return Probe(False, None, str(reason) or type(exc).__name__)
+
+
+def post_json(url: str, body: object, *, timeout: float = 10.0) -> int:
+    """POST ``body`` as JSON to ``url`` (a webhook); the answer's HTTP status. Network errors raise ``OSError``."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "dockyard"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the project's webhook
+            response.read(65536)
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

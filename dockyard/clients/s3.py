@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any
 
 from .aws import AwsApi, ExpectedError
 
@@ -23,9 +22,8 @@ def s3_url(bucket: str, key: str = "") -> str:
 
 
 class S3Client:
-    def __init__(self, s3: Any, *, sleep: Callable[[float], None] = time.sleep, attempts: int = 6,
-                 calls: Counter[str] | None = None) -> None:
-        self.api = AwsApi(s3, service="s3", sleep=sleep, attempts=attempts, calls=calls)
+    def __init__(self, s3: Any, *, calls: Counter[str] | None = None) -> None:
+        self.api = AwsApi(s3, service="s3", calls=calls)
 
     # --- buckets ----------------------------------------------------------------------------------------------
     def bucket_state(self, bucket: str, *, owner: str = "") -> str:

@@ -1,10 +1,9 @@
 """The only place SSM Parameter Store is called: the deploy lock, audit records, task and EB secrets."""
 from __future__ import annotations
 
-import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from .aws import AwsApi, ExpectedError
+from .aws import AwsApi, ExpectedError, SessionClient
 
 
 class ParameterExists(Exception):
@@ -23,21 +22,10 @@ def parameter_name(*parts: str) -> str:
     return "/" + "/".join("".join(ch if ch.isalnum() or ch in "_.-" else "." for ch in seg) for seg in segments)
 
 
-class SsmClient:
+class SsmClient(SessionClient):
     """SSM calls with dockyard's errors. Takes a boto3 session (and endpoint); opens nothing until first used."""
 
-    def __init__(self, session: Any, *, endpoint_url: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
-        self.session = session
-        self.endpoint_url = endpoint_url or None
-        self.sleep = sleep
-        self._api: AwsApi | None = None
-
-    @property
-    def api(self) -> AwsApi:
-        if self._api is None:
-            self._api = AwsApi(self.session.client("ssm", endpoint_url=self.endpoint_url), service="ssm",
-                               sleep=self.sleep)
-        return self._api
+    service = "ssm"
 
     def create(self, name: str, value: str, *, description: str = "") -> None:
         """Create a String parameter; :class:`ParameterExists` if the name is taken (never overwrites)."""
@@ -111,5 +99,5 @@ class SsmClient:
 
     def account(self) -> str:
         """The caller's account id (for parameter ARNs)."""
-        sts = AwsApi(self.session.client("sts", endpoint_url=self.endpoint_url), service="sts", sleep=self.sleep)
+        sts = AwsApi(self.session.client("sts", endpoint_url=self.endpoint_url), service="sts")
         return sts.call("get_caller_identity")["Account"]

@@ -162,7 +162,8 @@ def compose_yaml(model: Mapping[str, Any]) -> str:
 
 
 def dockercfg(registry: str, username: str, password: str, *, fmt: str) -> str:
-    """A registry auth file: ``legacy`` (``{"host": {"auth", "email"}}``, Docker platform v1) or ``auths``."""
+    """A registry auth file: ``auths`` (``{"auths": {"host": {"auth"}}}``, what ``docker login`` writes and the
+    AL2/AL2023 platforms read) or ``legacy`` (``{"host": {"auth", "email"}}``, the retired Amazon Linux AMI's)."""
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     if fmt == "legacy":
         return dumps({registry: {"auth": token, "email": ""}})

@@ -118,6 +118,8 @@ class EbService:
         from ..core.compose import deploy_compose
         from ..core.release_command import release_command_of
 
+        if platform:  # a platform asked for on the command line (eb.bundle --platform); the settings' are checked
+            self.eb.require_auth_works_on(platform, f"--platform {platform}")
         platform = platform or self.target.platform
         image = self.image(release)
         compose = None

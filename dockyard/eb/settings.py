@@ -21,6 +21,13 @@ SECTION = "eb"
 PLATFORMS = ("v1", "v2", "compose")
 AUTH_MODES = ("auto", "none", "ecr", "dockercfg", "ssm")
 HEALTH_STATES = ("Green", "Yellow", "Red", "Grey")
+#: Registry auth modes each platform can use. On v2 (ECS on AL2/AL2023) the ECS agent pulls the images with its own
+#: credentials: ECR through the instance profile, or the Dockerrun v2 ``authentication`` file in S3; a ``docker
+#: login`` on the instance (the ``ssm`` prebuild hook) gives it nothing (EB docs: "Using the ECS managed Docker
+#: platform branch", "Authenticating with image repositories"; ECS docs: "Private registry authentication for
+#: container instances").
+PLATFORM_AUTH_MODES = {"v1": ("none", "ecr", "dockercfg", "ssm"), "v2": ("none", "ecr", "dockercfg"),
+                       "compose": ("none", "ecr", "dockercfg", "ssm")}
 
 DEFAULTS: dict[str, Any] = {
     "application": "",  # EB application; default: dockyard.app
@@ -28,9 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "prefix": "dockyard",  # key prefix inside the bucket
     "endpoint_url": "",  # Elastic Beanstalk endpoint only (S3/SSM keep dockyard.aws.endpoint_url)
     "platform": "v2",  # v1 (Docker, one container) | v2 (ECS multi-container) | compose (Docker on AL2/AL2023)
-    "auth": "auto",  # auto | none | ecr | dockercfg | ssm ; auto = ecr for ECR registries, else dockercfg
+    "auth": "auto",  # auto | none | ecr | dockercfg | ssm (not on v2); auto = ecr for ECR registries, else dockercfg
     "dockercfg_key": "",  # default <prefix>/<application>/dockercfg.json
-    "dockercfg_format": "auto",  # auto | legacy | auths (auto: legacy for v1, auths otherwise)
+    "dockercfg_format": "auto",  # auto | legacy | auths (auto: auths, what every current platform reads)
     "ssm_username": "",  # SSM parameter names for auth=ssm; default /<application>/registry/username|password
     "ssm_password": "",
     "ssm_secret_prefix": "",  # eb.setenv: SSM path of secret keys; default /<application>/<env>/
@@ -102,10 +109,31 @@ class EbSettings:
             )
         return self.environments[env]
 
+    def require_auth_works_on(self, platform: str, where: str) -> None:
+        """Refuse (one line) a registry auth mode that ``platform`` cannot use; ``where`` names the option that
+        chose the platform (the settings' own platforms are checked by :func:`parse`)."""
+        problem = auth_problem(self.auth, platform)
+        if problem:
+            raise ConfigError(f"dockyard.eb.auth: {where} chose the {platform} platform, but {problem}")
+
     def format_for(self, platform: str) -> str:
+        """The dockercfg format ``platform`` reads: ``auths`` (what ``docker login`` writes) on every current one.
+
+        The legacy ``.dockercfg`` format was for the Docker platforms on the Amazon Linux AMI (AL1), retired in 2022;
+        the AL2/AL2023 Docker platforms read ``docker login``'s file unconverted (EB docs, "Docker configuration on
+        Amazon Linux AMI (preceding Amazon Linux 2)"). ``legacy`` only when asked for."""
         if self.dockercfg_format != "auto":
             return self.dockercfg_format
-        return "legacy" if platform == "v1" else "auths"
+        return "auths"
+
+
+def auth_problem(auth: str, platform: str) -> str:
+    """Why registry auth mode ``auth`` does not work on ``platform`` ("" when it does)."""
+    if auth in PLATFORM_AUTH_MODES.get(platform, AUTH_MODES):
+        return ""
+    return (f"there the ECS agent pulls the images itself and never sees the `docker login` of auth {auth!r} (a "
+            "prebuild hook): use auth 'dockercfg' (the Dockerrun v2 authentication file "
+            "in S3) or 'ecr' (the instance profile), or the v1/compose platform")
 
 
 def parse(settings: Settings) -> EbSettings:
@@ -132,6 +160,13 @@ def parse(settings: Settings) -> EbSettings:
             twin=own.str("twin"),
             platform=own.str("platform", platform, choices=PLATFORMS),
         )
+    for name, target in environments.items():
+        problem = auth_problem(auth, target.platform)
+        if problem:
+            own = target.platform != platform
+            chosen = f"dockyard.environments.{name}.eb.platform" if own else "dockyard.eb.platform"
+            raise section.fail("auth", f"environment {name} deploys to the {target.platform} platform ({chosen}), "
+                                       f"but {problem}")
     parsed = EbSettings(
         application=application,
         bucket=section.bucket("bucket"),

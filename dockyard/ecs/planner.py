@@ -10,6 +10,39 @@ from ..plan import ApiCall, Output, Plan, Step
 from .taskdef import TaskDefinition, diff
 
 
+#: the ``valueFrom`` of a secret Secrets Manager does not hold yet: its ARN (with AWS's random suffix) exists only
+#: once the deploy created it, so the register step puts the ARN in (:meth:`DeployIntent.with_new_secret_arns`)
+NEW_SECRET = "<new secret>"
+
+
+@dataclass(frozen=True)
+class SecretWrite:
+    """A new version of a Secrets Manager secret, its version id chosen at planning (the ``valueFrom`` pins it)."""
+
+    name: str
+    version_id: str
+    value: str = field(repr=False)
+    exists: bool = True
+
+    @property
+    def placeholder(self) -> str:
+        return f"{NEW_SECRET}{self.name}"
+
+
+def with_new_secret_arns(definition: TaskDefinition, arns: Iterable[tuple[str, str]]) -> TaskDefinition:
+    """``definition`` with each new secret's placeholder replaced by its ARN (``(name, arn)`` pairs)."""
+    found = {f"{NEW_SECRET}{name}": arn for name, arn in arns}
+    if not found:
+        return definition
+    payload = definition.payload
+    for container in payload.get("containerDefinitions") or []:
+        for secret in container.get("secrets") or []:
+            head, sep, tail = secret.get("valueFrom", "").partition(":::")
+            if head in found:
+                secret["valueFrom"] = f"{found[head]}{sep}{tail}"
+    return TaskDefinition.new(payload)
+
+
 @dataclass(frozen=True)
 class DeployIntent:
     """The desired change to a service, before anything is registered."""
@@ -19,17 +52,21 @@ class DeployIntent:
     changes: tuple[str, ...]
     #: SSM parameters to write before registering: (name, value); repr=False keeps the values out of tracebacks
     ssm_writes: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: Secrets Manager versions to write before registering (the new revision pins them)
+    secret_writes: tuple[SecretWrite, ...] = ()
 
     @property
     def noop(self) -> bool:
-        return not self.changes and not self.ssm_writes
+        return not self.changes and not self.ssm_writes and not self.secret_writes
 
     @property
     def lines(self) -> tuple[str, ...]:
         """The task-definition diff, then the secrets that change in SSM (values never shown)."""
         return self.changes + tuple(
             f'Set secret "{name.rsplit("/", 1)[-1]}" in SSM {name} (SecureString) to: "********"'
-            for name, _ in self.ssm_writes)
+            for name, _ in self.ssm_writes) + tuple(
+            f'Set secret "{w.name.rsplit("/", 1)[-1]}" in Secrets Manager {w.name} to: "********" '
+            f'(new {"version" if w.exists else "secret"} {w.version_id})' for w in self.secret_writes)
 
 
 def plan_task_definition(
@@ -147,8 +184,16 @@ def deploy_plan(d: EcsDeploy) -> Plan:
     for name, value in d.intent.ssm_writes:
         steps.append(Step(f"Write secret {name} to SSM as SecureString (value masked)",
                           instruction=ApiCall.of("ssm", "put_secure", secret=("value",), name=name, value=value)))
+    for write in d.intent.secret_writes:
+        steps.append(Step(f"Write secret {write.name} to Secrets Manager as version {write.version_id} "
+                          f"({'a new version' if write.exists else 'a new secret'}; value masked)",
+                          instruction=ApiCall.of("secrets", "write", output=f"secret:{write.name}", secret=("value",),
+                                                 name=write.name, value=write.value, version_id=write.version_id,
+                                                 exists=write.exists)))
+    new_arns = tuple((w.name, Output(f"secret:{w.name}")) for w in d.intent.secret_writes if not w.exists)
     steps.append(Step(f"Register a new revision of {d.intent.desired.family} with {d.image}",
-                      instruction=ApiCall.of("revisions", "register", output="revision", definition=d.intent.desired)))
+                      instruction=ApiCall.of("revisions", "register", output="revision", definition=d.intent.desired,
+                                             **({"new_secret_arns": new_arns} if new_arns else {}))))
     notes: tuple[str, ...] = ()
     if d.release is not None and d.skip_release:
         notes = (f"release command {d.release.text!r} {SKIPPED}",)

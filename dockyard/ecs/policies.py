@@ -65,15 +65,24 @@ def policies(settings: Any, *, account: str = "") -> dict[str, Any]:
         deployer.append(statement("LockAndAuditParameters", [
             "ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter", "ssm:GetParametersByPath"],
             [f"{ssm_arn}{path}/*" for path in ssm_stores]))
-    secret_paths = sorted({(t.ssm_prefix.rstrip("/") + "/") for t in targets if t.secret_keys})
+    secret_paths = sorted({(t.ssm_prefix.rstrip("/") + "/") for t in targets
+                           if t.secret_keys and t.secrets_backend == "ssm"})
+    # Secrets Manager ARNs end in "-" and six random characters: the names' prefix, then "*"
+    sm_secrets = sorted({f"arn:{partition}:secretsmanager:{region}:{account}:secret:{t.secret_name('')}*"
+                         for t in targets if t.secret_keys and t.secrets_backend == "secretsmanager"})
     if secret_paths:  # the deploy compares the stored values and writes the changed ones
         deployer.append(statement("Secrets", ["ssm:GetParameters", "ssm:PutParameter"],
                                   [f"{ssm_arn}{p}*" for p in secret_paths]))
+    if sm_secrets:  # the deploy reads the current versions and writes (creates) the changed ones
+        deployer.append(statement("SecretVersions", ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+                                                     "secretsmanager:CreateSecret"], sm_secrets))
     execution: list[dict[str, Any]] = []
     if is_ecr:
         execution += ecr_pull(partition, region, account, repository)
     if secret_paths:
         execution.append(statement("Secrets", ["ssm:GetParameters"], [f"{ssm_arn}{p}*" for p in secret_paths]))
+    if sm_secrets:
+        execution.append(statement("SecretVersions", ["secretsmanager:GetSecretValue"], sm_secrets))
     notes = ["no environment has target: ecs; these policies grant nothing useful"] if not targets else []
     notes += scope_notes(region, account)
     out: dict[str, Any] = {"deployer": {"Version": VERSION, "Statement": deployer}}

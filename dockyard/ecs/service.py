@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -105,6 +105,11 @@ class EcsService:
         wanted: dict[str, str] = {}
         secrets: dict[str, str] = {}
         environment, _ = env_file_split(loaded.values, self.target.secret_keys, self.target.ssm_prefix)
+        if self.target.secret_keys and self.target.secrets_backend == "secretsmanager":
+            secrets, writes = self.pinned_secrets({k: loaded.values[k] for k in self.target.secret_keys})
+            intent = plan_task_definition(current, image=image, containers=self.target.containers,
+                                          environment=environment, secrets=secrets)
+            return replace(intent, secret_writes=writes)
         if self.target.secret_keys:
             from ..clients.ssm import parameter_arn
 
@@ -117,6 +122,37 @@ class EcsService:
                                       environment=environment, secrets=secrets)
         return with_secret_writes(intent, wanted, self.ssm.values(wanted) if wanted else {})
 
+    def pinned_secrets(self, values: dict[str, str]) -> tuple[dict[str, str], tuple[Any, ...]]:
+        """Each secret key's ``valueFrom``, pinned to the version holding its value, and the versions to write.
+
+        A value Secrets Manager already holds as the secret's current version is pinned to that version; any other
+        gets a new version (a new secret, the first time) whose id is chosen here, so the plan shows the revision
+        as it will be registered and a rollback to it gets these values back.
+        """
+        import uuid
+
+        from ..clients.secretsmanager import pinned
+        from .planner import SecretWrite
+
+        refs: dict[str, str] = {}
+        writes = []
+        for key, value in values.items():
+            name = self.target.secret_name(key)
+            stored = self.secrets_manager.current(name)
+            if stored is not None and stored.value == value:
+                refs[key] = pinned(stored.arn, stored.version_id)
+                continue
+            write = SecretWrite(name=name, version_id=str(uuid.uuid4()), value=value, exists=stored is not None)
+            writes.append(write)
+            refs[key] = pinned(stored.arn if stored is not None else write.placeholder, write.version_id)
+        return refs, tuple(writes)
+
+    @cached_property
+    def secrets_manager(self) -> Any:
+        from ..clients.secretsmanager import SecretsManagerClient
+
+        return SecretsManagerClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)
+
     # --- lock and audit ----------------------------------------------------------------------------------------------
     # With a bucket: S3 objects, shared with the Elastic Beanstalk deploys. Without one: SSM parameters, which need
     # nothing created beforehand (see dockyard/core/locks.py and history.py).
@@ -124,7 +160,7 @@ class EcsService:
         from ..clients.aws import aws_client
         from ..clients.s3 import S3Client
 
-        return S3Client(aws_client(self.settings, "s3", self.client.session), sleep=self.sleep)
+        return S3Client(aws_client(self.settings, "s3", self.client.session))
 
     @cached_property
     def ssm(self) -> Any:
@@ -312,14 +348,17 @@ class EcsService:
         return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"      {text}")}), "ssm": self.ssm,
                 "ecs": self.client, "wait": EcsWaiter(self, since=started), "revisions": self,
                 "release": EcsReleaseRunner(self.client, cluster=self.target.cluster, say=self.say,
-                                            interval=self.target.poll_interval, sleep=self.sleep)}
+                                            interval=self.target.poll_interval, sleep=self.sleep),
+                "secrets": self.secrets_manager}
 
     def _wait(self, arn: str, timeout: float, *, since: Any = None) -> None:
         wait_for_deployment(self.state, arn, timeout=timeout, interval=self.target.poll_interval, since=since,
                             sleep=self.sleep, report=lambda line: self.say(f"      {line}"))
 
-    def register(self, definition: TaskDefinition) -> TaskDefinition:
-        registered = self.client.register(definition)
+    def register(self, definition: TaskDefinition, new_secret_arns: tuple[tuple[str, str], ...] = ()) -> TaskDefinition:
+        from .planner import with_new_secret_arns
+
+        registered = self.client.register(with_new_secret_arns(definition, new_secret_arns))
         self.say(f"      registered {registered.label}")
         return registered
 

@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "env_file": False,  # also set the containers' environment from the environment's .env file
     "secret_keys": [],  # keys of the .env file that go as `secrets` (valueFrom SSM), never as plain values
     "ssm_prefix": "",  # SSM parameter path of those secrets; default /<app>/<env>/
+    # where secret_keys live: ssm (SecureString parameters, always the latest value: ECS cannot pin an SSM version)
+    # | secretsmanager (one secret per key, named by ssm_prefix without its leading "/", pinned by version id)
+    "secrets_backend": "ssm",
     "bucket": "",  # S3 bucket of the deploy lock and audit records; default dockyard.eb.bucket ("" = SSM parameters)
     "prefix": "dockyard",  # key prefix in that bucket (or SSM path: /<prefix>/<app>/locks|audit/...)
     "default_memory": 256,  # ecs.render: MiB for containers without mem_limit
@@ -38,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SCHEMA = keys_of(DEFAULTS, volumes=Names())
+SECRETS_BACKENDS = ("ssm", "secretsmanager")
 #: ``dockyard.environments.<env>.ecs`` overrides any key of the section
 ENVIRONMENT_SCHEMA = SCHEMA
 
@@ -64,6 +68,12 @@ class EcsTarget:
     default_memory: int
     volumes: Mapping[str, Any] = field(default_factory=dict)
     host_port: int = 80  # compose volume -> named_volumes.VolumeDecision
+    secrets_backend: str = "ssm"  # ssm | secretsmanager
+
+    def secret_name(self, key: str) -> str:
+        """Where ``key`` of ``secret_keys`` is stored: an SSM parameter name, or a Secrets Manager secret name."""
+        prefix = self.ssm_prefix if self.ssm_prefix.endswith("/") else self.ssm_prefix + "/"
+        return f"{prefix.lstrip('/')}{key}" if self.secrets_backend == "secretsmanager" else f"{prefix}{key}"
 
     @property
     def where(self) -> str:
@@ -120,6 +130,7 @@ def _target(settings: Settings, env_name: str) -> EcsTarget:
         default_memory=pick("default_memory").int("default_memory", 256, minimum=4),
         volumes=volume_decisions(pick("volumes")),
         host_port=_host_port(pick("host_port")),
+        secrets_backend=pick("secrets_backend").str("secrets_backend", "ssm", choices=SECRETS_BACKENDS),
     )
 
 

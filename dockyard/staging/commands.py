@@ -158,6 +158,14 @@ def run_proxy(target: StagingTarget, layout: Layout, port: int) -> Command:
                   target.proxy_image, "nginx", "-c", f"{MOUNT}/nginx.conf", "-g", "daemon off;")
 
 
+def copy_static(layout: Layout, container: str, directory: str) -> Command:
+    """The static files of ``container`` (its image's ``directory``) into the directory the proxy serves; files of
+    the version before stay, so its pages still in flight keep their stylesheets."""
+    cli = shlex.join(("docker", "--config", layout.docker_config))
+    return shell(f'mkdir -p "$3" && chmod 755 "$3" && {cli} cp "$1:$2/." "$3/"', container, directory,
+                 layout.static_files)
+
+
 def reload_proxy(layout: Layout) -> Command:
     """Check the new configuration, then reload gracefully (old workers finish their requests)."""
     conf = f"{MOUNT}/nginx.conf"

@@ -164,6 +164,7 @@ class HostPlan:
     workers: tuple[str, ...] = ()  # this version's worker containers (started, or on a rollback restarted)
     stop_workers: tuple[str, ...] = ()  # running workers of other versions, stopped after the switch
     worker_start_seconds: float = 0.0
+    static_dir: str = ""  # the image's static files (dockyard.static.dir), copied out for the proxy before the switch
 
     def lines(self) -> list[str]:
         who = self.session_name
@@ -200,6 +201,8 @@ class HostPlan:
                 out += [f"    $ {run.display()}" for run in self.worker_runs]
             out.append(f"  check they still run after {self.worker_start_seconds:g}s, else "
                        f"{'stop' if self.rollback else 'remove'} them and {self.container} and stop")
+        if self.static_dir:
+            out.append(f"  copy its static files ({self.static_dir}) to the directory the proxy serves them from")
         out.append("  switch the proxy to it (graceful reload), drain")
         if self.stop or self.stop_workers:
             out.append(f"  stop {', '.join(self.stop + self.stop_workers)} (kept for rollback)")
@@ -256,7 +259,7 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
         worker_runs=tuple(cmd.run_worker(target, layout, version, w, env_file=w.service in worker_env_files)
                           for w in services.workers) if fresh else (),
         workers=workers, stop_workers=stop_workers,
-        worker_start_seconds=target.worker_start_seconds if workers else 0.0)
+        worker_start_seconds=target.worker_start_seconds if workers else 0.0, static_dir=target.static_dir)
 
 
 def _running(state: HostState, name: str) -> bool:
@@ -382,6 +385,9 @@ class HostDeployer:
             self.start_workers(plan)
             progress(f"started {', '.join(plan.workers)}")
         try:
+            if plan.static_dir:
+                self.publish_static(plan)
+                progress(f"copied the static files of {plan.container} for the proxy")
             self.switch(plan)
         except DockyardError:
             self.discard_workers(plan)
@@ -554,6 +560,19 @@ class HostDeployer:
                     "to the port the app listens on")
         return ""
 
+    def publish_static(self, plan: HostPlan) -> None:
+        """Copy the new version's static files where the proxy serves them, and give the proxy the configuration
+        that serves them (a host set up before ``dockyard.static`` was set gets it here; the switch reloads it)."""
+        copied = self.run(cmd.copy_static(self.layout, plan.container, plan.static_dir), check=False)
+        if not copied.ok:
+            said = " ".join((copied.stderr or copied.stdout).split())
+            raise CommandFailed(f"{self.session.name}: could not copy the static files of {plan.container} from "
+                                f"{plan.static_dir} (dockyard.static.dir): {said[-300:]}; the old version keeps "
+                                "serving")
+        conf = render_proxy_conf(static_url=self.target.static_url)
+        if self.host.read_file(self.layout.proxy_conf) != conf:
+            self.host.write_file(self.layout.proxy_conf, conf, mode=0o644)
+
     def switch(self, plan: HostPlan) -> None:
         """Write the upstream, test and reload nginx, check the new version answers through the proxy, then record
         it in the journal; a step that fails puts the old upstream back (and reloads, if nginx had taken the new)."""
@@ -655,7 +674,7 @@ def setup_host(target: StagingTarget, session: HostSession, env_values: dict[str
     done = [f"docker {check_docker(session)}"]
     host.run(cmd.make_dirs(layout))
     host.run(cmd.ensure_network(layout))
-    host.write_file(layout.proxy_conf, render_proxy_conf(), mode=0o644)
+    host.write_file(layout.proxy_conf, render_proxy_conf(static_url=target.static_url), mode=0o644)
     state = session.state()
     if state.upstream_text is None:
         host.write_file(layout.upstream_conf, render_upstream(None, target.app_port, None), mode=0o644)

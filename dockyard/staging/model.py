@@ -127,6 +127,8 @@ class StagingTarget:
     health_host_key: str = "dockyard.ssh.health_host"
     skip_services: tuple[str, ...] = ()  # compose services staging does not run (a front nginx: the proxy fronts)
     worker_start_seconds: float = 3.0  # a new worker must still be running this long after its start
+    static_dir: str = ""  # dockyard.static.dir when the proxy serves the static files ("" = it does not)
+    static_url: str = ""  # dockyard.static.url
 
     @property
     def health_setting(self) -> HealthSetting:
@@ -189,6 +191,11 @@ class Layout:
     @property
     def proxy_conf(self) -> str:
         return f"{self.proxy_dir}/nginx.conf"
+
+    @property
+    def static_files(self) -> str:
+        """The live version's static files, which the proxy serves (under its mount, see dockyard.static)."""
+        return f"{self.proxy_dir}/static"
 
     @property
     def upstream_conf(self) -> str:

@@ -8,13 +8,17 @@ confirmed before the old container is stopped.
 """
 from __future__ import annotations
 
+from ..core.static import render_static_location
+
 MOUNT = "/etc/dockyard-proxy"
 VERSION_PATH = "/.dockyard/version"
 NO_APP = "-"
 
 
-def render_proxy_conf(*, shutdown_timeout: int = 30) -> str:
-    """The proxy's main configuration (the same for every version)."""
+def render_proxy_conf(*, shutdown_timeout: int = 30, static_url: str = "") -> str:
+    """The proxy's main configuration (the same for every version); with ``static_url`` it serves that prefix
+    from the live version's static files (``static/`` beside it, copied out of the app container at each switch)."""
+    static = f"\n{render_static_location(static_url, MOUNT + '/static')}\n" if static_url else ""
     return f"""# Written by dockyard (inv staging.setup); the upstream lives in upstream.conf.
 worker_processes 2;
 pid /tmp/dockyard-proxy.pid;
@@ -39,7 +43,7 @@ http {{
             default_type text/plain;
             return 200 "$dockyard_version\\n";
         }}
-
+{static}
         location / {{
             proxy_pass http://dockyard_app;
             proxy_http_version 1.1;

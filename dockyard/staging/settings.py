@@ -209,7 +209,18 @@ def parse_target(settings: Settings, env: Environment, ssh: Layered) -> StagingT
         health_host_key=ssh.pick(health_host_key).full(health_host_key),
         skip_services=ssh.strings("skip_services"),
         worker_start_seconds=ssh.float("worker_start_seconds", minimum=0),
+        **_static(settings),
     )
+
+
+def _static(settings: Settings) -> dict[str, str]:
+    """The proxy serves ``dockyard.static`` when its ``serve`` is ``proxy`` (core: :mod:`dockyard.core.static`)."""
+    from ..core import static
+
+    parsed = static.parse(settings)
+    if not parsed.enabled or parsed.serve != "proxy":
+        return {}
+    return {"static_dir": parsed.dir, "static_url": parsed.url}
 
 
 def _port(ssh: Layered, name: str) -> int:

@@ -39,7 +39,8 @@ def test(c, keep=False, no_cache=False, dry_run=False):
         project.docker.server_version()
     revision = project.git.revision()
     run = new_test_run(project.settings, ci, revision, _branch(project), no_cache=no_cache,
-                       compose_build=_compose_build(project, ci))
+                       compose_build=_compose_build(project, ci), builder=project.builder,
+                       secrets=project.build_secrets(check=not dry_run))
     runner = TestRunner(run, project.runner, project.docker, ready_timeout=ci.ready_timeout, say=project.say)
     plan = runner.plan()
     if dry_run:

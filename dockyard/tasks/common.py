@@ -157,6 +157,17 @@ class Project:
         self.mask.add(*(v for v in loaded.values.values() if v not in self.public_words))
         return loaded
 
+    def deploy_events(self, env: Environment):  # -> DeployEvents
+        """The project's hooks and webhook (``dockyard.hooks``) for a run on ``env``."""
+        from ..core.hooks import DeployEvents
+
+        def env_values() -> dict[str, str]:
+            loaded = self.env_file(env, required=False)
+            return dict(loaded.values) if loaded is not None else {}
+
+        return DeployEvents(self.settings.hooks, self.settings.root, say=self.say, warn=self.warn,
+                            env_values=env_values)
+
     @cached_property
     def public_words(self) -> frozenset[str]:
         """Values the settings already show (environment names, the app): masking them would garble output."""
@@ -168,6 +179,26 @@ class Project:
         from ..clients.docker import DockerClient
 
         return DockerClient(self.runner, stall_timeout=self.settings.registry.stall_timeout)
+
+    @cached_property
+    def builder(self):  # -> Builder
+        """The builder ``image.builder`` chooses: BuildKit through Buildx when found (auto), else the legacy one."""
+        from ..clients.buildx import LEGACY, choose_builder, find_buildx
+
+        s = self.settings
+        install = None if s.builder == LEGACY else find_buildx(self.runner)
+        return choose_builder(s.builder, install, origin=s.section.origin("dockyard.image.builder"))
+
+    def build_secrets(self, *, check: bool = True) -> tuple[str, ...]:
+        """``image.build_secrets`` as ``--secret`` values; their values join the masker."""
+        import os
+
+        from ..images import secret_arguments, secret_values
+
+        secrets = self.settings.build_secrets
+        arguments = secret_arguments(secrets, os.environ, check=check)
+        self.mask.add(*secret_values(secrets, os.environ))
+        return arguments
 
     @cached_property
     def git(self):  # -> GitClient

@@ -63,6 +63,25 @@ def check_compose(project: Project) -> Check:
     return check
 
 
+def check_builder(project: Project) -> Check:
+    """Which builder ``inv image.build`` uses (``image.builder``) and its version."""
+    name = "image builder"
+    try:
+        builder = project.builder
+    except DockyardError as exc:
+        return Check(name, "missing", exc.message.split(": run")[0], "bash scripts/setup.sh (installs Buildx), "
+                     "or set image.builder: auto")
+    if not builder.is_buildkit:
+        if project.settings.builder == "legacy":
+            return Check(name, "ok", builder.describe(), required=False)
+        return Check(name, "warn", builder.describe(), "bash scripts/setup.sh (installs Buildx: BuildKit builds)",
+                     False)
+    from ..clients.buildx import buildkit_version
+
+    engine = buildkit_version(project.runner, builder)
+    return Check(name, "ok", builder.describe() + (f"; engine BuildKit {engine}" if engine else ""), required=False)
+
+
 def check_git(project: Project) -> Check:
     if not shutil.which("git"):
         return Check("git", "missing", "not installed", "apt-get install git")
@@ -161,9 +180,10 @@ def check_staging_hosts(project: Project) -> list[Check]:
             "registry": "also check that the registry answers (default: yes)"})
 @edge
 def doctor(c, aws=True, ssh=True, registry=True):
-    """Check Docker, Compose, git, env files, AWS, SSH, staging hosts, registry; exit non-zero if required missing."""
+    """Check Docker, Compose, builder, git, env files, AWS, SSH, staging hosts, registry; exit 1 if required fails."""
     project = Project(c, echo=False)
-    checks = [check_engine(project), check_compose(project), check_git(project), *check_env_files(project)]
+    checks = [check_engine(project), check_compose(project), check_builder(project), check_git(project),
+              *check_env_files(project)]
     if aws:
         checks.append(_guard("AWS credentials", False, lambda: check_aws(project)))
     if ssh:

@@ -31,9 +31,11 @@ def _service(c: Any, env: str):
 def deploy(c, version="", env="prod", dry_run=False, no_wait=False, timeout=0, no_rollback=False,
            force_unlock=False, skip_release_command=False):
     """Deploy a release to Elastic Beanstalk (bundle, S3, version, update, wait, roll back on failure)."""
-    _service(c, env).deploy(version, dry_run=dry_run, no_wait=no_wait, timeout=float(timeout),
-                            no_rollback=no_rollback, force_unlock=force_unlock,
-                            skip_release_command=skip_release_command)
+    from .targets import run_target
+
+    run_target(c, "eb", "deploy", env, {"version": version or "", "dry_run": dry_run, "timeout": timeout,
+                                        "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock,
+                                        "skip_release_command": skip_release_command})
 
 
 @task(help={"env": ENV_HELP})
@@ -100,7 +102,9 @@ def versions(c, env="prod"):
 @edge
 def rollback(c, label="", env="prod", timeout=0, dry_run=False):
     """Put an earlier version back on the environment and wait for it to be healthy."""
-    _service(c, env).rollback(label, timeout=float(timeout), dry_run=dry_run)
+    from .targets import run_target
+
+    run_target(c, "eb", "rollback", env, {"to": label or "", "timeout": timeout, "dry_run": dry_run})
 
 
 @task(help={"env": ENV_HELP, "dry_run": "only show the diff (values masked)",
@@ -139,7 +143,9 @@ def bundle(c, version="", env="prod", output="", platform=""):
     service.say(f"wrote {path} ({path.stat().st_size} bytes, sha256 {made.digest[:12]})")
 
 
-@task(help={"env": ENV_HELP, "format": "legacy ({host: {auth}}) or auths ({auths: ...}); default: by platform",
+@task(help={"env": ENV_HELP,
+            "format": "auths ({auths: {host: {auth}}}, the default: what the AL2/AL2023 platforms read) or legacy "
+                      "({host: {auth, email}}, the retired Amazon Linux AMI's)",
             "dry_run": "say what would be uploaded"})
 @edge(format=OneOf("legacy", "auths"))
 def dockercfg(c, env="prod", format="", dry_run=False):  # noqa: A002 - the option's name

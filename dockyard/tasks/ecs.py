@@ -31,9 +31,11 @@ def _service(c: Any, env: str):
 def deploy(c, version="", env="prod", dry_run=False, timeout=0, no_wait=False, no_rollback=False,
            force_unlock=False, skip_release_command=False):
     """Deploy a release to the ECS service: new task-definition revision, release command, update, wait."""
-    _service(c, env).deploy(version or "", dry_run=dry_run, timeout=float(timeout), no_wait=no_wait,
-                            no_rollback=no_rollback, force_unlock=force_unlock,
-                            skip_release_command=skip_release_command)
+    from .targets import run_target
+
+    run_target(c, "ecs", "deploy", env, {"version": version or "", "dry_run": dry_run, "timeout": timeout,
+                                         "no_wait": no_wait, "no_rollback": no_rollback, "force_unlock": force_unlock,
+                                         "skip_release_command": skip_release_command})
 
 
 @task(help={"version": "release to compare with (default: the latest release tag)", "env": ENV_HELP})
@@ -80,7 +82,9 @@ def show_status(service: Any, events: int = 5):  # -> (ServiceState, TaskDefinit
 @edge
 def rollback(c, revision="", env="prod", dry_run=False, timeout=0):
     """Point the ECS service back at an earlier task-definition revision and wait for it."""
-    _service(c, env).rollback(str(revision or ""), dry_run=dry_run, timeout=float(timeout))
+    from .targets import run_target
+
+    run_target(c, "ecs", "rollback", env, {"to": str(revision or ""), "dry_run": dry_run, "timeout": timeout})
 
 
 @task(help={"version": "release whose image the app containers get (default: the latest release tag)",

@@ -33,8 +33,10 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
     @edge(limit=Whole(minimum=1))
     def ssh_deploy(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False):
         """Deploy VERSION to every host: pull, start beside the old one, health gate, switch the proxy, stop the old."""
-        open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
-                               limit=limit, force_unlock=force_unlock)
+        from .targets import run_target
+
+        run_target(c, "ssh", "deploy", env_name, {"version": version or "", "dry_run": dry_run, "lock_wait": lock_wait,
+                                                  "limit": limit, "force_unlock": force_unlock})
 
     @task(help={"version": "version to go back to (default: the previous one, from the audit log)",
                 "dry_run": "print the plan and change nothing",
@@ -44,8 +46,10 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
     @edge(limit=Whole(minimum=1))
     def rollback(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False):
         """Bring back a retained version (no pull) through the same health gate and proxy switch."""
-        open_service(c).deploy(version or "", dry_run=dry_run, lock_wait=None if lock_wait < 0 else lock_wait,
-                               limit=limit, rollback=True, force_unlock=force_unlock)
+        from .targets import run_target
+
+        run_target(c, "ssh", "rollback", env_name, {"to": version or "", "dry_run": dry_run, "lock_wait": lock_wait,
+                                                    "limit": limit, "force_unlock": force_unlock})
 
     @task(help={"dry_run": "say what would be done and change nothing"})
     @edge

@@ -330,11 +330,11 @@ def run_verb(c: Any, verb: str, *, env: str, as_json: bool, options: Options, gi
                     result.details["records"] = records
                     result.result = "ok"
                     show_history(project, records)
+                elif verb in ("deploy", "rollback"):
+                    failure = run_with_events(project, adapter, verb, options, result,
+                                              complete=bool(as_json or github_output))
                 else:
-                    since = datetime.now(timezone.utc).replace(microsecond=0)
                     failure = _run_adapter(adapter, verb, options, result)
-                    if (as_json or github_output) and verb in ("deploy", "rollback"):
-                        _complete(project, adapter, result, since)
             except DockyardError as exc:
                 failure = _failed(result, exc.exit_code, exc.message)
             except KeyboardInterrupt:
@@ -349,6 +349,66 @@ def run_verb(c: Any, verb: str, *, env: str, as_json: bool, options: Options, gi
         emit(_masked(project, result.to_json()))
     if failure is not None:
         raise failure
+
+
+def run_target(c: Any, target: str, verb: str, env: str, options: Options) -> None:
+    """A target's own ``deploy``/``rollback`` task (``ecs.deploy``, ``eb.rollback``, ``<env>.ssh-deploy`` ...): the
+    same adapter, hooks and notification as ``inv deploy|rollback``, for an environment named by the task."""
+    from ..dispatch import Result
+
+    project = Project(c)
+    project.settings.environment(env)  # an unknown environment is one line before anything else
+    result = Result(verb=verb, environment=env, target=target, dry_run=bool(options.get("dry_run")))
+    failure = run_with_events(project, ADAPTERS[target](project, env), verb, options, result)
+    if failure is not None:
+        raise failure
+
+
+def run_with_events(project: Project, adapter: Any, verb: str, options: Options, result: Any, *,
+                    complete: bool = False) -> Exit | None:
+    """Run a deploy or rollback between its hooks (:mod:`dockyard.core.hooks`) and notify when it ended.
+
+    A failing ``pre-*`` hook is this run's failure before anything was locked or changed. After the run, what
+    the hooks and the webhook are told (the previous version, the URL) comes from this run's audit record.
+    """
+    from ..core.actor import actor
+    from ..core.hooks import NAMES, DeployFacts
+    from ..core.signals import Interrupted, exit_code_of
+    from ..errors import DockyardError
+
+    events = project.deploy_events(project.settings.environment(result.environment))
+    facts = DeployFacts(action=verb, environment=result.environment, target=result.target, actor=actor(),
+                        version=str(options.get("version") or options.get("to") or ""))
+    hooks = [name for name in (f"pre-{verb}", f"post-{verb}", "on-failure") if events.present(name)]
+    since = datetime.now(timezone.utc).replace(microsecond=0)
+    try:
+        events.check(*NAMES)
+        if result.dry_run:
+            if hooks:
+                project.say(f"(dry run) hooks that would run around it: {', '.join(hooks)}")
+            if events.webhook_url():
+                project.say(f"(dry run) the end would be notified to ${project.settings.hooks.webhook_env}")
+        else:
+            events.before(facts)
+    except DockyardError as exc:
+        return _failed(result, exc.exit_code, exc.message)
+    try:
+        failure = _run_adapter(adapter, verb, options, result)
+    except Interrupted as exc:  # SIGTERM/SIGHUP: the edge exits 143/129; the hooks and the webhook hear of it first
+        result.failed(exit_code_of(exc), f"interrupted by {exc.name}")
+        raise
+    finally:
+        if not result.dry_run:
+            notified = bool(hooks) or bool(events.webhook_url())
+            if complete or notified:
+                _complete(project, adapter, result, since)
+            if notified:
+                facts.version = result.version or facts.version
+                facts.previous, facts.image, facts.url = result.previous, result.image, result.url
+                facts.result = result.result or ("succeeded" if result.exit_code == 0 else "failed")
+                facts.exit_code, facts.message = result.exit_code, result.message
+                events.after(facts)
+    return failure
 
 
 def _failed(result: Any, code: int, message: str) -> Exit:

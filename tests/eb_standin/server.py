@@ -618,7 +618,11 @@ class StandIn:
             except Exception as exc:  # noqa: BLE001
                 raise DeployError(f"Failed to download authentication credentials {auth.get('key')} from "
                                   f"{auth.get('bucket')}: {exc}") from None
-            auths = data.get("auths") if isinstance(data.get("auths"), dict) else data  # legacy .dockercfg
+            # Only the `auths` format `docker login` writes, as the AL2/AL2023 platforms read it (EB docs: "Docker
+            # configuration on Amazon Linux AMI (preceding Amazon Linux 2)"; the legacy `.dockercfg` format was the
+            # retired Amazon Linux AMI's). Stricter than before, like AWS: a legacy file gives no credentials, so the
+            # pull is refused by the registry, as it would be on the platform.
+            auths = data.get("auths") if isinstance(data, dict) and isinstance(data.get("auths"), dict) else {}
         (config_dir / "config.json").write_text(json.dumps({"auths": auths}))
         # CLI plugins (compose) are looked up in the config directory: share the user's, never their logins.
         home = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")

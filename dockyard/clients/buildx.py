@@ -1,0 +1,112 @@
+"""Docker Buildx: found wherever it is installed, and which builder (BuildKit or legacy) a build goes through.
+
+``image.builder`` says: ``auto`` builds with BuildKit (``docker buildx build --load``, the engine's builtin BuildKit
+through buildx's default ``docker`` driver, so the image lands in the local engine as before) when Buildx is
+installed and with the legacy builder otherwise; ``buildkit`` requires Buildx; ``legacy`` never uses it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..errors import ConfigError
+from ..runner import Runner
+from .compose import SYSTEM_PLUGIN_DIRS, user_plugin_dir
+
+BUILDKIT = "buildkit"
+LEGACY = "legacy"
+CHOICES = ("auto", BUILDKIT, LEGACY)
+
+
+@dataclass(frozen=True)
+class Builder:
+    """How images are built: ``kind`` (buildkit | legacy), the argv that starts a build, and what to report."""
+
+    kind: str
+    prefix: tuple[str, ...]  # ("docker", "buildx", "build", "--load") | ("docker", "build")
+    version: str = ""  # buildx's version; "" for the legacy builder
+    path: str = ""
+    why: str = ""
+
+    @property
+    def is_buildkit(self) -> bool:
+        return self.kind == BUILDKIT
+
+    def describe(self) -> str:
+        if self.is_buildkit:
+            return f"BuildKit: Buildx {self.version}, {self.path} ({self.why})"
+        return f"legacy builder (docker build; {self.why})"
+
+
+LEGACY_BUILDER = Builder(LEGACY, ("docker", "build"), why="image.builder: legacy")
+
+
+@dataclass(frozen=True)
+class BuildxInstall:
+    prefix: tuple[str, ...]  # ("docker", "buildx") or the plugin binary run directly
+    version: str
+    path: str
+    why: str
+
+
+def _version(runner: Runner, argv: Sequence[str]) -> str:
+    """The version ``<argv> version`` reports (``github.com/docker/buildx 0.13.1 <commit>``); "" when it fails."""
+    try:
+        result = runner.run([*argv, "version"], check=False, timeout=20)
+    except Exception:  # noqa: BLE001 - a missing or broken binary is simply no Buildx
+        return ""
+    words = result.stdout.split()
+    if not result.ok or len(words) < 2 or "buildx" not in words[0]:
+        return ""
+    return words[1]
+
+
+def find_buildx(runner: Runner, *, environ: Mapping[str, str] | None = None,
+                system_dirs: Sequence[str] = SYSTEM_PLUGIN_DIRS) -> BuildxInstall | None:
+    """Buildx as the Docker CLI sees it (``docker buildx``), else a plugin binary it cannot see, run directly.
+
+    ``DOCKER_CONFIG`` hides ``~/.docker/cli-plugins`` from the Docker CLI; the buildx binary also runs standalone.
+    """
+    env = os.environ if environ is None else environ
+    version = _version(runner, ["docker", "buildx"])
+    if version:
+        return BuildxInstall(("docker", "buildx"), version, "docker buildx", "the Docker CLI's plugin")
+    cli_dir = user_plugin_dir(env)
+    home_dir = Path(env.get("HOME") or Path.home(), ".docker", "cli-plugins")
+    for directory in dict.fromkeys([str(cli_dir), str(home_dir), *system_dirs]):
+        binary = Path(directory, "docker-buildx")
+        if binary.is_file() and os.access(binary, os.X_OK):
+            version = _version(runner, [str(binary)])
+            if version:
+                return BuildxInstall((str(binary),), version, str(binary),
+                                     "a plugin the Docker CLI does not see; run directly")
+    return None
+
+
+def choose_builder(setting: str, install: BuildxInstall | None, *, origin: str = "") -> Builder:
+    """The builder ``image.builder`` asks for, given the Buildx found (None: none); ``origin`` is where it was set."""
+    if setting == LEGACY:
+        return LEGACY_BUILDER
+    if install is None:
+        if setting == BUILDKIT:
+            set_in = f" (set in {origin})" if origin else ""
+            raise ConfigError(f"dockyard.image.builder: buildkit, but Docker Buildx is not installed{set_in}: "
+                              "run `bash scripts/setup.sh`, or set image.builder: auto or legacy")
+        return Builder(LEGACY, ("docker", "build"), why="Docker Buildx not installed; image.builder: auto")
+    return Builder(BUILDKIT, (*install.prefix, "build", "--load"), version=install.version, path=install.path,
+                   why=f"image.builder: {setting}; {install.why}")
+
+
+def buildkit_version(runner: Runner, builder: Builder) -> str:
+    """The BuildKit version of the builder's node (``docker buildx inspect``: the engine's builtin one); "" unknown."""
+    buildx = builder.prefix[: builder.prefix.index("build")]
+    try:
+        result = runner.run([*buildx, "inspect"], check=False, timeout=20)
+    except Exception:  # noqa: BLE001 - only a detail of `inv doctor`
+        return ""
+    for line in result.stdout.splitlines():
+        if line.startswith("BuildKit version:") or line.startswith("Buildkit:"):
+            return line.split(":", 1)[1].strip()
+    return ""

@@ -1,0 +1,1 @@
+"""shelf: a small Django site with the admin, whose static files nobody serves but a proxy in production."""

@@ -147,7 +147,7 @@ class EcsClient:
     def log_tail(self, group: str, stream: str, *, region: str = "", limit: int = 20) -> list[str]:
         """The last ``limit`` lines of a CloudWatch Logs stream ([] when the stream does not exist (yet))."""
         client = self.session.client("logs", endpoint_url=self.endpoint_url, region_name=region or None)
-        api = AwsApi(client, service="logs", sleep=self.sleep)
+        api = AwsApi(client, service="logs")
         try:
             data = api.call("get_log_events", f"log stream {group}/{stream}", expected=("ResourceNotFoundException",),
                             logGroupName=group, logStreamName=stream, startFromHead=False, limit=limit)

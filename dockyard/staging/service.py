@@ -231,12 +231,12 @@ class StagingService:
             plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback, login=login,
                                        env_file=env_text is not None, services=services,
                                        worker_env_files=tuple(worker_texts)) for s in sessions}
-            release, notes, extra = self.release_step(sessions[0], plans[sessions[0].name], services,
+            release_plan, notes, extra = self.release_step(sessions[0], plans[sessions[0].name], services,
                                                       rollback=rollback, skip=skip_release_command)
             plan = deploy_plan(self.env.name, action, version, sessions, plans,
                                batch_size=limit or self.target.batch_size, force_unlock=force_unlock,
                                lock_wait=self.target.lock_wait if lock_wait is None else lock_wait,
-                               release=release, notes=notes)
+                               release=release_plan, notes=notes)
             if dry_run:
                 display(plan, mask=self.project.mask)
                 return plan

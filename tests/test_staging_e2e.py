@@ -769,7 +769,7 @@ def test_staging_failing_release_command_keeps_the_old_version_and_changes_nothi
     # An emergency deploy without it: v2 goes live, and the audit says the command was skipped.
     dry = staging.inv("staging.ssh-deploy", "--version", "v2", "--skip-release-command", "--dry-run", check=True)
     assert "skipped (--skip-release-command)" in dry.stdout and "run the release command" not in dry.stdout
-    skipped = staging.inv("staging.ssh-deploy", "--version", "v2", "--skip-release-command", check=True)
+    skipped = staging.inv("deploy", "--env", "staging", "--version", "v2", "--skip-release-command", check=True)
     assert "migrating v2" not in skipped.stdout and staging.live_version() == "v2"
     audit = (staging.state_dir() / "audit.log").read_text().splitlines()
     assert "outcome=succeeded" in audit[-1] and "release_command='skipped (--skip-release-command)'" in audit[-1]

@@ -30,15 +30,18 @@ def _run(c: Any, verb: str, env: str, as_json: bool, options: dict[str, Any], de
             "timeout": "eb/ecs: seconds to wait for the update (default: eb.timeout / ecs.timeout)",
             "no_rollback": "eb/ecs: leave a failed version in place instead of rolling back",
             "force_unlock": "clear a stale deploy lock first",
-            "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP})
+            "lock_wait": LOCK_WAIT_HELP, "limit": LIMIT_HELP,
+            "skip_release_command": "emergencies only: do not run the environment's release_command (audited)"})
 @edge(limit=Whole(minimum=1))
 def deploy(c, env="", version="", dry_run=False, no_wait=False, timeout=0, no_rollback=False, force_unlock=False,
-           lock_wait=-1, limit=0, json=False):
+           lock_wait=-1, limit=0, json=False, skip_release_command=False):
     """Deploy a release to ENV by its target (eb, ecs, ssh): the same code as eb.deploy, ecs.deploy, <env>.ssh-deploy."""
     options = {"version": version, "dry_run": dry_run, "no_wait": no_wait, "timeout": timeout,
-               "no_rollback": no_rollback, "force_unlock": force_unlock, "lock_wait": lock_wait, "limit": limit}
+               "no_rollback": no_rollback, "force_unlock": force_unlock, "lock_wait": lock_wait, "limit": limit,
+               "skip_release_command": skip_release_command}
     _run(c, "deploy", env, json, options, {"version": "", "dry_run": False, "no_wait": False, "timeout": 0,
-                                           "no_rollback": False, "force_unlock": False, "lock_wait": -1, "limit": 0})
+                                           "no_rollback": False, "force_unlock": False, "lock_wait": -1, "limit": 0,
+                                           "skip_release_command": False})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP,

@@ -35,7 +35,7 @@ SUPPORTED: Mapping[str, Mapping[str, frozenset[str]]] = {
         "history": frozenset({"count"}),
     },
     "ssh": {
-        "deploy": frozenset({"version", "dry_run", "lock_wait", "limit", "force_unlock"}),
+        "deploy": frozenset({"version", "dry_run", "lock_wait", "limit", "force_unlock", "skip_release_command"}),
         "rollback": frozenset({"to", "dry_run", "lock_wait", "limit", "force_unlock"}),
         "status": frozenset(),
         "history": frozenset({"count"}),

@@ -159,6 +159,35 @@ class StackService:
         image = self.docker.inspect_image(running[0].image) if running else None
         return image.entrypoint if image else ()
 
+    # --- the release command (dockyard.core.release_command) ------------------------------------------------------
+    def release_command(self, compose: ComposeClient | None = None) -> str:
+        """Run the environment's release command once in a one-off app container (dependencies started), bounded by
+        ``release_command_timeout``; a failure is :class:`ReleaseCommandFailed` (exit 10)."""
+        from .core.release_command import ReleaseCommandFailed, release_command_of
+        from .runner import TimedOut
+
+        command = release_command_of(self.env)
+        if command is None:
+            raise ConfigError(f"dockyard.environments.{self.env.name}.release_command is not set: set it to what "
+                              "prepares the app for a new version (e.g. python manage.py migrate --noinput)")
+        compose = compose or self.prepare()
+        entrypoint, args = run_entrypoint(self.settings.command_entrypoint, command.argv)
+        name = f"{self.env.project_name}-release"
+        self.project.runner.run(Command(("docker", "rm", "--force", name)), check=False)  # one a kill left
+        self.say(f"Running the release command {command.text!r} in a one-off {self.env.app_service} container "
+                 f"(at most {command.timeout}s)")
+        run = compose.project.release_run(self.env.app_service, args, name=name, entrypoint=entrypoint)
+        try:
+            result = compose.run(run, capture=False, check=False, echo=False, timeout=command.timeout)
+        except TimedOut:
+            self.project.runner.run(Command(("docker", "rm", "--force", name)), check=False)
+            raise ReleaseCommandFailed(command, f"ran longer than {command.timeout}s (release_command_timeout) and "
+                                       "was stopped", serving=f"the {self.env.name} stack") from None
+        if not result.ok:
+            raise ReleaseCommandFailed(command, f"exited {result.returncode} (its output is above)",
+                                       serving=f"the {self.env.name} stack")
+        return command.text
+
     # --- images ------------------------------------------------------------------------------------------------
     def image(self) -> Image | None:
         return self.docker.inspect_image(env_ref(self.settings, self.env))
@@ -234,8 +263,16 @@ class StackService:
         return ours
 
     # --- start -------------------------------------------------------------------------------------------------
-    def start(self, *, build: bool = False, timeout: int | None = None, sleep: Callable[[float], None] | None = None) -> str | None:
+    def start(self, *, build: bool = False, timeout: int | None = None, sleep: Callable[[float], None] | None = None,
+              migrate: bool = False) -> str | None:
+        """Start the stack and wait for its health check; ``migrate``: then run the release command."""
         compose = self.prepare()
+        if migrate:
+            from .core.release_command import release_command_of
+
+            if release_command_of(self.env) is None:  # refused before anything starts
+                raise ConfigError(f"--migrate: dockyard.environments.{self.env.name}.release_command is not set: "
+                                  "set it (e.g. python manage.py migrate --noinput), or start without --migrate")
         if self.env.port and port_in_use(self.env.port) and not self._publishes(self.env.port):
             raise Refused(
                 f"port {self.env.port} is already in use by another program: stop it, or set "
@@ -249,6 +286,8 @@ class StackService:
         compose.up()
         url = self.env.health_url
         if url is None:
+            if migrate:
+                self.release_command(compose)
             return None
         check = HealthCheck(url, timeout=timeout or self.env.health_timeout, setting=self.env.health_setting)
         if sleep is not None:
@@ -258,6 +297,8 @@ class StackService:
         except HealthCheckFailed as exc:
             self.project.warn(self.failure_logs())
             raise HealthCheckFailed(f"{exc}; the last log lines are above. Inspect with `inv {self.env.name}.logs`") from None
+        if migrate:
+            self.release_command(compose)
         return self.env.url
 
     def _publishes(self, port: int) -> bool:

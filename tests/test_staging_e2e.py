@@ -663,3 +663,115 @@ def test_doctor_reaches_the_staging_hosts_and_the_registry(staging, sshd_hosts):
     assert " WARN " in hosts_row and str(closed) in hosts_row and "key_file" in hosts_row
     registry_row = next(line for line in lines if line.startswith("registry"))
     assert " WARN " in registry_row and "unreachable" in registry_row
+
+
+# --- the release command (issue 16) -------------------------------------------------------------------------------
+
+# The release command of these tests: a stand-in migration that appends "<unix time>_<version>" to a list in the
+# redis accessory (reached by its name on the app network) and says so on stdout.
+MARKER_COMMAND = (
+    "python -c \"import os, socket, time; s = socket.create_connection(('redis', 6379)); "
+    "s.sendall(('RPUSH migrations %.6f_%s\\r\\n' % (time.time(), os.environ['APP_VERSION'])).encode()); "
+    "print('migrated', os.environ['APP_VERSION'], 'secret' if os.environ.get('DJANGO_SECRET_KEY') else 'no-secret', "
+    "s.recv(64).decode().strip())\""
+)
+REDIS = {"redis": {"image": "dockyard-base/redis:bookworm"}}
+
+
+def migrations(prefix: str) -> list[tuple[float, str]]:
+    said = docker("exec", f"{prefix}-redis", "redis-cli", "LRANGE", "migrations", "0", "-1").stdout.split()
+    return [(float(when), version) for when, _, version in (entry.partition("_") for entry in said)]
+
+
+def first_request(container: str) -> float:
+    """When the container logged its first request (the engine's timestamp of that log line)."""
+    from datetime import datetime
+
+    logs = docker("logs", "--timestamps", container)
+    line = next(line for line in (logs.stdout + logs.stderr).splitlines() if '"GET /' in line)
+    stamp = line.split()[0]  # 2026-01-01T10:00:00.123456789Z
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(whole + "+00:00").timestamp() + float(f"0.{fraction or 0}")
+
+
+def test_staging_release_command_runs_once_on_the_primary_before_the_new_version_serves(
+        sample_project, sshd_hosts, registry, staging_images):
+    staging = StagingProject(sample_project, sshd_hosts, registry, staging_images, count=2)
+    staging.project.configure({"dockyard": {"ssh": {"accessories": REDIS}, "environments": {
+        "staging": {"release_command": MARKER_COMMAND, "release_command_timeout": 60}}}})
+    try:
+        staging.inv("staging.setup", check=True)
+        dry = staging.inv("staging.ssh-deploy", "--version", "v1", "--limit", "1", "--dry-run", check=True)
+        primary = f"{sshd_hosts[0].address}/{staging.prefixes[0]}"
+        assert f"run the release command on {primary}" in planned_steps(dry.stdout)
+        assert "in a one-off container of v1" in dry.stdout and "--rm --name" in dry.stdout
+        assert migrations(staging.prefixes[0]) == []
+
+        for version in ("v1", "v2"):
+            started = time.time()
+            with CmdlineWatch([staging.secret, staging.password]) as watch, Load(staging.ports[0]) as load:
+                run = staging.inv("staging.ssh-deploy", "--version", version, "--limit", "1", check=True)
+            assert load.failed == [] or version == "v1", load.failed[:3]  # nothing served before v1
+            steps = ran_steps(run.stdout)
+            assert steps.index(f"run the release command on {primary}") == 1 and len(steps) == 5, steps
+            assert f"migrated {version} secret :" in run.stdout  # its output, with the env file's values
+            assert staging.secret not in run.stdout + run.stderr and watch.seen == []
+            assert staging.live_version(0) == version and staging.live_version(1) == version
+            # once per deploy, on the primary only (each host has its own redis)
+            marks = migrations(staging.prefixes[0])
+            assert [v for _, v in marks] == ["v1", "v2"][: len(marks)] and marks[-1][1] == version
+            assert migrations(staging.prefixes[1]) == []
+            # before the new version answered its first request (the health gate's) on either host
+            when = marks[-1][0]
+            assert started < when, (started, when)
+            for prefix in staging.prefixes:
+                assert when < first_request(f"{prefix}-app-{version}"), prefix
+        assert planned_steps(dry.stdout) == [s.replace("v2", "v1") for s in steps]
+        audit = (staging.state_dir() / "audit.log").read_text().splitlines()
+        assert "release_command='ran " in audit[-1] and "before the switch" in audit[-1], audit[-1]
+        assert docker("ps", "-aq", "--filter", f"name={staging.prefixes[0]}-release").stdout.strip() == ""
+    finally:
+        staging.cleanup()
+
+
+FAILING_COMMAND = ("sh -c 'echo \"migrating $APP_VERSION\"; case $APP_VERSION in v2) echo boom; exit 3;; "
+                   "v3) sleep 60;; esac'")
+
+
+def test_staging_failing_release_command_keeps_the_old_version_and_changes_nothing(staging):
+    staging.project.configure({"dockyard": {"environments": {
+        "staging": {"release_command": FAILING_COMMAND, "release_command_timeout": 12}}}})
+    staging.inv("staging.setup", check=True)
+    staging.inv("staging.ssh-deploy", "--version", "v1", check=True)
+    assert staging.live_version() == "v1"
+
+    with Load(staging.ports[0]) as load:
+        failed = staging.inv("staging.ssh-deploy", "--version", "v2")
+    assert_clean_failure(failed, 10)
+    assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    assert "release command" in failed.stderr and "exited 3" in failed.stderr and "v1 still serves" in failed.stderr
+    assert "boom" in failed.stdout and "migrating v2" in failed.stdout  # its last output lines
+    assert load.failed == [] and load.versions == {"v1"}, (load.failed[:3], load.versions)
+    assert staging.live_version() == "v1"
+    ours = docker("ps", "-a", "--format", "{{.Names}}", "--filter", f"label=dev.dockyard.ssh.prefix={staging.prefix}")
+    assert sorted(ours.stdout.split()) == [f"{staging.prefix}-app-v1", f"{staging.prefix}-proxy"]
+    assert not (staging.state_dir() / "lock").exists()
+    audit = (staging.state_dir() / "audit.log").read_text().splitlines()
+    assert "version=v2" in audit[-1] and "outcome=release-command-failed" in audit[-1], audit[-1]
+    assert "exited 3" in audit[-1]
+
+    # One that runs too long is stopped on the host and removed: the same failure.
+    started = time.monotonic()
+    slow = staging.inv("staging.ssh-deploy", "--version", "v3")
+    assert_clean_failure(slow, 10)
+    assert "ran longer than 12s" in slow.stderr and time.monotonic() - started < 50
+    assert docker("ps", "-aq", "--filter", f"name={staging.prefix}-release").stdout.strip() == ""
+    assert staging.live_version() == "v1" and not (staging.state_dir() / "lock").exists()
+
+    # An emergency deploy without it: v2 goes live, and the audit says the command was skipped.
+    dry = staging.inv("staging.ssh-deploy", "--version", "v2", "--skip-release-command", "--dry-run", check=True)
+    assert "skipped (--skip-release-command)" in dry.stdout and "run the release command" not in dry.stdout
+    skipped = staging.inv("deploy", "--env", "staging", "--version", "v2", "--skip-release-command", check=True)
+    assert "migrating v2" not in skipped.stdout and staging.live_version() == "v2"
+    audit = (staging.state_dir() / "audit.log").read_text().splitlines()
+    assert "outcome=succeeded" in audit[-1] and "release_command='skipped (--skip-release-command)'" in audit[-1]

@@ -183,6 +183,12 @@ class ComposeProject:
         override = [] if entrypoint is None else ["--entrypoint", entrypoint]
         return self.command("run", "--rm", "--no-deps", *([] if tty else ["-T"]), *override, service, *argv)
 
+    def release_run(self, service: str, argv: Sequence[str], *, name: str, entrypoint: str | None = None) -> Command:
+        """The release command's one-off container: named (a timeout removes it), its dependencies started (a
+        migration needs its database), no terminal, removed afterwards."""
+        override = [] if entrypoint is None else ["--entrypoint", entrypoint]
+        return self.command("run", "--rm", "-T", "--name", name, *override, service, *argv)
+
     def build(self, *, no_cache: bool = False, pull: bool = False, services: Sequence[str] = ()) -> Command:
         return self.command("build", *(["--no-cache"] if no_cache else []), *(["--pull"] if pull else []), *services)
 

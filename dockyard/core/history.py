@@ -166,6 +166,7 @@ class SsmAuditStore:
 # The line's ``key=value`` fields, in order; the record's field each comes from.
 LINE_FIELDS = (("version", "version"), ("previous", "previous_label"), ("by", "who"), ("outcome", "result"),
                ("image", "image"), ("started", "started"), ("target", "target"), ("env", "environment"))
+LINE_KEYS = {key for key, _ in LINE_FIELDS} | {"detail"}
 
 
 def audit_line(record: AuditRecord) -> str:
@@ -175,6 +176,11 @@ def audit_line(record: AuditRecord) -> str:
         value = getattr(record, name) or ("-" if key == "previous" else "")
         if value:
             parts.append(f"{key}={shlex.quote(value)}")  # unchanged unless it holds spaces or quotes
+    if record.detail:
+        parts.append(f"detail={shlex.quote(record.detail)}")
+    for key, value in sorted(record.extra.items()):  # e.g. release_command=... (dockyard.core.release_command)
+        if key not in LINE_KEYS and value:
+            parts.append(f"{key}={shlex.quote(str(value))}")
     return " ".join(parts)
 
 
@@ -191,6 +197,8 @@ def parse_audit(text: str, environment: str = "") -> list[AuditRecord]:
         values = dict(w.split("=", 1) for w in words[2:] if "=" in w)
         data: dict[str, Any] = {"finished": words[0], "action": words[1], "environment": environment}
         data.update({name: values[key] for key, name in LINE_FIELDS if key in values})
+        data["detail"] = values.get("detail", "")
+        data["extra"] = {k: v for k, v in values.items() if k not in LINE_KEYS}
         if data.get("previous_label") == "-":
             data["previous_label"] = ""
         data.setdefault("started", words[0])

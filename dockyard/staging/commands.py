@@ -128,6 +128,48 @@ def run_release_service(target: StagingTarget, layout: Layout, version: str, spe
     return docker(layout, *argv)
 
 
+def run_release_command(target: StagingTarget, layout: Layout, version: str, spec: RunSpec, argv: Sequence[str],
+                        *, env_file: bool, entrypoint_mode: str) -> Command:
+    """The release command in a one-off container of ``version`` (``docker run --rm``, attached): the app's
+    network (accessories answer by name), env file, volumes, working directory and user, its command replaced.
+
+    ``entrypoint_mode`` is ``dockyard.command_entrypoint`` (:mod:`dockyard.core.entrypoint`): ``bypass`` runs
+    ``argv`` instead of the entrypoint, ``apply`` hands it to the app's entrypoint, as ``docker compose run`` does.
+    """
+    from ..core.entrypoint import APPLY
+
+    args = ["run", "--rm", "--name", layout.release_container, "--network", layout.network,
+            *labels(target, layout, "release", version), "--env", f"DOCKYARD_VERSION={version}"]
+    if env_file:
+        args += ["--env-file", layout.env_file]
+    if spec.working_dir:
+        args += ["--workdir", spec.working_dir]
+    if spec.user:
+        args += ["--user", spec.user]
+    for volume in spec.volumes:
+        args += ["--volume", service_volume(layout, volume)]
+    if entrypoint_mode == APPLY:
+        args += entrypoint_flag(spec.entrypoint)
+        args += [target.image(version), *entrypoint_args(spec.entrypoint), *argv]
+    else:
+        args += ["--entrypoint", argv[0], target.image(version), *argv[1:]]
+    return docker(layout, *args)
+
+
+#: Runs ``docker run --rm ...`` (``$4...``) with its output on stdout, and removes the container ``$2`` when it is
+#: still running ``$3`` seconds later (exit 124): closing the SSH channel would not stop it.
+RELEASE_SCRIPT = ('c="$1" n="$2" t="$3"; shift 3; s=$(date +%s); "$@" </dev/null 2>&1 & p=$!; '
+                  'while kill -0 "$p" 2>/dev/null; do '
+                  'if [ "$(( $(date +%s) - s ))" -ge "$t" ]; then '
+                  'docker --config "$c" rm --force "$n" >/dev/null 2>&1; wait "$p"; exit 124; fi; '
+                  'sleep 0.2 2>/dev/null || sleep 1; done; wait "$p"')
+
+
+def bounded_release(layout: Layout, run: Command, seconds: int) -> Command:
+    """``run`` (:func:`run_release_command`), stopped and removed on the host after ``seconds``."""
+    return shell(RELEASE_SCRIPT, layout.docker_config, layout.release_container, str(seconds), *run.argv)
+
+
 def entrypoint_flag(entrypoint: Sequence[str] | None) -> list[str]:
     """``docker run --entrypoint`` takes one word: the first; the rest go in front of the command."""
     if entrypoint is None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..core.actor import actor, stamp, utc_now
 from ..core.history import SUCCEEDED, AuditRecord, HostAuditLog
 from ..core.locks import DeployLock, HostDirLockStore
+from ..core.release_command import AUDIT_KEY, ReleaseCommand, ReleaseCommandFailed
 from ..core.signals import INTERRUPTED, INTERRUPTS
 from ..errors import CommandFailed, DockyardError, HealthCheckFailed, Refused, Unreachable
 from ..health import NOT_FOUND_LIMIT, Probe
@@ -262,6 +263,60 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
         worker_start_seconds=target.worker_start_seconds if workers else 0.0, static_dir=target.static_dir)
 
 
+#: the audit outcome of a deploy its release command stopped
+RELEASE_FAILED = "release-command-failed"
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """The release command of a deploy, on the primary host (first of the first batch), before any container of
+    the new version starts: the image pulled there, the env file, volumes and accessories it needs, then a one-off
+    ``docker run --rm`` bounded by the command's timeout."""
+
+    session_name: str
+    version: str
+    image: str
+    command: ReleaseCommand
+    run: Command  # the one-off `docker run --rm` (inside :func:`.commands.bounded_release` on the host)
+    previous: str | None
+    login: bool = False
+    env_file: bool = False
+    volumes: tuple[str, ...] = ()
+    accessories: tuple[Accessory, ...] = ()
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.login:
+            out.append("log in to the registry (password on stdin)")
+        out.append(f"pull {self.image}")
+        if self.env_file:
+            out.append("upload the env file (mode 0600)")
+        if self.volumes:
+            out.append(f"create the volumes {', '.join(self.volumes)} if missing")
+        for accessory in self.accessories:
+            out.append(f"start the accessory {accessory.name} ({accessory.image})")
+        out.append(f"run {self.command.text!r} once, in a one-off container of {self.version} (at most "
+                   f"{self.command.timeout}s, then stopped and removed)")
+        out.append(f"  $ {self.run.display()}")
+        out.append(f"a failure stops the deploy here: nothing is swapped, {self.previous or 'nothing'} keeps serving")
+        return out
+
+
+def plan_release(target: StagingTarget, session: HostSession, host_plan: HostPlan, command: ReleaseCommand, *,
+                 services: ComposeServices | None = None, entrypoint_mode: str = "bypass") -> ReleasePlan | None:
+    """The release command's step on the primary, from its host plan; none on a rollback (nothing new runs) or
+    when the version already serves there (its deploy ran the command)."""
+    if host_plan.rollback or host_plan.noop:
+        return None
+    spec = (services or ComposeServices(app=RunSpec(""))).app
+    return ReleasePlan(
+        session.name, host_plan.version, host_plan.image, command,
+        cmd.run_release_command(target, session.layout, host_plan.version, spec, command.argv,
+                                env_file=host_plan.env_file, entrypoint_mode=entrypoint_mode),
+        host_plan.previous, login=host_plan.login, env_file=host_plan.env_file, volumes=host_plan.volumes,
+        accessories=host_plan.accessories)
+
+
 def _running(state: HostState, name: str) -> bool:
     found = state.container(name)
     return found is not None and found.running
@@ -269,14 +324,18 @@ def _running(state: HostState, name: str) -> bool:
 
 def deploy_plan(env_name: str, action: str, version: str, sessions: Sequence[HostSession],
                 plans: dict[str, HostPlan], *, batch_size: int, force_unlock: bool = False,
-                lock_wait: float = 0) -> Plan:
-    """The lock on the first host, each batch of hosts with its planned steps, then the lock released."""
+                lock_wait: float = 0, release: ReleasePlan | None = None, notes: Sequence[str] = ()) -> Plan:
+    """The lock on the first host, the release command (on the primary), each batch of hosts with its planned
+    steps, then the lock released."""
     first = sessions[0]
     steps = [Step(f"take the deploy lock on {first.name}",
                   instruction=ApiCall.of("lock", "acquire", version=version, action=action, force_unlock=force_unlock,
                                          wait=lock_wait),
                   details=(f"mkdir {first.layout.lock_dir}",)
                   + (("clear any held one first (--force-unlock)",) if force_unlock else ()))]
+    if release is not None:
+        steps.append(Step(f"run the release command on {release.session_name}",
+                          instruction=ApiCall.of("release", "run", plan=release), details=tuple(release.lines())))
     groups = batches(sessions, batch_size)
     for n, group in enumerate(groups, 1):
         names = ", ".join(s.name for s in group)
@@ -287,7 +346,7 @@ def deploy_plan(env_name: str, action: str, version: str, sessions: Sequence[Hos
                           details=tuple(line for p in planned for line in p.lines())))
     steps.append(Step("release the deploy lock", instruction=ApiCall.of("lock", "release")))
     return Plan(f"{action} {version} to {env_name} ({len(sessions)} host{'s' if len(sessions) > 1 else ''})",
-                tuple(steps))
+                tuple(steps), notes=tuple(notes))
 
 
 # --- doing it on one host -----------------------------------------------------------------------------------------
@@ -315,6 +374,7 @@ class HostDeployer:
     health_interval: float = 0.25
     started: str = ""  # when this host's deploy began (for its audit record)
     journal: JournalEntry | None = None  # where this host's deploy is (also on the host: :mod:`.journal`)
+    extra: dict[str, str] = field(default_factory=dict)  # what the audit records add (the release command's fate)
 
     @property
     def host(self) -> Any:
@@ -406,6 +466,71 @@ class HostDeployer:
             progress(f"removed the images {', '.join(pruned)}")
         self.audit(plan, SUCCEEDED)
         return f"{plan.previous or 'nothing'} -> {plan.version}"
+
+    def run_release_command(self, plan: ReleasePlan, registration: Registration) -> str:
+        """Pull, hand over the env file, volumes and accessories, then the release command in a one-off container
+        (its output streamed, masked); a failure or timeout is audited here and stops the deploy (exit 10)."""
+        started = self.clock()
+        self.started = stamp(utc_now())
+
+        def progress(text: str) -> None:
+            self.say(f"  {self.session.name}: {text} ({self.clock() - started:.1f}s)")
+
+        if plan.login:
+            self.login(registration)
+        self.pull(plan.image)
+        progress(f"pulled {plan.image}")
+        if plan.env_file:
+            self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
+        if plan.volumes:
+            self.run(cmd.ensure_volumes(self.target, self.layout, plan.volumes))
+        if plan.accessories:
+            for line in start_accessories(self.target, self.session, self.session.state(),
+                                          registration.accessory_env, accessories=plan.accessories):
+                progress(f"accessory {line}")
+        self.run(cmd.remove(self.layout, [self.layout.release_container]), check=False)  # one a killed deploy left
+        timeout = plan.command.timeout
+        progress(f"release command {plan.command.text!r} in a one-off container of {plan.version}:")
+        ran = self.clock()
+        try:
+            result = self.run(cmd.bounded_release(self.layout, plan.run, timeout), check=False, stream=True,
+                              timeout=timeout + 60)
+        except INTERRUPTS:
+            self._remove_release_container()
+            self.audit_release(plan, INTERRUPTED, "interrupted while the release command ran")
+            raise
+        except DockyardError:
+            self._remove_release_container()
+            raise
+        took = self.clock() - ran
+        if result.ok:
+            progress(f"the release command succeeded in {took:.1f}s")
+            return f"ran {plan.command.text!r} ({took:.1f}s)"
+        if result.returncode == 124 and took >= timeout:
+            reason = f"ran longer than {timeout}s (release_command_timeout) and was stopped"
+        else:
+            reason = f"exited {result.returncode}"
+        self._remove_release_container()
+        self.audit_release(plan, RELEASE_FAILED, f"release command {reason}")
+        raise ReleaseCommandFailed(plan.command, f"{reason} on {self.session.name} (its output is above)",
+                                   serving=plan.previous or "")
+
+    def _remove_release_container(self) -> None:
+        try:
+            self.run(cmd.remove(self.layout, [self.layout.release_container]), check=False)
+        except DockyardError:
+            pass  # the host is gone: the next deploy removes it before its own release command
+
+    def audit_release(self, plan: ReleasePlan, result: str, detail: str) -> None:
+        record = AuditRecord(action="deploy", environment=self.target.env_name, target=self.session.name,
+                             version=plan.version, label=plan.version, who=actor(),
+                             started=self.started or stamp(utc_now()), finished=stamp(utc_now()), result=result,
+                             previous_label=plan.previous or "", previous_version=plan.previous or "",
+                             image=plan.image, detail=detail, extra={AUDIT_KEY: detail})
+        try:
+            HostAuditLog(self.host, self.layout.audit_log).write(record)
+        except DockyardError:
+            pass  # the deploy's own error says what happened; a host that cannot take the record is shown there
 
     def prune_images(self, plan: HostPlan) -> list[str]:
         """Remove the images dockyard pulled here other than the live one and the retained containers' (best effort).
@@ -656,7 +781,7 @@ class HostDeployer:
                              target=self.session.name, version=plan.version, label=plan.version, who=actor(),
                              started=self.started or stamp(utc_now()), finished=stamp(utc_now()), result=result,
                              previous_label=plan.previous or "", previous_version=plan.previous or "",
-                             image="" if plan.rollback else plan.image)
+                             image="" if plan.rollback else plan.image, extra=dict(self.extra))
         try:
             HostAuditLog(self.host, self.layout.audit_log).write(record)
         except CommandFailed as exc:

@@ -9,7 +9,7 @@ from typing import Mapping
 from ..health import HealthSetting
 
 LABEL_PREFIX = "dev.dockyard.ssh.prefix"
-LABEL_ROLE = "dev.dockyard.ssh.role"  # app | worker | proxy | accessory
+LABEL_ROLE = "dev.dockyard.ssh.role"  # app | worker | proxy | accessory | release
 LABEL_SERVICE = "dev.dockyard.ssh.service"  # the compose service an app or worker container runs
 LABEL_VERSION = "dev.dockyard.ssh.version"
 LABEL_APP = "dev.dockyard.app"
@@ -171,6 +171,11 @@ class Layout:
 
     def worker_container(self, service: str, version: str) -> str:
         return f"{self.prefix}-{service}-{version}"
+
+    @property
+    def release_container(self) -> str:
+        """The one-off container of a deploy's release command (one at a time: the deploy lock is held)."""
+        return f"{self.prefix}-release"
 
     def accessory_container(self, name: str) -> str:
         return f"{self.prefix}-{name}"

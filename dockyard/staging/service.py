@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.entrypoint import APPLY
 from ..core.history import HostAuditLog, previous_good_release
+from ..core.release_command import AUDIT_KEY, SKIPPED, release_command_of
 from ..errors import ConfigError, DockyardError, Refused
 from ..plan import Plan, WithArguments, display, run_plan
 from . import commands as cmd
@@ -16,6 +18,7 @@ from .deploy import (
     HostDeployer,
     HostPlan,
     HostSession,
+    ReleasePlan,
     Registration,
     check_docker,
     deploy_plan,
@@ -23,6 +26,7 @@ from .deploy import (
     host_lock,
     open_session,
     plan_host,
+    plan_release,
     setup_host,
     start_accessories,
 )
@@ -195,7 +199,7 @@ class StagingService:
         return registry.kind == "ecr" or bool(registry.username)
 
     def deploy(self, version: str, *, dry_run: bool = False, lock_wait: float | None = None, limit: int = 0,
-               rollback: bool = False, force_unlock: bool = False) -> Plan:
+               rollback: bool = False, force_unlock: bool = False, skip_release_command: bool = False) -> Plan:
         action = "rollback" if rollback else "deploy"
         env_text: str | None = None
         worker_texts: dict[str, str] = {}
@@ -227,9 +231,12 @@ class StagingService:
             plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback, login=login,
                                        env_file=env_text is not None, services=services,
                                        worker_env_files=tuple(worker_texts)) for s in sessions}
+            release_plan, notes, extra = self.release_step(sessions[0], plans[sessions[0].name], services,
+                                                      rollback=rollback, skip=skip_release_command)
             plan = deploy_plan(self.env.name, action, version, sessions, plans,
                                batch_size=limit or self.target.batch_size, force_unlock=force_unlock,
-                               lock_wait=self.target.lock_wait if lock_wait is None else lock_wait)
+                               lock_wait=self.target.lock_wait if lock_wait is None else lock_wait,
+                               release=release_plan, notes=notes)
             if dry_run:
                 display(plan, mask=self.project.mask)
                 return plan
@@ -237,11 +244,11 @@ class StagingService:
             registration.worker_env_texts = worker_texts
             registration.accessory_env = accessory_env
             lock = host_lock(sessions[0], self.env.name, sleep=self.sleep)
-            host_batches = HostBatches(self, {s.name: s for s in sessions}, registration, services)
+            host_batches = HostBatches(self, {s.name: s for s in sessions}, registration, services, extra=extra)
             self.say(plan.render(self.project.mask))
             try:
-                run_plan(plan, {"lock": WithArguments(lock, acquire={"say": self._indented}), "hosts": host_batches},
-                         mask=self.project.mask)
+                run_plan(plan, {"lock": WithArguments(lock, acquire={"say": self._indented}), "hosts": host_batches,
+                                "release": host_batches}, mask=self.project.mask)
             except BaseException as exc:
                 release(lock, exc)
                 deployed = all(host_batches.outcomes.get(s.name, "").startswith("ok") for s in sessions)
@@ -255,6 +262,25 @@ class StagingService:
             return plan
         finally:
             self.close()
+
+    def release_step(self, primary: HostSession, primary_plan: HostPlan, services: ComposeServices | None, *,
+                     rollback: bool, skip: bool) -> tuple[ReleasePlan | None, list[str], dict[str, str]]:
+        """The release command's step on the primary (or why there is none), and what the audit records add."""
+        command = release_command_of(self.env)
+        if rollback:
+            return None, [], {}
+        if command is None:
+            notes = [f"--skip-release-command: {self.env.name} has no release command"] if skip else []
+            return None, notes, {}
+        if skip:
+            return None, [f"the release command {command.text!r} is skipped (--skip-release-command); the audit "
+                          "records say so"], {AUDIT_KEY: SKIPPED}
+        release = plan_release(self.target, primary, primary_plan, command, services=services,
+                               entrypoint_mode=self.settings.command_entrypoint)
+        if release is None:
+            return None, [f"the release command is not run: {primary_plan.version} already serves on "
+                          f"{primary.name}"], {}
+        return release, [], {}
 
     def _indented(self, text: str) -> None:
         self.say(f"  {text}")
@@ -535,12 +561,44 @@ class HostBatches:
     """The performer of a plan's batches: each batch's hosts at once, each following its planned steps."""
 
     def __init__(self, service: StagingService, sessions: dict[str, HostSession], registration: Registration,
-                 services: ComposeServices | None = None) -> None:
+                 services: ComposeServices | None = None, *, extra: dict[str, str] | None = None) -> None:
         self.service = service
         self.sessions = sessions
         self.registration = registration
         self.services = services
         self.outcomes: dict[str, str] = {}
+        self.extra = dict(extra or {})  # what every host's audit record adds (the release command's fate)
+        self.release_ran = False
+
+    def replan(self, session: HostSession, planned: HostPlan) -> HostPlan:
+        """The host's plan from its state now; one that moved while this deploy waited for the lock (--lock-wait)
+        is refused, as the plan shown is not what would run. Accessories the release command's step started are
+        no change."""
+        s = self.service
+        now = plan_host(s.target, session, session.state(), planned.version, rollback=planned.rollback,
+                        login=planned.login, env_file=planned.env_file, services=self.services,
+                        worker_env_files=planned.worker_env_files)
+        planned_names, now_names = {a.name for a in planned.accessories}, {a.name for a in now.accessories}
+        started, stopped = planned_names - now_names, now_names - planned_names
+        if replace(now, accessories=planned.accessories) != planned or stopped or (started and not self.release_ran):
+            raise Refused(f"{session.name} changed while this deploy waited for the lock; nothing was done "
+                          "there: run the deploy again to see its new plan")
+        return now
+
+    def run(self, plan: ReleasePlan) -> str:
+        """The release command's step (the ``release`` performer): on the primary, before any batch."""
+        session = self.sessions[plan.session_name]
+        s = self.service
+        now = plan_host(s.target, session, session.state(), plan.version, login=plan.login, env_file=plan.env_file,
+                        services=self.services)
+        if plan_release(s.target, session, now, plan.command, services=self.services,
+                        entrypoint_mode=s.settings.command_entrypoint) != plan:
+            raise Refused(f"{session.name} changed while this deploy waited for the lock; nothing was done: run the "
+                          "deploy again to see its new plan")
+        done = HostDeployer(s.target, session, say=s.say, sleep=s.sleep).run_release_command(plan, self.registration)
+        self.extra[AUDIT_KEY] = f"{done} on {session.name} before the switch"
+        self.release_ran = True
+        return done
 
     def deploy(self, plans: Sequence[HostPlan]) -> None:
         from ..clients.ssh import run_on_hosts
@@ -550,15 +608,9 @@ class HostBatches:
 
         def work(host):
             session, planned = by_host[id(host)]
-            # The state may have moved while this deploy waited for the lock (--lock-wait): then the plan shown
-            # is not what would run, so nothing is done.
-            now = plan_host(s.target, session, session.state(), planned.version, rollback=planned.rollback,
-                            login=planned.login, env_file=planned.env_file, services=self.services,
-                            worker_env_files=planned.worker_env_files)
-            if now != planned:
-                raise Refused(f"{session.name} changed while this deploy waited for the lock; nothing was done "
-                              "there: run the deploy again to see its new plan")
-            return HostDeployer(s.target, session, say=s.say, sleep=s.sleep).deploy(planned, self.registration)
+            self.replan(session, planned)
+            return HostDeployer(s.target, session, say=s.say, sleep=s.sleep,
+                                extra=self.extra).deploy(planned, self.registration)
 
         results = run_on_hosts([self.sessions[p.session_name].host for p in plans], work)
         failures = []

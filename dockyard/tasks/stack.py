@@ -26,12 +26,13 @@ def stack_tasks(env_name: str) -> list:
     open_stack = _service(env_name)
 
     @task(help={"build": "rebuild the app image first, even if it exists",
-                "timeout": "seconds to wait for the health check (default: the environment's health_timeout)"})
+                "timeout": "seconds to wait for the health check (default: the environment's health_timeout)",
+                "migrate": "then run the environment's release_command once (as `release-command` does)"})
     @edge
-    def start(c, build=False, timeout=0):
+    def start(c, build=False, timeout=0, migrate=False):
         """Start the stack (building the image if missing) and wait until the app is healthy."""
         stack = open_stack(c)
-        url = stack.start(build=build, timeout=timeout or None)
+        url = stack.start(build=build, timeout=timeout or None, migrate=migrate)
         stack.say(f"{env_name} is up: {url}" if url else f"{env_name} is up")
 
     @task
@@ -114,6 +115,14 @@ def stack_tasks(env_name: str) -> list:
         result = compose.run(command, capture=False, check=False)
         exit_like(result, f"dockyard: tests failed (exit {result.returncode})")
 
+    @task(name="release-command")
+    @edge
+    def release_command(c):
+        """Run the environment's release_command (migrations) once, in a one-off app container; exit 10 on failure."""
+        stack = open_stack(c)
+        text = stack.release_command()
+        stack.say(f"the release command {text!r} succeeded")
+
     @task(help={"no_cache": "build without the layer cache", "pull": "pull newer base images first"})
     @edge
     def build(c, no_cache=False, pull=False):
@@ -122,7 +131,7 @@ def stack_tasks(env_name: str) -> list:
         image = stack.build(no_cache=no_cache, pull=pull)
         stack.say(f"built {image.id[7:19]}: {', '.join(image.tags)}")
 
-    return [start, stop, restart, down, ps, logs, shell, run, test, build]
+    return [start, stop, restart, down, ps, logs, shell, run, test, release_command, build]
 
 
 def attach(ns: Collection, environments: Mapping[str, Mapping[str, Any]]) -> None:

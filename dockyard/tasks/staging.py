@@ -29,14 +29,17 @@ def ssh_tasks(env_name: str) -> tuple[list, Collection]:
         "dry_run": "print the plan and change nothing",
         "lock_wait": "seconds to wait when another deploy holds the lock (default: ssh.lock_wait)",
         "limit": "hosts deployed at once (default: ssh.batch_size)",
-        "force_unlock": "clear a stale deploy lock first"})
+        "force_unlock": "clear a stale deploy lock first",
+        "skip_release_command": "emergencies only: do not run the environment's release_command (audited)"})
     @edge(limit=Whole(minimum=1))
-    def ssh_deploy(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False):
-        """Deploy VERSION to every host: pull, start beside the old one, health gate, switch the proxy, stop the old."""
+    def ssh_deploy(c, version="", dry_run=False, lock_wait=-1, limit=0, force_unlock=False,
+                   skip_release_command=False):
+        """Deploy VERSION to every host: pull, release command, start beside the old one, health gate, switch proxy."""
         from .targets import run_target
 
         run_target(c, "ssh", "deploy", env_name, {"version": version or "", "dry_run": dry_run, "lock_wait": lock_wait,
-                                                  "limit": limit, "force_unlock": force_unlock})
+                                                  "limit": limit, "force_unlock": force_unlock,
+                                                  "skip_release_command": skip_release_command})
 
     @task(help={"version": "version to go back to (default: the previous one, from the audit log)",
                 "dry_run": "print the plan and change nothing",

@@ -23,7 +23,7 @@ def _result_word(text: str) -> str:
     """One vocabulary for the records' results: ``rolled back`` -> ``rolled_back``, ``health-failed`` ->
     ``health_failed`` (staging's older ``ok`` is already ``succeeded`` in :mod:`dockyard.core.history`)."""
     word = "_".join((text or "").split())
-    return {"health-failed": "health_failed"}.get(word, word)
+    return {"health-failed": "health_failed", "release-command-failed": "release_command_failed"}.get(word, word)
 
 
 def _lock_wait(options: Options) -> float | None:
@@ -199,7 +199,8 @@ class SshTarget:
         version = self.service.resolve_version(options["version"])
         result.version, result.image = version, self.service.target.image(version)
         self.service.deploy(options["version"], dry_run=options["dry_run"], lock_wait=_lock_wait(options),
-                            limit=int(options["limit"]), force_unlock=options["force_unlock"])
+                            limit=int(options["limit"]), force_unlock=options["force_unlock"],
+                            skip_release_command=bool(options.get("skip_release_command")))
         result.result = "planned" if options["dry_run"] else "succeeded"
 
     def rollback(self, options: Options, result: Any) -> None:

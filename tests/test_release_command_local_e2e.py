@@ -5,6 +5,7 @@ import subprocess
 import time
 
 import pytest
+from test_deploy_hooks import WEBHOOK_SECRET, Webhook
 
 pytestmark = pytest.mark.engine
 
@@ -44,16 +45,21 @@ def test_dev_release_command_migrates_once_and_a_failure_is_exit_10(engine, samp
         assert "Applying auth.0001_initial... OK" in out
         plan = sample_project.inv("dev.run", "python manage.py showmigrations --plan", check=True).stdout
         assert "[X]  auth.0001_initial" in plan and "[ ]" not in plan
-        again = sample_project.inv("dev.release-command", check=True)
-        assert "No migrations to apply." in again.stdout and "succeeded" in again.stdout
-        assert one_offs(project) == []
+        with Webhook() as webhook:
+            again = sample_project.inv("dev.release-command", check=True, env={"DOCKYARD_WEBHOOK_URL": webhook.url})
+            assert "No migrations to apply." in again.stdout and "succeeded" in again.stdout
+            assert one_offs(project) == []
 
-        sample_project.configure({"dockyard": {"environments": {"dev": {
-            "release_command": "sh -c 'echo boom; exit 3'"}}}})
-        failed = sample_project.inv("dev.release-command")
-        line = one_clear_line(failed, 10)
-        assert "exited 3" in line and "boom" in failed.stdout
-        assert one_offs(project) == []
+            sample_project.configure({"dockyard": {"environments": {"dev": {
+                "release_command": "sh -c 'echo boom; exit 3'"}}}})
+            failed = sample_project.inv("dev.release-command", env={"DOCKYARD_WEBHOOK_URL": webhook.url})
+            line = one_clear_line(failed, 10)
+            assert "exited 3" in line and "boom" in failed.stdout
+            assert one_offs(project) == []
+        # one notification each time the release command ended, saying how
+        assert [(b["dockyard"]["action"], b["dockyard"]["result"], b["dockyard"]["exit_code"])
+                for b in webhook.bodies] == [("release-command", "succeeded", 0), ("release-command", "failed", 10)]
+        assert WEBHOOK_SECRET not in again.stdout + again.stderr + failed.stdout + failed.stderr
 
         sample_project.configure({"dockyard": {"environments": {"dev": {
             "release_command": "sleep 60", "release_command_timeout": 3}}}})

@@ -119,9 +119,23 @@ def stack_tasks(env_name: str) -> list:
     @edge
     def release_command(c):
         """Run the environment's release_command (migrations) once, in a one-off app container; exit 10 on failure."""
+        from ..core.actor import actor
+        from ..core.hooks import DeployFacts
+        from ..errors import DockyardError
+
         stack = open_stack(c)
-        text = stack.release_command()
+        # on the deploy targets the release command ends as part of the deploy, whose notification says how
+        events = stack.project.deploy_events(stack.env)
+        facts = DeployFacts(action="release-command", environment=env_name, target="local", actor=actor(),
+                            result="succeeded")
+        try:
+            text = stack.release_command()
+        except DockyardError as exc:
+            facts.result, facts.exit_code, facts.message = "failed", exc.exit_code, exc.message
+            events.notify(facts)
+            raise
         stack.say(f"the release command {text!r} succeeded")
+        events.notify(facts)
 
     @task(help={"no_cache": "build without the layer cache", "pull": "pull newer base images first"})
     @edge

@@ -51,9 +51,9 @@ def test_settings_declare_the_bounds_with_defaults(sample_project):
     data["app"] = "shop"
     settings = parse_settings(data, root=sample_project.root)
     assert settings.aws_bounds == AwsBounds(10.0, 60.0, 3) and settings.registry.stall_timeout == 120.0
-    bad = sample_project.inv("image.ls", env={"INVOKE_DOCKYARD_AWS_READ_TIMEOUT": "soon"})
+    bad = sample_project.inv("image.list", env={"INVOKE_DOCKYARD_AWS_READ_TIMEOUT": "soon"})
     assert bad.returncode == 2 and "dockyard.aws.read_timeout" in bad.stderr, bad.stderr
-    misspelt = sample_project.inv("image.ls", env={"INVOKE_DOCKYARD_REGISTRY_STALL_TIMEOUTS": "3"})
+    misspelt = sample_project.inv("image.list", env={"INVOKE_DOCKYARD_REGISTRY_STALL_TIMEOUTS": "3"})
     assert misspelt.returncode == 2 and "INVOKE_DOCKYARD_REGISTRY_STALL_TIMEOUT" in misspelt.stderr
 
 

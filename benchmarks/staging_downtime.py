@@ -8,7 +8,8 @@ requests/s for the duration of each redeploy, loopback only) runs against
   (b) the app's published port while the recipe's `docker rm -f app && docker run -p PORT:8000 ... v2` runs.
 
 It prints requests sent, failed, the longest gap between two successful answers, and the deploy's wall time
-(the image already pulled). Run: ``python benchmarks/staging_downtime.py`` (needs Docker, openssh-server,
+(the image already pulled). The deploy runs the staging release command (``--release-command``, a Django
+migration by default) on the host before it switches. Run: ``python benchmarks/staging_downtime.py`` (needs Docker, openssh-server,
 docker-registry and the base images; cleans up after itself).
 """
 from __future__ import annotations
@@ -105,6 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=150, help="requests per second (default 150)")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds of load before and after each redeploy")
+    parser.add_argument("--release-command", default="python manage.py migrate --noinput",
+                        help="the staging environment's release_command, run by each deploy before the switch "
+                             "('' for none)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
@@ -144,7 +148,8 @@ def main() -> None:
                     "key_file": str(work / "client"), "known_hosts": str(work / "known_hosts"), "use_agent": False,
                     "proxy_port": proxy_port, "proxy_bind": "127.0.0.1", "prefix": "bench-staging",
                     "drain_seconds": 1},
-            "environments": {"staging": {"target": "ssh"}},
+            "environments": {"staging": {"target": "ssh", "release_command": args.release_command,
+                                         "release_command_timeout": 120}},
         }})
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         cleanup.append(["sh", "-c", "docker rm -f $(docker ps -aq --filter label=dev.dockyard.ssh.prefix=bench-staging)"
@@ -184,7 +189,8 @@ def main() -> None:
             wait_ok(f"http://127.0.0.1:{app_port}/health/")
             time.sleep(args.settle)
 
-        print(f"\nredeploy v1 -> v2 under a steady load of {args.rate} req/s (loopback):")
+        ran = "with the release command " + repr(args.release_command) if args.release_command else "no release command"
+        print(f"\nredeploy v1 -> v2 under a steady load of {args.rate} req/s (loopback), {ran}:")
         print(dockyard_load.report("dockyard staging.ssh-deploy", dockyard_wall))
         print(naive_load.report("naive docker rm -f + docker run", naive_wall))
         print("dockyard's phases: " + "; ".join(progress))

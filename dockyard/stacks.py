@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .clients.buildx import compose_build_env
 from .clients.compose import ComposeClient, ComposeProject, find_compose
 from .clients.docker import DOCKER, Container, DockerClient, Image, build_command
 from .config import Environment, Settings
@@ -60,7 +61,7 @@ class StackService:
             )
         install = find_compose(self.project.runner, self.settings.compose_command)
         project = ComposeProject(install.prefix, self.env.project_name, self.env.compose,
-                                 stack_variables(self.settings, self.env))
+                                 {**stack_variables(self.settings, self.env), **compose_build_env(self.project.builder)})
         client = ComposeClient(self.project.runner, project)
         if not self.settings.static.proxied(self.env.name):
             return client

@@ -209,3 +209,12 @@ def test_tags_of_a_repository_behind_a_registry_port():
     refs = ["127.0.0.1:49523/adopt/django:182953f", "127.0.0.1:49523/adopt/django:prod", "other/app:prod",
             "127.0.0.1:49523/adopt/django-worker:prod"]
     assert tags_in(refs, "127.0.0.1:49523/adopt/django") == ["182953f", "prod"]
+
+
+def test_compose_builds_with_the_legacy_builder_unless_buildx_is_new_enough_for_it():
+    from dockyard.clients.buildx import LEGACY_BUILDER, Builder, compose_build_env
+
+    debian = Builder("buildkit", ("docker", "buildx", "build", "--load"), version="0.13.1+ds1")
+    assert compose_build_env(debian) == {"DOCKER_BUILDKIT": "0"}  # Compose 2.40: "requires buildx 0.17 or later"
+    assert compose_build_env(LEGACY_BUILDER) == {"DOCKER_BUILDKIT": "0"}
+    assert compose_build_env(Builder("buildkit", ("docker",), version="0.17.1")) == {}

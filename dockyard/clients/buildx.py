@@ -42,6 +42,27 @@ class Builder:
 
 LEGACY_BUILDER = Builder(LEGACY, ("docker", "build"), why="image.builder: legacy")
 
+#: Compose builds through Buildx only from this version on ("compose build requires buildx 0.17 or later")
+COMPOSE_MIN_BUILDX = (0, 17)
+
+
+def compose_build_env(builder: Builder) -> dict[str, str]:
+    """What Compose's own builds (``up --build``, ``run`` of a service whose image is missing) need to work with
+    ``builder``: the legacy builder (``DOCKER_BUILDKIT=0``) unless Buildx is new enough for Compose. Once any Buildx
+    is installed Compose refuses to build with an older one; Debian's is 0.13."""
+    if builder.is_buildkit and _parsed(builder.version) >= COMPOSE_MIN_BUILDX:
+        return {}
+    return {"DOCKER_BUILDKIT": "0"}
+
+
+def _parsed(version: str) -> tuple[int, ...]:
+    numbers = []
+    for part in version.split("+")[0].split("-")[0].split(".")[:3]:
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
 
 @dataclass(frozen=True)
 class BuildxInstall:

@@ -398,6 +398,9 @@ def run_with_events(project: Project, adapter: Any, verb: str, options: Options,
     except Interrupted as exc:  # SIGTERM/SIGHUP: the edge exits 143/129; the hooks and the webhook hear of it first
         result.failed(exit_code_of(exc), f"interrupted by {exc.name}")
         raise
+    except Exception as exc:  # a defect: the hooks and the webhook hear of a failure, never of a success
+        result.failed(1, f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         if not result.dry_run:
             notified = bool(hooks) or bool(events.webhook_url())

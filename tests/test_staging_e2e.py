@@ -304,7 +304,8 @@ def test_staging_sigterm_mid_deploy_frees_the_lock_and_audits_interrupted(stagin
     staging.inv("staging.setup", check=True)
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "staging.ssh-deploy", "--version", "v1"],
                             cwd=staging.project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env})
+                            env={**os.environ, "PYTHONPATH": library_path(), **staging.project.env,
+                                 "PYTHONFAULTHANDLER": "1"})
     seen = []
     try:
         for line in proc.stdout:  # the deployer reports each step as it ends: "  host: pulled IMAGE (1.2s)"
@@ -313,7 +314,12 @@ def test_staging_sigterm_mid_deploy_frees_the_lock_and_audits_interrupted(stagin
                 break
         assert proc.poll() is None, seen
         proc.send_signal(signum)  # now inside the host's deploy: starting the container or its health gate
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints where every thread waits
+            out, err = proc.communicate(timeout=15)
+            pytest.fail(f"the deploy still ran 60 s after {signum.name}:\n{''.join(seen)}{out}\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

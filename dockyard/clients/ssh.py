@@ -13,10 +13,12 @@ import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from ..core.signals import INTERRUPTS
 from ..errors import CommandFailed, ConfigError, DockyardError, Unreachable
 from ..health import Probe
 from ..runner import Command, MaskedStream, Masker, Result, failure_message
@@ -45,6 +47,42 @@ def bounded_remotely(argv: Sequence[str], seconds: float) -> str:
     """
     script = 'if timeout 1 true 2>/dev/null; then exec timeout "$0" "$@"; fi; exec "$@"'
     return shlex.join(("sh", "-c", script, f"{int(seconds) + 1}", *argv))
+
+
+#: How long an interrupted remote command may still take to end before its channel is closed under it.
+INTERRUPT_GRACE = 2.0
+
+
+def abandoning_remote() -> type:
+    """Fabric's remote runner, but an interrupt (SIGTERM, SIGHUP, Ctrl-C without a pty) leaves at once.
+
+    Invoke joins its output readers before an interrupt leaves ``run``, and they read until the remote command
+    ends: an interrupted ``docker pull`` would hold the deploy's cleanup for minutes. The command gets
+    :data:`INTERRUPT_GRACE` to end (most take a moment, and then what the cleanup sees is what the host did), then
+    its channel is closed. On a pty, Ctrl-C is still forwarded to the remote command, as Invoke does.
+    """
+    from fabric.runners import Remote
+
+    class AbandoningRemote(Remote):
+        def wait(self) -> None:
+            try:
+                super().wait()
+            except INTERRUPTS as exc:
+                if isinstance(exc, KeyboardInterrupt) and self.using_pty:
+                    raise
+                self._close_after_grace()
+                raise
+
+        def _close_after_grace(self) -> None:
+            deadline = time.monotonic() + INTERRUPT_GRACE
+            try:
+                while not self.process_is_finished and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            except INTERRUPTS:  # a second Ctrl-C: no more grace
+                pass
+            self.kill()
+
+    return AbandoningRemote
 
 
 def in_ci() -> bool:
@@ -94,7 +132,7 @@ class SshHost:
             if not options.key_file.is_file():
                 raise Unreachable(f"ssh key file {options.key_file} not found: fix dockyard.ssh.key_file")
             connect_kwargs["key_filename"] = str(options.key_file)
-        config = Config(overrides={"load_ssh_configs": False})
+        config = Config(overrides={"load_ssh_configs": False, "runners": {"remote": abandoning_remote()}})
         cxn = Connection(self.host, user=self.user, port=self.port, config=config,
                          connect_timeout=options.connect_timeout, connect_kwargs=connect_kwargs)
         client = cxn.client
@@ -185,6 +223,9 @@ class SshHost:
             outcome = self.connection.run(line, **kwargs)
         except CommandTimedOut:
             raise self._timed_out(command, timeout) from None
+        except INTERRUPTS:
+            self._forget()  # the cleanup that follows gets a connection no half-read reply is left on
+            raise
         except (OSError, EOFError) as exc:
             self._forget()
             raise Unreachable(f"{self.name}: the SSH connection broke ({exc}); check the host") from None
@@ -213,6 +254,24 @@ class SshHost:
         return Unreachable(f"{self.name}: `{command.display(self.mask)}` did not finish within {timeout:g}s and was "
                            "stopped: check the host (its network, disk, the registry it pulls from), or raise "
                            "dockyard.ssh.command_timeout")
+
+    @contextmanager
+    def _dropped_on_interrupt(self) -> Iterator[None]:
+        """An interrupt can land while the main thread is part-way through an sftp reply; the next request on that
+        stream (closing the file, say) would wait for ever. So nothing more is sent on it: the connection is dropped
+        and the cleanup that follows opens a new one."""
+        try:
+            yield
+        except INTERRUPTS:
+            self._forget()
+            raise
+
+    @staticmethod
+    def _close_quietly(handle: Any) -> None:
+        try:
+            handle.close()
+        except (OSError, EOFError):
+            pass
 
     def _forget(self) -> None:
         """Drop a connection that broke: the next command opens a new one (to free the lock, say), or says why not."""
@@ -288,13 +347,16 @@ class SshHost:
         sftp = self._sftp()
         temporary = f"{path}.dockyard-{os.getpid()}-{time.monotonic_ns()}"
         try:
-            handle = sftp.open(temporary, "w")
-            try:
-                handle.chmod(mode)
-                handle.write(text.encode())
-            finally:
+            with self._dropped_on_interrupt():
+                handle = sftp.open(temporary, "w")
+                try:
+                    handle.chmod(mode)
+                    handle.write(text.encode())
+                except (OSError, EOFError):
+                    self._close_quietly(handle)
+                    raise
                 handle.close()
-            sftp.posix_rename(temporary, path)
+                sftp.posix_rename(temporary, path)
         except (OSError, EOFError) as exc:  # a full disk or a read-only directory: sftp says "Failure"
             try:
                 sftp.remove(temporary)
@@ -310,8 +372,15 @@ class SshHost:
     def read_file(self, path: str) -> str | None:
         sftp = self._sftp()
         try:
-            with sftp.open(path, "r") as handle:
-                return handle.read().decode(errors="replace")
+            with self._dropped_on_interrupt():
+                handle = sftp.open(path, "r")
+                try:
+                    data = handle.read()
+                except (OSError, EOFError):
+                    self._close_quietly(handle)
+                    raise
+                handle.close()
+                return data.decode(errors="replace")
         except FileNotFoundError:
             return None
         except (OSError, EOFError) as exc:

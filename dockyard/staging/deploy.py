@@ -420,21 +420,7 @@ class HostDeployer:
             self.run(cmd.start(self.layout, plan.container))
             progress(f"started the retained {plan.container}")
         else:
-            if plan.login:
-                self.login(registration)
-            self.pull(plan.image)
-            progress(f"pulled {plan.image}")
-            if plan.env_file:
-                self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
-            for service in plan.worker_env_files:
-                self.host.write_file(self.layout.worker_env_file(service), registration.worker_env_texts[service],
-                                     mode=0o600)
-            if plan.volumes:
-                self.run(cmd.ensure_volumes(self.target, self.layout, plan.volumes))
-            if plan.accessories:
-                for line in start_accessories(self.target, self.session, self.session.state(),
-                                              registration.accessory_env, accessories=plan.accessories):
-                    progress(f"accessory {line}")
+            self.prepare(plan, registration, progress, worker_env_files=plan.worker_env_files)
             if plan.remove_first:
                 self.set_aside(plan.remove_first)
             self.run(plan.app_run or cmd.run_app(self.target, self.layout, plan.version, env_file=plan.env_file))
@@ -467,6 +453,26 @@ class HostDeployer:
         self.audit(plan, SUCCEEDED)
         return f"{plan.previous or 'nothing'} -> {plan.version}"
 
+    def prepare(self, plan: HostPlan | ReleasePlan, registration: Registration, progress,
+                worker_env_files: Sequence[str] = ()) -> None:
+        """What a container of the new version needs on this host before it starts: the registry login, the image,
+        the env files (0600), the named volumes and the accessories; the same for the app and the release command."""
+        if plan.login:
+            self.login(registration)
+        self.pull(plan.image)
+        progress(f"pulled {plan.image}")
+        if plan.env_file:
+            self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
+        for service in worker_env_files:
+            self.host.write_file(self.layout.worker_env_file(service), registration.worker_env_texts[service],
+                                 mode=0o600)
+        if plan.volumes:
+            self.run(cmd.ensure_volumes(self.target, self.layout, plan.volumes))
+        if plan.accessories:
+            for line in start_accessories(self.target, self.session, self.session.state(),
+                                          registration.accessory_env, accessories=plan.accessories):
+                progress(f"accessory {line}")
+
     def run_release_command(self, plan: ReleasePlan, registration: Registration) -> str:
         """Pull, hand over the env file, volumes and accessories, then the release command in a one-off container
         (its output streamed, masked); a failure or timeout is audited here and stops the deploy (exit 10)."""
@@ -476,18 +482,7 @@ class HostDeployer:
         def progress(text: str) -> None:
             self.say(f"  {self.session.name}: {text} ({self.clock() - started:.1f}s)")
 
-        if plan.login:
-            self.login(registration)
-        self.pull(plan.image)
-        progress(f"pulled {plan.image}")
-        if plan.env_file:
-            self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
-        if plan.volumes:
-            self.run(cmd.ensure_volumes(self.target, self.layout, plan.volumes))
-        if plan.accessories:
-            for line in start_accessories(self.target, self.session, self.session.state(),
-                                          registration.accessory_env, accessories=plan.accessories):
-                progress(f"accessory {line}")
+        self.prepare(plan, registration, progress)
         self.run(cmd.remove(self.layout, [self.layout.release_container]), check=False)  # one a killed deploy left
         timeout = plan.command.timeout
         progress(f"release command {plan.command.text!r} in a one-off container of {plan.version}:")

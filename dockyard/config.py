@@ -59,6 +59,8 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
 
 #: a Buildx builder's name (`docker buildx create --name NAME`), as image.builder may give one
 BUILDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+#: an image.platforms entry: os/arch[/variant] (linux/amd64, linux/arm64, linux/arm/v7)
+PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 
 CORE_DEFAULTS: dict[str, Any] = {
     "app": "app",
@@ -72,6 +74,7 @@ CORE_DEFAULTS: dict[str, Any] = {
         "builder": "auto",  # auto | buildkit | legacy (see dockyard.clients.buildx)
         "build_secrets": [],  # [{id: token, env: NPM_TOKEN} or {id: netrc, src: path}]: BuildKit's --secret
         "cache": "none",  # none | inline | registry: the layer cache builds import and export (BuildKit)
+        "platforms": [],  # [linux/amd64]: the platform images are built for; [] = the engine's own
     },
     "registry": {
         "url": "",  # default: the host part of image.repository
@@ -242,6 +245,7 @@ class Settings:
     aws_bounds: AwsBounds = field(default_factory=AwsBounds)
     builder: str = "auto"  # image.builder: auto | buildkit | legacy
     build_secrets: tuple[BuildSecret, ...] = ()
+    image_platforms: tuple[str, ...] = ()  # image.platforms: os/arch[/variant]; () = the engine's own
     image_cache: str = "none"  # image.cache: none | inline | registry (see dockyard.clients.buildx.cache_arguments)
     features: Features | None = field(default=None, repr=False, compare=False)  # None only while they are parsed
 
@@ -328,6 +332,17 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         raise image.fail("builder", f"expected auto, buildkit, legacy or the name of a Buildx builder "
                          f"(`docker buildx ls`), got {builder!r}")
     image_cache = image.str("cache", "none", choices=("none", "inline", "registry"))
+    image_platforms = image.strings("platforms")
+    for platform in image_platforms:
+        if not PLATFORM.fullmatch(platform):
+            raise image.fail("platforms", f"expected os/arch[/variant] entries such as linux/amd64, got {platform!r}")
+    if len(set(image_platforms)) > 1:
+        raise image.fail("platforms", f"{', '.join(image_platforms)}: dockyard builds one platform at a time; "
+                         "a multi-platform index (buildx --push on a docker-container or remote builder, digests "
+                         "checked per platform) is not supported yet: list one platform")
+    if image_platforms and builder == "legacy":
+        raise image.fail("platforms", "image.platforms needs BuildKit, and image.builder is legacy: set "
+                         "image.builder: auto or buildkit")
     if image_cache != "none" and builder == "legacy":
         raise image.fail("cache", f"image.cache: {image_cache} needs BuildKit, and image.builder is legacy: set "
                          "image.builder: auto or buildkit, or image.cache: none")
@@ -384,6 +399,7 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         builder=builder,
         build_secrets=build_secrets,
         image_cache=image_cache,
+        image_platforms=tuple(dict.fromkeys(image_platforms)),
         aws_bounds=AwsBounds(connect_timeout=aws.float("connect_timeout", 10.0, minimum=1),
                              read_timeout=aws.float("read_timeout", 60.0, minimum=1),
                              max_attempts=aws.int("max_attempts", 3, minimum=1),

@@ -32,6 +32,7 @@ def build_command(
     builder: Builder | None = None,
     secrets: Sequence[str] = (),
     cache: Sequence[str] = (),
+    platform: str = "",
 ) -> Command:
     """A build through ``builder`` (the legacy builder when None), with the same options either way.
 
@@ -61,6 +62,11 @@ def build_command(
         argv += ["--secret", secret]
     if target:
         argv += ["--target", target]
+    if platform:
+        if not builder.is_buildkit:
+            raise ConfigError(f"dockyard.image.platforms: building for {platform} needs BuildKit, but the build uses "
+                              f"the legacy builder ({builder.why}): install Buildx or remove image.platforms")
+        argv += ["--platform", platform]
     if no_cache:
         argv.append("--no-cache")
     if pull:

@@ -227,3 +227,16 @@ def test_image_platforms_is_validated_and_more_than_one_is_refused_in_one_line(t
     with pytest.raises(ConfigError, match=r"^dockyard\.image\.platforms: building for linux/arm64 needs BuildKit"):
         build_command(context=tmp_path, dockerfile=None, tags=("r:dev",), builder=choose_builder("legacy", None),
                       platform="linux/arm64")
+
+
+def test_doctor_warns_of_registry_cache_on_the_builtin_buildkit(tmp_path, engine, buildx):
+    driver = builder_driver(_LocalRunner(), choose_builder("auto", buildx))
+    if driver in ("docker-container", "remote", "kubernetes"):
+        pytest.skip(f"the current Buildx builder has the {driver} driver, which exports a registry cache")
+    project = make_minimal_project(tmp_path / "project")
+    project.configure({"dockyard": {"image": {"cache": "registry"}}})
+    project.commit("registry cache")
+    result = project.inv("doctor", "--no-aws", "--no-ssh", "--no-registry")
+    line = next(line for line in result.stdout.splitlines() if "image builder" in line)
+    assert "image.cache: registry needs a Buildx builder" in line, result.stdout
+    assert "docker buildx create" in result.stdout

@@ -1,9 +1,9 @@
 """image.build cold (empty local cache) against warm from the registry's cache (image.cache), code-only change.
 
 A throw-away minimal project whose Dockerfile has a dependency step (a stand-in for `pip install`: the standard
-library copied and byte-compiled at three optimisation levels, a real CPU cost and a layer of tens of MB), then `COPY site/`. Each run:
-cold `inv image.build dev` (a fresh nonce in the dependency step, so no local cache has it), push <repo>:dev to a
-loopback docker-registry, remove the app's local images and this run's build-cache records, change a file of
+library copied and byte-compiled at three optimisation levels, a real CPU cost and a layer of tens of MB), then
+`COPY site/`. Each run: cold `inv image.build dev` (a fresh nonce in the dependency step, so no local cache has
+it), push <repo>:dev to a loopback docker-registry, remove the app's local images and this run's build-cache records, change a file of
 site/ and commit, then warm `inv image.build dev` (which imports the cache through --cache-from <repo>:dev).
 Prints cold and warm seconds and warm/cold; asserts nothing (target: warm <= 30% of cold).
 
@@ -35,7 +35,8 @@ DOCKERFILE = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 WORKDIR /srv
-RUN echo deps {nonce} > /srv/deps.txt && cp -r "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" /srv/deps \\
+RUN echo deps {nonce} > /srv/deps.txt \\
+    && cp -r "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" /srv/deps \\
     && python3 -m compileall -q -f -o 0 -o 1 -o 2 /srv/deps > /dev/null
 COPY site/ /srv/
 ENTRYPOINT ["python3"]

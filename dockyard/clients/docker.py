@@ -40,7 +40,8 @@ def build_command(
     ``secrets`` (``id=x,env=VAR`` / ``id=x,src=path``: names, never values), and ``--cache-to type=inline`` so the
     image carries its layer-cache metadata and a later build can use it with ``--cache-from`` once it is pushed
     (BuildKit's --cache-from only reads images built with an inline cache); ``cache`` are the ``image.cache``
-    options (:func:`dockyard.clients.buildx.cache_arguments`), which replace that default --cache-to. Legacy: ``docker build`` with
+    options (:func:`dockyard.clients.buildx.cache_arguments`), which replace that default --cache-to, and
+    ``platform`` is ``--platform`` (``image.platforms``, one). Legacy: ``docker build`` with
     ``DOCKER_BUILDKIT=0``, which keeps a Docker CLI that has Buildx (23+) on the legacy builder.
     """
     builder = builder or LEGACY_BUILDER

@@ -4,7 +4,8 @@ A throw-away minimal project whose Dockerfile has a dependency step (a stand-in 
 library copied and byte-compiled at three optimisation levels, a real CPU cost and a layer of tens of MB), then
 `COPY site/`. Each run: cold `inv image.build dev` (a fresh nonce in the dependency step, so no local cache has
 it), push <repo>:dev to a loopback docker-registry, remove the app's local images and this run's build-cache
-records, change a file of site/ and commit, then warm `inv image.build dev` (which imports the cache through --cache-from <repo>:dev).
+records, change a file of site/ and commit, then warm `inv image.build dev` (which imports the cache through
+--cache-from <repo>:dev).
 Prints cold and warm seconds and warm/cold; asserts nothing (target: warm <= 30% of cold).
 
     python benchmarks/build_cache.py [--runs N] [--cache inline|registry]

@@ -57,6 +57,11 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "release_command_timeout": 600,  # seconds the release command may run before the deploy stops
 }
 
+#: a Buildx builder's name (`docker buildx create --name NAME`), as image.builder may give one
+BUILDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+#: an image.platforms entry: os/arch[/variant] (linux/amd64, linux/arm64, linux/arm/v7)
+PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
+
 CORE_DEFAULTS: dict[str, Any] = {
     "app": "app",
     "root": "",
@@ -68,6 +73,8 @@ CORE_DEFAULTS: dict[str, Any] = {
         "keep": 5,  # image.prune keeps this many commit-tagged images
         "builder": "auto",  # auto | buildkit | legacy (see dockyard.clients.buildx)
         "build_secrets": [],  # [{id: token, env: NPM_TOKEN} or {id: netrc, src: path}]: BuildKit's --secret
+        "cache": "none",  # none | inline | registry: the layer cache builds import and export (BuildKit)
+        "platforms": [],  # [linux/amd64]: the platform images are built for; [] = the engine's own
     },
     "registry": {
         "url": "",  # default: the host part of image.repository
@@ -238,6 +245,8 @@ class Settings:
     aws_bounds: AwsBounds = field(default_factory=AwsBounds)
     builder: str = "auto"  # image.builder: auto | buildkit | legacy
     build_secrets: tuple[BuildSecret, ...] = ()
+    image_platforms: tuple[str, ...] = ()  # image.platforms: os/arch[/variant]; () = the engine's own
+    image_cache: str = "none"  # image.cache: none | inline | registry (see dockyard.clients.buildx.cache_arguments)
     features: Features | None = field(default=None, repr=False, compare=False)  # None only while they are parsed
 
     def environment(self, name: str) -> Environment:
@@ -318,7 +327,25 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         raise image.fail("repository", f"not a valid image repository (host[:port]/path, lower case): {repository!r}")
     build_args = image.mapping("build_args")
     release_env = image.str("release_env", "prod")
-    builder = image.str("builder", "auto", choices=("auto", "buildkit", "legacy"))
+    builder = image.str("builder", "auto")
+    if builder not in ("auto", "buildkit", "legacy") and not BUILDER_NAME.fullmatch(builder):
+        raise image.fail("builder", f"expected auto, buildkit, legacy or the name of a Buildx builder "
+                         f"(`docker buildx ls`), got {builder!r}")
+    image_cache = image.str("cache", "none", choices=("none", "inline", "registry"))
+    image_platforms = image.strings("platforms")
+    for platform in image_platforms:
+        if not PLATFORM.fullmatch(platform):
+            raise image.fail("platforms", f"expected os/arch[/variant] entries such as linux/amd64, got {platform!r}")
+    if len(set(image_platforms)) > 1:
+        raise image.fail("platforms", f"{', '.join(image_platforms)}: dockyard builds one platform at a time; "
+                         "a multi-platform index (buildx --push on a docker-container or remote builder, digests "
+                         "checked per platform) is not supported yet: list one platform")
+    if image_platforms and builder == "legacy":
+        raise image.fail("platforms", "image.platforms needs BuildKit, and image.builder is legacy: set "
+                         "image.builder: auto or buildkit")
+    if image_cache != "none" and builder == "legacy":
+        raise image.fail("cache", f"image.cache: {image_cache} needs BuildKit, and image.builder is legacy: set "
+                         "image.builder: auto or buildkit, or image.cache: none")
     build_secrets = _build_secrets(image, project_root)
     if build_secrets and builder == "legacy":
         raise image.fail("build_secrets", "build secrets need BuildKit, and image.builder is legacy: set "
@@ -371,6 +398,8 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
         command_entrypoint=top.str("command_entrypoint", "bypass", choices=entrypoint_modes),
         builder=builder,
         build_secrets=build_secrets,
+        image_cache=image_cache,
+        image_platforms=tuple(dict.fromkeys(image_platforms)),
         aws_bounds=AwsBounds(connect_timeout=aws.float("connect_timeout", 10.0, minimum=1),
                              read_timeout=aws.float("read_timeout", 60.0, minimum=1),
                              max_attempts=aws.int("max_attempts", 3, minimum=1),

@@ -216,6 +216,8 @@ class StackService:
             context=spec.context, dockerfile=spec.dockerfile, tags=built, labels=labels,
             build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target,
             no_cache=no_cache, pull=pull, builder=self.project.builder, secrets=self.project.build_secrets(),
+            cache=() if no_cache else self.project.build_cache(previous=(env_ref(self.settings, self.env),)),
+            platform=self.settings.image_platforms[0] if self.settings.image_platforms else "",
         )
         from .core.actor import actor
         from .core.hooks import DeployFacts

@@ -171,9 +171,9 @@ def settings_with(image: dict, root: Path):
 
 
 def test_image_builder_is_validated_naming_the_key(tmp_path):
-    with pytest.raises(ConfigError, match=r"^dockyard\.image\.builder: expected one of 'auto', 'buildkit', "
-                                          r"'legacy', got 'kaniko'"):
-        settings_with({"builder": "kaniko"}, tmp_path)
+    with pytest.raises(ConfigError, match=r"^dockyard\.image\.builder: expected auto, buildkit, legacy or the name "
+                                          r"of a Buildx builder \(`docker buildx ls`\), got 'kan iko'"):
+        settings_with({"builder": "kan iko"}, tmp_path)
 
 
 @pytest.mark.parametrize("entry, problem", [

@@ -32,3 +32,12 @@ def test_push_dry_run_shows_the_tag_staging_deploys_by_default(sample_project):
     assert "--file" in result.stdout and "docker/app/Dockerfile" in result.stdout  # no compose file: the app's
     assert "(dry run: nothing was changed)" in result.stdout
     assert not (sample_project.root / ".git" / "dockyard" / "images").exists()
+
+
+def test_push_dry_run_shows_the_cache_options_of_image_cache(sample_project, buildx):
+    sample_project.configure({"dockyard": {"image": {"cache": "inline"}}})
+    sample_project.commit("inline cache")
+    result = sample_project.inv("image.push", "staging", "--dry-run", env={**PYTHONPATH, "CI": "true"})
+    assert result.returncode == 0, result.stderr
+    build = next(line for line in result.stdout.splitlines() if " buildx build " in line and "--tag" in line)
+    assert f"--cache-to type=inline --cache-from {sample_project.repository}:staging" in build

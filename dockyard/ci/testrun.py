@@ -110,7 +110,7 @@ def testing_build_args(spec: BuildSpec, image_args: Mapping[str, str], ci_args: 
 
 def new_test_run(settings: Any, ci: Any, revision: Any, branch: str, *, no_cache: bool = False,
                  run_id: str | None = None, compose_build: BuildSpec | None = None, builder: Builder | None = None,
-                 secrets: Sequence[str] = ()) -> TestRun:
+                 secrets: Sequence[str] = (), cache: Sequence[str] = ()) -> TestRun:
     run_id = run_id or f"{settings.app}-ci-{revision.short}-{uuid.uuid4().hex[:4]}".replace(".", "-")
     image = testing_tag(settings.repository, revision.label, ci.tag_suffix)
     spec = testing_build(ci, compose_build, settings.root)
@@ -119,7 +119,7 @@ def new_test_run(settings: Any, ci: Any, revision: Any, branch: str, *, no_cache
               "dev.dockyard.environment": ci.tag_suffix}
     build = build_command(context=spec.context, dockerfile=spec.dockerfile, tags=(image,), labels=labels,
                           build_args=build_args, target=spec.target, no_cache=no_cache, builder=builder,
-                          secrets=secrets)
+                          secrets=secrets, cache=() if no_cache else cache)
     return TestRun(
         run_id=run_id, app=settings.app, image=image, network=f"{run_id}-net", services=ci.services, build=build,
         cache_candidates=() if no_cache else cache_refs(settings.repository, ci.cache_from, branch),

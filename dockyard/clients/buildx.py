@@ -29,6 +29,7 @@ class Builder:
     version: str = ""  # buildx's version; "" for the legacy builder
     path: str = ""
     why: str = ""
+    name: str = ""  # the Buildx builder image.builder names; "" = the current one (`docker buildx use`)
 
     @property
     def is_buildkit(self) -> bool:
@@ -111,11 +112,15 @@ def choose_builder(setting: str, install: BuildxInstall | None, *, origin: str =
     if setting == LEGACY:
         return LEGACY_BUILDER
     if install is None:
-        if setting == BUILDKIT:
+        if setting != "auto":
             set_in = f" (set in {origin})" if origin else ""
-            raise ConfigError(f"dockyard.image.builder: buildkit, but Docker Buildx is not installed{set_in}: "
+            raise ConfigError(f"dockyard.image.builder: {setting}, but Docker Buildx is not installed{set_in}: "
                               "run `bash scripts/setup.sh`, or set image.builder: auto or legacy")
         return Builder(LEGACY, ("docker", "build"), why="Docker Buildx not installed; image.builder: auto")
+    if setting not in CHOICES:  # the name of a Buildx builder
+        return Builder(BUILDKIT, (*install.prefix, "build", "--builder", setting, "--load"), version=install.version,
+                       path=install.path, why=f"image.builder: {setting} (a Buildx builder); {install.why}",
+                       name=setting)
     return Builder(BUILDKIT, (*install.prefix, "build", "--load"), version=install.version, path=install.path,
                    why=f"image.builder: {setting}; {install.why}")
 
@@ -124,10 +129,70 @@ def buildkit_version(runner: Runner, builder: Builder) -> str:
     """The BuildKit version of the builder's node (``docker buildx inspect``: the engine's builtin one); "" unknown."""
     buildx = builder.prefix[: builder.prefix.index("build")]
     try:
-        result = runner.run([*buildx, "inspect"], check=False, timeout=20)
+        result = runner.run([*buildx, "inspect", *((builder.name,) if builder.name else ())], check=False,
+                            timeout=20)
     except Exception:  # noqa: BLE001 - only a detail of `inv doctor`
         return ""
     for line in result.stdout.splitlines():
         if line.startswith("BuildKit version:") or line.startswith("Buildkit:"):
             return line.split(":", 1)[1].strip()
     return ""
+
+
+# --- image.cache: the layer cache a build imports and exports ----------------------------------------------------
+
+CACHE_MODES = ("none", "inline", "registry")
+CACHE_TAG = "buildcache"  # registry mode's cache image: <repository>:buildcache
+#: Buildx drivers that export a cache to a registry (the `docker` driver, the engine's builtin BuildKit, cannot)
+REGISTRY_CACHE_DRIVERS = ("docker-container", "remote", "kubernetes")
+
+
+def builder_driver(runner: Runner, builder: Builder) -> str:
+    """The driver of the builder's Buildx builder (``docker buildx inspect``: ``Driver: docker``); "" unknown."""
+    if not builder.is_buildkit:
+        return ""
+    buildx = builder.prefix[: builder.prefix.index("build")]
+    try:
+        result = runner.run([*buildx, "inspect", *((builder.name,) if builder.name else ())], check=False,
+                            timeout=20)
+    except Exception:  # noqa: BLE001 - unknown, said so by the caller
+        return ""
+    if not result.ok:
+        return ""
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Driver":
+            return value.strip()
+    return ""
+
+
+def check_cache_driver(mode: str, builder: Builder, driver: str, *, origin: str = "") -> None:
+    """Refuse, in one line, an ``image.cache`` the builder cannot do (before anything is built)."""
+    set_in = f" (set in {origin})" if origin else ""
+    if mode != "none" and not builder.is_buildkit:
+        raise ConfigError(f"dockyard.image.cache: {mode} needs BuildKit, but the build uses the legacy builder "
+                          f"({builder.why}){set_in}: install Buildx (bash scripts/setup.sh) or set image.cache: none")
+    if mode == "registry" and driver not in REGISTRY_CACHE_DRIVERS:
+        which = f"the {driver} driver" if driver else "a driver dockyard could not read (docker buildx inspect)"
+        named = f"builder {builder.name!r}" if builder.name else "the current Buildx builder"
+        raise ConfigError(
+            f"dockyard.image.cache: registry needs a Buildx builder that exports a cache to a registry, but {named} "
+            f"has {which}{set_in}: create one (`docker buildx create --name cache --driver docker-container`, or "
+            "`--driver remote unix:///run/buildkit/buildkitd.sock`) and set image.builder: cache, or set "
+            "image.cache: inline")
+
+
+def cache_arguments(mode: str, repository: str, previous: Sequence[str] = ()) -> tuple[str, ...]:
+    """The ``--cache-to``/``--cache-from`` options of ``image.cache`` (pure).
+
+    ``inline``: the image carries its cache metadata (``--cache-to type=inline``, which the engine's builtin
+    BuildKit can do) and a build reads the cache of ``previous`` images (the environment's last pushed image);
+    ``registry``: all layers, intermediate stages too (``mode=max``), go to ``<repository>:buildcache`` and come
+    back from there; ``none``: neither (the image still carries its inline cache metadata; see build_command).
+    """
+    if mode == "inline":
+        return ("--cache-to", "type=inline", *[arg for ref in previous for arg in ("--cache-from", ref)])
+    if mode == "registry":
+        ref = f"{repository}:{CACHE_TAG}"
+        return ("--cache-to", f"type=registry,ref={ref},mode=max", "--cache-from", f"type=registry,ref={ref}")
+    return ()

@@ -31,13 +31,17 @@ def build_command(
     cache_from: Sequence[str] = (),
     builder: Builder | None = None,
     secrets: Sequence[str] = (),
+    cache: Sequence[str] = (),
+    platform: str = "",
 ) -> Command:
     """A build through ``builder`` (the legacy builder when None), with the same options either way.
 
     BuildKit: ``docker buildx build --load`` (the image lands in the local engine), ``--secret`` for each of
     ``secrets`` (``id=x,env=VAR`` / ``id=x,src=path``: names, never values), and ``--cache-to type=inline`` so the
     image carries its layer-cache metadata and a later build can use it with ``--cache-from`` once it is pushed
-    (BuildKit's --cache-from only reads images built with an inline cache). Legacy: ``docker build`` with
+    (BuildKit's --cache-from only reads images built with an inline cache); ``cache`` are the ``image.cache``
+    options (:func:`dockyard.clients.buildx.cache_arguments`), which replace that default --cache-to, and
+    ``platform`` is ``--platform`` (``image.platforms``, one). Legacy: ``docker build`` with
     ``DOCKER_BUILDKIT=0``, which keeps a Docker CLI that has Buildx (23+) on the legacy builder.
     """
     builder = builder or LEGACY_BUILDER
@@ -59,6 +63,11 @@ def build_command(
         argv += ["--secret", secret]
     if target:
         argv += ["--target", target]
+    if platform:
+        if not builder.is_buildkit:
+            raise ConfigError(f"dockyard.image.platforms: building for {platform} needs BuildKit, but the build uses "
+                              f"the legacy builder ({builder.why}): install Buildx or remove image.platforms")
+        argv += ["--platform", platform]
     if no_cache:
         argv.append("--no-cache")
     if pull:
@@ -66,8 +75,11 @@ def build_command(
     for ref in cache_from:
         argv += ["--cache-from", ref]
     env = dict(build_args)
+    if cache and not builder.is_buildkit:
+        raise ConfigError("dockyard.image.cache: a layer cache to import and export needs BuildKit, but the build "
+                          f"uses the legacy builder ({builder.why}): set image.cache: none")
     if builder.is_buildkit:
-        argv += ["--cache-to", "type=inline"]
+        argv += list(cache) if "--cache-to" in cache else ["--cache-to", "type=inline", *cache]
     else:
         env["DOCKER_BUILDKIT"] = "0"
     argv.append(str(context))

@@ -40,7 +40,9 @@ def test(c, keep=False, no_cache=False, dry_run=False):
     revision = project.git.revision()
     run = new_test_run(project.settings, ci, revision, _branch(project), no_cache=no_cache,
                        compose_build=_compose_build(project, ci), builder=project.builder,
-                       secrets=project.build_secrets(check=not dry_run))
+                       secrets=project.build_secrets(check=not dry_run),
+                       # inline: the cache images ci.cache_from names are this run's --cache-from (TestRunner)
+                       cache=project.build_cache())
     runner = TestRunner(run, project.runner, project.docker, ready_timeout=ci.ready_timeout, say=project.say)
     plan = runner.plan()
     if dry_run:

@@ -189,6 +189,19 @@ class Project:
         install = None if s.builder == LEGACY else find_buildx(self.runner)
         return choose_builder(s.builder, install, origin=s.section.origin("dockyard.image.builder"))
 
+    def build_cache(self, previous: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """``image.cache`` as ``--cache-to``/``--cache-from`` options (``previous``: the images whose cache inline
+        mode reads); refuses, in one line, a mode the builder cannot do before anything is built."""
+        from ..clients.buildx import builder_driver, cache_arguments, check_cache_driver
+
+        s = self.settings
+        if s.image_cache == "none":
+            return ()
+        builder = self.builder
+        driver = builder_driver(self.runner, builder) if s.image_cache == "registry" else ""
+        check_cache_driver(s.image_cache, builder, driver, origin=s.section.origin("dockyard.image.cache"))
+        return cache_arguments(s.image_cache, s.repository, previous)
+
     def build_secrets(self, *, check: bool = True) -> tuple[str, ...]:
         """``image.build_secrets`` as ``--secret`` values; their values join the masker."""
         import os

@@ -71,6 +71,12 @@ def check_builder(project: Project) -> Check:
     except DockyardError as exc:
         return Check(name, "missing", exc.message.split(": run")[0], "bash scripts/setup.sh (installs Buildx), "
                      "or set image.builder: auto")
+    try:
+        project.build_cache()  # image.cache the builder cannot do (registry mode on the docker driver)
+    except DockyardError as exc:
+        detail, _, fix = exc.message.partition(": create one")
+        return Check(name, "warn", f"{builder.describe()}; {detail.removeprefix('dockyard.')}",
+                     ("create one" + fix) if fix else "set image.cache: none", False)
     if not builder.is_buildkit:
         if project.settings.builder == "legacy":
             return Check(name, "ok", builder.describe(), required=False)
@@ -79,7 +85,9 @@ def check_builder(project: Project) -> Check:
     from ..clients.buildx import buildkit_version
 
     engine = buildkit_version(project.runner, builder)
-    return Check(name, "ok", builder.describe() + (f"; engine BuildKit {engine}" if engine else ""), required=False)
+    cache = f"; image.cache: {project.settings.image_cache}" if project.settings.image_cache != "none" else ""
+    return Check(name, "ok", builder.describe() + (f"; engine BuildKit {engine}" if engine else "") + cache,
+                 required=False)
 
 
 def check_git(project: Project) -> Check:

@@ -231,7 +231,7 @@ def push(c, env, dry_run=False):
     """
     from ..clients.docker import build_command, login_command
     from ..errors import DockyardError
-    from ..images import LABEL_REVISION, PushState, decide_push, push_plan
+    from ..images import LABEL_REVISION, PushState, decide_push, env_ref, push_plan
     from ..plan import execute
     from ..registry import remote_image
 
@@ -254,9 +254,10 @@ def push(c, env, dry_run=False):
         local_revision=None if local is None else local.labels.get(LABEL_REVISION, "")))
     login = login_command(credentials.registry, credentials.username, credentials.password) if credentials else None
     spec = image.build_spec()
-    shown_build = build_command(context=spec.context, dockerfile=spec.dockerfile, tags=(image.ref,),
-                                builder=image.project.builder,
-                                secrets=image.project.build_secrets(check=False)) if spec else None
+    shown_build = build_command(
+        context=spec.context, dockerfile=spec.dockerfile, tags=(image.ref,), builder=image.project.builder,
+        secrets=image.project.build_secrets(check=False),
+        cache=image.project.build_cache(previous=(env_ref(image.settings, image.env),))) if spec else None
     plan = push_plan(decision, registry=image.settings.registry.url, login=login, build=shown_build)
     execute(plan, dry_run=dry_run, mask=image.project.mask, performers={"push": _PushActions(image, credentials)})
     if not dry_run:

@@ -83,7 +83,9 @@ def plan_secrets(*, backend: str, keys: tuple[str, ...], values: Mapping[str, st
     writes: list[SecretWriteStep] = []
     refs: dict[str, tuple[str, str, str]] = {}
     wanted = {key: (names[key], values[key]) for key in keys}
-    if backend == "secretsmanager":
+    if not wanted:
+        pass  # no secret keys (left): only our options still on the environment go
+    elif backend == "secretsmanager":
         assert sm_current is not None
         chosen, sm_writes = secret_versions(sm_current, wanted)
         by_name = {w.name: w for w in sm_writes}

@@ -474,10 +474,11 @@ class EbService:
 
         prefix = self.eb.secret_prefix(self.env.name)
         current_secrets = self.client.environment_variables(self.application, name, SECRETS_NAMESPACE)
+        from_env = keys is None  # the configured keys, whose values the .env file must hold
         keys = self.eb.secret_keys if keys is None else keys
         if not keys and not any(owned(arn, prefix) for arn in current_secrets.values()):
             return None
-        values = self.secret_values(values) if keys is self.eb.secret_keys else dict(values or {})
+        values = self.secret_values(values) if from_env else dict(values or {})
         arn = None
         if self.eb.secrets_backend == "ssm" and keys:
             account, region = self.ssm.account(), self.client.session.region_name

@@ -41,7 +41,8 @@ def statements(policy: dict) -> dict[str, dict]:
     {"auth": "dockercfg"},
     {"auth": "ssm", "platform": "compose", "ssm_secret_prefix": "/shop/secrets", "secret_keys": ["KEY"]},
     {"auth": "none"},
-], ids=["ecr+secrets", "dockercfg", "ssm+prefix", "none"])
+    {"auth": "dockercfg", "secret_keys": ["KEY"], "secrets_backend": "secretsmanager"},
+], ids=["ecr+secrets", "dockercfg", "ssm+prefix", "none", "secretsmanager"])
 def test_every_printed_policy_passes_parliament(eb):
     settings = settings_of(repository="123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop"
                            if eb["auth"] == "ecr" else "registry.example.com/shop", **eb)
@@ -81,7 +82,7 @@ def test_secret_keys_let_ci_write_and_the_instances_read_the_configured_prefix()
     settings = settings_of(auth="none", secret_keys=["KEY"], ssm_secret_prefix="/shop/secrets")
     doc = policies(settings, settings.eb)
     assert statements(doc["ci_user"])["Secrets"] == {
-        "Sid": "Secrets", "Effect": "Allow", "Action": ["ssm:PutParameter"],
+        "Sid": "Secrets", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
         "Resource": ["arn:aws:ssm:eu-west-1:*:parameter/shop/secrets/*"]}
     assert statements(doc["instance_profile"])["Secrets"]["Resource"] == [
         "arn:aws:ssm:eu-west-1:*:parameter/shop/secrets/*"]
@@ -106,3 +107,26 @@ def test_no_instance_policy_when_the_instances_need_nothing_and_the_note_says_so
     doc = policies(settings, settings.eb)
     assert "instance_profile" not in doc
     assert any("needs nothing from dockyard" in note for note in doc["notes"])
+
+
+def test_secrets_manager_keys_let_ci_write_versions_and_the_instances_read_them_with_real_account_and_region():
+    settings = settings_of(repository="123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop", auth="ecr",
+                           secret_keys=["KEY"], secrets_backend="secretsmanager")
+    doc = policies(settings, settings.eb)
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/prod/*"
+    assert statements(doc["ci_user"])["Secrets"] == {
+        "Sid": "Secrets", "Effect": "Allow", "Resource": [arn],
+        "Action": ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"]}
+    assert statements(doc["instance_profile"])["Secrets"] == {
+        "Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [arn]}
+    assert not any(s["Action"][0].startswith("ssm:") for s in doc["instance_profile"]["Statement"])
+    assert any("kms:Decrypt" in note for note in doc["notes"])
+
+
+def test_an_unknown_secrets_backend_is_refused_naming_the_key():
+    from dockyard.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        settings_of(auth="none", secret_keys=["KEY"], secrets_backend="vault")
+    assert "dockyard.eb.secrets_backend" in str(refused.value) and "'secretsmanager'" in str(refused.value)
+    assert "\n" not in str(refused.value)

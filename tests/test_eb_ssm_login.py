@@ -1,8 +1,9 @@
 """Private registry through SSM Parameter Store and the platform's prebuild hook, end to end.
 
 The stand-in runs the bundle's ``.platform/hooks/prebuild`` scripts before it pulls, as the platform does, with the
-platform's ``get-config`` (doubled on the hook's PATH) answering from the environment properties, whose
-``{{resolve:ssm:...}}`` references it resolves from moto SSM. The hook's ``docker login`` is the only login the
+platform's ``get-config`` (doubled on the hook's PATH) answering from the environment properties (the user name a
+``{{resolve:ssm:...}}`` reference to a String parameter, the SecureString password an environment secret, both
+read from moto SSM). The hook's ``docker login`` is the only login the
 pull gets.
 """
 from __future__ import annotations

@@ -49,20 +49,23 @@ def test_setenv_shows_a_masked_diff_then_applies_it(eb, sample_project):
     shown = sample_project.inv("eb.setenv", "--dry-run")
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "~ DJANGO_ALLOWED_HOSTS=******** (was ********)" in shown.stdout
-    assert "~ DJANGO_SECRET_KEY={{resolve:ssm:/ebsample/prod/DJANGO_SECRET_KEY}}" in shown.stdout
+    arn = "arn:aws:ssm:us-east-1:123456789012:parameter/ebsample/prod/DJANGO_SECRET_KEY"
+    assert f"+ DJANGO_SECRET_KEY (secret) -> {arn}" in shown.stdout  # the ARN, never the value
+    assert "- DJANGO_SECRET_KEY (plain property; now a secret)" in shown.stdout
     assert "example.org" not in shown.stdout and "brand-new-secret-value" not in shown.stdout
     assert eb.mutating_calls() == ["CreateApplication", "CreateEnvironment"]
     applied = sample_project.inv("eb.setenv")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert planned_steps(shown.stdout) == ran_steps(applied.stdout) == [
         "store /ebsample/prod/DJANGO_SECRET_KEY (SecureString)",
-        "update the environment properties of ebsample-prod (2 change(s))",
+        "update the environment properties of ebsample-prod (3 change(s))",
         "wait until ebsample-prod is Ready"]
     assert "example.org" not in applied.stdout and "brand-new-secret-value" not in applied.stdout
     options = eb.standin.snapshot()["environments"]["ebsample-prod"]["options"]
     ns = "aws:elasticbeanstalk:application:environment:"
     assert options[ns + "DJANGO_ALLOWED_HOSTS"] == "example.org"
-    assert options[ns + "DJANGO_SECRET_KEY"] == "{{resolve:ssm:/ebsample/prod/DJANGO_SECRET_KEY}}"
+    assert ns + "DJANGO_SECRET_KEY" not in options
+    assert options["aws:elasticbeanstalk:application:environmentsecrets:DJANGO_SECRET_KEY"] == arn
     parameter = eb.moto.client("ssm").get_parameter(Name="/ebsample/prod/DJANGO_SECRET_KEY", WithDecryption=True)
     assert parameter["Parameter"]["Value"] == "brand-new-secret-value"
     again = sample_project.inv("eb.setenv", "--dry-run")
@@ -119,7 +122,8 @@ def test_bundle_and_policies(eb, sample_project, tmp_path):
     assert "Dockerrun.aws.json" not in names  # ssm: the platform hook logs in, no Authentication
     for hook in (".platform/hooks/prebuild/01login.sh", ".platform/confighooks/prebuild/01login.sh"):
         assert modes[hook] == 0o755
-    assert "{{resolve:ssm:/ebsample/registry/password}}" in config and "/health/" in config
+    assert "{{resolve:ssm:/ebsample/registry/password}}" not in config and "/health/" in config
+    assert "arn:aws:ssm:us-east-1:123456789012:parameter/ebsample/registry/password" in config
     again = sample_project.inv("eb.bundle", "--output", str(tmp_path / "c.zip"))
     assert again.returncode == 0 and out.read_bytes() == (tmp_path / "c.zip").read_bytes()
     policies = sample_project.inv("eb.policies")

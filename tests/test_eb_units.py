@@ -234,3 +234,24 @@ def test_wait_yellow_is_accepted_only_when_configured_and_times_out_otherwise():
     assert run_wait(script, healthy_states=("Green", "Yellow"))[0].ok
     outcome, _, clock = run_wait(script, timeout=5)
     assert outcome.result == "timeout" and clock.now == 5
+
+
+def test_eb_secrets_are_stored_only_when_changed_and_only_our_options_are_removed():
+    from dockyard.eb.secrets import plan_secrets
+
+    arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/prod/KEY"
+    common = dict(backend="ssm", keys=("KEY",), names={"KEY": "/shop/prod/KEY"}, prefix="/shop/prod/",
+                  current_plain={}, ssm_arn=lambda name: arn)
+    same = plan_secrets(values={"KEY": "v1"}, current_secrets={"KEY": arn}, ssm_stored=lambda name: ("v1", 3),
+                        **common)
+    assert same.noop and same.refs == {"KEY": ("/shop/prod/KEY", arn, "3")}
+    changed = plan_secrets(values={"KEY": "v2"}, current_secrets={"KEY": arn, "THEIRS": "arn:aws:ssm:eu-west-1:"
+                           "123456789012:parameter/other/X"}, ssm_stored=lambda name: ("v1", 3), **common)
+    assert [(w.name, w.value) for w in changed.writes] == [("/shop/prod/KEY", "v2")]
+    assert not changed.changes_environment  # same ARN; someone else's secret option stays
+    assert "v2" not in " ".join(changed.diff) and "v1" not in " ".join(changed.diff)
+    dropped = plan_secrets(backend="ssm", keys=(), values={"KEY": "v1"}, names={}, prefix="/shop/prod/",
+                           current_secrets={"KEY": arn}, current_plain={})
+    assert dropped.options_to_remove == ({"Namespace": "aws:elasticbeanstalk:application:environmentsecrets",
+                                          "OptionName": "KEY"},)
+    assert dropped.plain and dropped.option_settings[0]["Value"] == "v1"  # set as a plain property, masked

@@ -138,14 +138,24 @@ def test_eb_rollback_plan_waits_for_the_request_it_made():
 
 
 def test_eb_setenv_plan_stores_secrets_then_updates_and_waits_and_never_shows_a_value():
+    from dockyard.eb.secrets import SecretsChange, SecretWriteStep
+
+    arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/prod/KEY"
+    secret_option = {"Namespace": "aws:elasticbeanstalk:application:environmentsecrets", "OptionName": "KEY",
+                     "Value": arn}
+    secrets = SecretsChange("ssm", writes=(SecretWriteStep("KEY", "/shop/prod/KEY", arn, "s3cr3t-value",
+                                                           exists=False),),
+                            option_settings=(secret_option,), diff=(f"+ KEY (secret) -> {arn}",),
+                            refs={"KEY": ("/shop/prod/KEY", arn, "")})
     settings = ({"Namespace": "ns", "OptionName": "HOST", "Value": "only-here.example.org"},)
     plan = setenv_plan(application="shop", environment="shop-prod", diff=("~ HOST=******** (was ********)",),
-                       secrets=(("/shop/prod/KEY", "s3cr3t-value"),), option_settings=settings,
-                       options_to_remove=({"Namespace": "ns", "OptionName": "OLD"},), label="1.2.0-abcdef0")
+                       option_settings=settings, options_to_remove=({"Namespace": "ns", "OptionName": "OLD"},),
+                       label="1.2.0-abcdef0", secrets=secrets)
     assert [s.instruction for s in plan.steps] == [
-        ApiCall.of("ssm", "put_secure", secret=("value",), name="/shop/prod/KEY", value="s3cr3t-value"),
-        ApiCall.of("eb", "update_environment", output="request_id", secret=("option_settings",), application="shop",
-                   name="shop-prod", option_settings=settings,
+        ApiCall.of("secrets", "put", output="secret:KEY", secret=("value",), key="KEY", name="/shop/prod/KEY",
+                   value="s3cr3t-value", arn=arn),
+        ApiCall.of("secrets", "update_environment", output="request_id", secret=("option_settings",),
+                   application="shop", name="shop-prod", option_settings=settings + (secret_option,),
                    options_to_remove=({"Namespace": "ns", "OptionName": "OLD"},)),
         ApiCall.of("wait", "settled", output="outcome", application="shop", environment="shop-prod",
                    label="1.2.0-abcdef0", request_id=Output("request_id")),
@@ -154,6 +164,7 @@ def test_eb_setenv_plan_stores_secrets_then_updates_and_waits_and_never_shows_a_
     display(plan, stream=shown)
     assert "s3cr3t-value" not in shown.getvalue() and "only-here.example.org" not in shown.getvalue()
     assert "~ HOST=******** (was ********)" in shown.getvalue()
+    assert f"+ KEY (secret) -> {arn}" in shown.getvalue()  # the ARN is shown, never the value
 
 
 def test_eb_swap_plan_deploys_the_idle_twin_smoke_tests_then_swaps():

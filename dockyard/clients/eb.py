@@ -20,6 +20,10 @@ from .s3 import S3Client
 MUTATING = {"create_application_version", "update_environment", "swap_environment_cnames", "put_object",
             "upload_fileobj", "delete_object", "create_environment", "create_application"}
 ENV_NAMESPACE = "aws:elasticbeanstalk:application:environment"
+#: environment secrets (platforms released since 2025-03-26): OptionName the variable, Value the ARN of an SSM
+#: parameter or a Secrets Manager secret, fetched by the instances (EB developer guide, "Fetching secrets and
+#: parameters to Elastic Beanstalk environment variables")
+SECRETS_NAMESPACE = "aws:elasticbeanstalk:application:environmentsecrets"
 
 
 @dataclass(frozen=True)
@@ -153,12 +157,13 @@ class EbClient:
                            "the settings it came from") from None
         return str((answer.get("ResponseMetadata") or {}).get("RequestId", ""))
 
-    def environment_variables(self, application: str, name: str) -> dict[str, str]:
+    def environment_variables(self, application: str, name: str, namespace: str = ENV_NAMESPACE) -> dict[str, str]:
+        """The options of ``namespace`` (the environment properties; :data:`SECRETS_NAMESPACE`: the secrets)."""
         answer = self.api.call("describe_configuration_settings", f"environment {name}",
                                ApplicationName=application, EnvironmentName=name)
         out: dict[str, str] = {}
         for setting in (answer.get("ConfigurationSettings") or [{}])[0].get("OptionSettings") or []:
-            if setting.get("Namespace") == ENV_NAMESPACE:
+            if setting.get("Namespace") == namespace:
                 out[setting["OptionName"]] = setting.get("Value", "")
         return out
 

@@ -54,11 +54,12 @@ class SecretsManagerClient(SessionClient):
         """One version's value (what a task pinned to it gets)."""
         return self.api.call("get_secret_value", arn, SecretId=arn, VersionId=version_id).get("SecretString", "")
 
-    def write(self, *, name: str, value: str, version_id: str, exists: bool) -> str:
+    def write(self, *, name: str, value: str, version_id: str, exists: bool,
+              description: str = "written by dockyard (ecs.secret_keys)") -> str:
         """Store ``value`` as version ``version_id`` (a new secret when it does not exist); the secret's ARN."""
         if exists:
             answer = self.api.call("put_secret_value", name, SecretId=name, SecretString=value, ClientRequestToken=version_id)
         else:
             answer = self.api.call("create_secret", name, Name=name, SecretString=value, ClientRequestToken=version_id,
-                                   Description="written by dockyard (ecs.secret_keys)")
+                                   Description=description)
         return answer["ARN"]

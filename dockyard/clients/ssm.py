@@ -76,12 +76,23 @@ class SsmClient(SessionClient):
             out.update({p["Name"]: p["Value"] for p in data.get("Parameters") or []})
         return out
 
-    def put_secure(self, name: str, value: str, *, key_id: str = "") -> None:
-        """Write (or overwrite) a SecureString parameter."""
+    def put_secure(self, name: str, value: str, *, key_id: str = "") -> int:
+        """Write (or overwrite) a SecureString parameter; returns the version it now has."""
         kwargs: dict[str, Any] = {"Name": name, "Value": value, "Type": "SecureString", "Overwrite": True}
         if key_id:
             kwargs["KeyId"] = key_id
-        self.api.call("put_parameter", name, **kwargs)
+        return int(self.api.call("put_parameter", name, **kwargs).get("Version") or 0)
+
+    def secure_versioned(self, name: str, version: int = 0) -> tuple[str, int] | None:
+        """A parameter's decrypted value and version (``version``: that version, through GetParameter's
+        ``NAME:VERSION`` selector, else the latest), or None when it (or that version) does not exist."""
+        selector = f"{name}:{version}" if version else name
+        try:
+            found = self.api.call("get_parameter", name, expected=("ParameterNotFound", "ParameterVersionNotFound"),
+                                  Name=selector, WithDecryption=True)["Parameter"]
+        except ExpectedError:
+            return None
+        return found["Value"], int(found.get("Version") or 0)
 
     def by_path(self, path: str) -> dict[str, str]:
         """Every parameter under ``path`` (recursive): {name: value}."""

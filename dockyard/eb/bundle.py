@@ -98,6 +98,7 @@ class BundleInputs:
     dockercfg: DockercfgLocation | None
     ssm_username: str = ""
     ssm_password: str = ""
+    ssm_password_arn: str = ""  # auth ssm: the password parameter's ARN (an environment secret names it)
     container_port: int = 8000
     default_memory: int = 256
     compose: DeployCompose | None = None  # the compose file as every deploy reads it (not needed by v1)
@@ -157,7 +158,8 @@ def _rendered_extensions(inputs: BundleInputs) -> list[BundleFile]:
     env = template_environment(inputs.project_root)
     context = {"env": inputs.env, "eb_environment": inputs.eb_environment, "platform": inputs.platform,
                "image": inputs.image, "auth": inputs.auth, "registry": inputs.registry,
-               "ssm_username": inputs.ssm_username, "ssm_password": inputs.ssm_password}
+               "ssm_username": inputs.ssm_username, "ssm_password": inputs.ssm_password,
+               "ssm_password_arn": inputs.ssm_password_arn}
     names = sorted({n for n in env.list_templates() if n.startswith("eb/ebextensions/") and n.endswith(".config.j2")})
     files = []
     try:

@@ -168,6 +168,7 @@ class EbDeploy:
     no_wait: bool = False
     release_command: ReleaseCommand | None = None  # run by the bundle's leader-only container command
     skip_release_command: bool = False  # --skip-release-command: the bundle does not carry it
+    secrets: Any = None  # eb.secrets.SecretsChange: the secret keys' values to store, their options (None: no keys)
 
     @property
     def label(self) -> str:
@@ -309,10 +310,12 @@ def deploy_plan(d: EbDeploy) -> Plan:
         f"EB runs the release command {d.release_command.text!r} once, on the leader instance, before {d.label} is "
         f"deployed (.ebextensions container_commands, leader_only; at most {d.release_command.timeout}s); a "
         "failure fails the deployment and the old version keeps serving",)
-    steps.append(Step(f"update {d.environment} from {d.previous_label or 'nothing'} to {d.label}",
-                      instruction=ApiCall.of("eb", "update_environment", output="request_id",
-                                             application=d.application, name=d.environment, label=d.label),
-                      details=release))
+    steps += secret_steps(d.secrets)
+    steps.append(Step(f"update {d.environment} from {d.previous_label or 'nothing'} to {d.label}"
+                      + secrets_title(d.secrets),
+                      instruction=update_call(d.secrets, application=d.application, name=d.environment,
+                                              label=d.label),
+                      details=release + (d.secrets.diff if d.secrets is not None else ())))
     if not d.no_wait:
         steps.append(Step(
             f"wait for Ready, {d.label} live and health {'/'.join(d.policy.healthy_states)} for "
@@ -326,37 +329,73 @@ def deploy_plan(d: EbDeploy) -> Plan:
                 notes=tuple(notes))
 
 
+def secret_steps(secrets: Any) -> list[Step]:
+    """The steps storing the secret values a change writes (none without secret keys)."""
+    from .secrets import write_steps
+
+    return write_steps(secrets) if secrets is not None else []
+
+
+def secrets_title(secrets: Any) -> str:
+    if secrets is None or not secrets.changes_environment:
+        return ""
+    return f", with its environment secrets ({len(secrets.diff)} change(s))"
+
+
+def update_call(secrets: Any, *, application: str, name: str, label: str = "",
+                option_settings: tuple[dict[str, str], ...] = (),
+                options_to_remove: tuple[dict[str, str], ...] = (), masked: bool = False) -> ApiCall:
+    """``UpdateEnvironment``: through the secret store when secret options change (it puts in the ARNs of the
+    secrets the run creates), else the EB client. ``masked``: the options carry plain values, never shown."""
+    if secrets is not None and secrets.changes_environment:
+        option_settings = tuple(option_settings) + secrets.option_settings
+        options_to_remove = tuple(options_to_remove) + secrets.options_to_remove
+        masked = masked or secrets.plain
+    extra: dict[str, Any] = {}
+    if label:
+        extra["label"] = label
+    if option_settings:
+        extra["option_settings"] = option_settings
+    if options_to_remove:
+        extra["options_to_remove"] = options_to_remove
+    performer = "secrets" if secrets is not None and secrets.changes_environment else "eb"
+    return ApiCall.of(performer, "update_environment", output="request_id",
+                      secret=("option_settings",) if masked and option_settings else (), application=application,
+                      name=name, **extra)
+
+
 def rollback_plan(*, application: str, environment: str, lock_environment: str, lock_where: str, current: str,
-                  label: str) -> Plan:
+                  label: str, secrets: Any = None) -> Plan:
+    """``secrets``: the secret values the deploy of ``label`` had, stored again (see :mod:`dockyard.eb.secrets`)."""
     return Plan(f"roll back {environment} from {current} to {label}", (
         Step(f"take the deploy lock of {lock_environment} ({lock_where})",
              instruction=ApiCall.of("lock", "acquire", version=label, action="rollback")),
-        Step(f"update {environment} to {label}",
-             instruction=ApiCall.of("eb", "update_environment", output="request_id", application=application,
-                                    name=environment, label=label)),
+        *secret_steps(secrets),
+        Step(f"update {environment} to {label}" + secrets_title(secrets),
+             instruction=update_call(secrets, application=application, name=environment, label=label),
+             details=secrets.diff if secrets is not None else ()),
         Step(f"wait for Ready and health of {label}",
              instruction=ApiCall.of("wait", "rolled_to", output="outcome", application=application,
                                     environment=environment, label=label, request_id=Output("request_id"))),
     ))
 
 
-def setenv_plan(*, application: str, environment: str, diff: tuple[str, ...], secrets: tuple[tuple[str, str], ...],
+def setenv_plan(*, application: str, environment: str, diff: tuple[str, ...],
                 option_settings: tuple[dict[str, str], ...], options_to_remove: tuple[dict[str, str], ...],
-                label: str) -> Plan:
-    """Store the secret values in SSM, update the environment's properties, wait until it settles.
+                label: str, secrets: Any = None) -> Plan:
+    """Store the secret values, update the environment's properties (and secrets), wait until it settles.
 
-    ``secrets`` are (parameter name, value) pairs; every value is a secret parameter, never shown. The environment
-    properties hold values from ``.env`` too, so they are never shown either: the ``diff`` lines (masked) say what
-    changes.
+    ``secrets`` (:class:`~dockyard.eb.secrets.SecretsChange`): the values to store, never shown, and the
+    environment secrets options (ARNs). The environment properties hold values from ``.env`` too, so they are
+    never shown either: the ``diff`` lines (masked) say what changes.
     """
-    steps = [Step(f"store {name} (SecureString)",
-                  instruction=ApiCall.of("ssm", "put_secure", secret=("value",), name=name, value=value))
-             for name, value in secrets]
-    steps.append(Step(f"update the environment properties of {environment} ({len(diff)} change(s))",
-                      instruction=ApiCall.of("eb", "update_environment", output="request_id",
-                                             secret=("option_settings",), application=application, name=environment,
-                                             option_settings=option_settings, options_to_remove=options_to_remove),
-                      details=diff))
+    steps = secret_steps(secrets)
+    shown = diff + (secrets.diff if secrets is not None else ())
+    steps.append(Step(f"update the environment properties of {environment} ({len(shown)} change(s))",
+                      instruction=update_call(secrets, application=application, name=environment,
+                                              option_settings=option_settings, options_to_remove=options_to_remove,
+                                              masked=True),
+                      details=shown))
     steps.append(Step(f"wait until {environment} is Ready" + (f" with {label} healthy" if label else ""),
                       instruction=ApiCall.of("wait", "settled", output="outcome", application=application,
                                              environment=environment, label=label, request_id=Output("request_id"))))

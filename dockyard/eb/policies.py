@@ -51,12 +51,31 @@ def scope_notes(region: str, account: str) -> list[str]:
 
 
 def secret_prefixes(eb: Any) -> list[str]:
-    """The SSM paths ``eb.setenv`` writes the ``secret_keys`` under, one per EB environment (see EbService)."""
+    """The paths the ``secret_keys`` are stored under, one per environment (``EbSettings.secret_prefix``)."""
     if not eb.secret_keys:
         return []
-    if eb.ssm_secret_prefix:
-        return [eb.ssm_secret_prefix.rstrip("/") + "/"]
-    return sorted({f"/{eb.application}/{env}/" for env in eb.environments})
+    return sorted({eb.secret_prefix(env) for env in eb.environments} or {eb.secret_prefix("ENV")})
+
+
+def secret_statements(eb: Any, partition: str, region: str, account: str) -> tuple[list[dict], list[dict]]:
+    """(the deployer's, the instance profile's) statements for the secret keys' backend.
+
+    The deploy, ``eb.setenv`` and ``eb.rollback`` read the stored current values (and a recorded version's, to
+    restore it) and write the changed ones; the instances read them through EB's environment secrets
+    (``ssm:GetParameters`` / ``secretsmanager:GetSecretValue`` on those ARNs; a customer managed KMS key needs
+    ``kms:Decrypt`` as well, granted on the key: see the notes)."""
+    prefixes = secret_prefixes(eb)
+    if not prefixes:
+        return [], []
+    if eb.secrets_backend == "secretsmanager":
+        # a secret's ARN ends with a random suffix (-XXXXXX) AWS adds: the name, then the wildcard
+        arns = [f"arn:{partition}:secretsmanager:{region}:{account}:secret:{p.lstrip('/')}*" for p in prefixes]
+        return ([statement("Secrets", ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+                                       "secretsmanager:CreateSecret"], arns)],
+                [statement("Secrets", ["secretsmanager:GetSecretValue"], arns)])
+    arns = [f"arn:{partition}:ssm:{region}:{account}:parameter{p}*" for p in prefixes]
+    return ([statement("Secrets", ["ssm:GetParameter", "ssm:PutParameter"], arns)],
+            [statement("Secrets", ["ssm:GetParameters"], arns)])
 
 
 def policies(settings: Any, eb: Any, *, account: str = "") -> dict[str, Any]:
@@ -101,9 +120,8 @@ def policies(settings: Any, eb: Any, *, account: str = "") -> dict[str, Any]:
         statement("EnvironmentStorage", ["s3:GetObject", "s3:PutObject"], [f"{storage}/*"]),
         statement("EnvironmentStorageBucket", ["s3:ListBucket", "s3:GetBucketLocation"], [storage]),
     ]
-    prefixes = secret_prefixes(eb)
-    if prefixes:  # eb.setenv stores the secret keys' values
-        ci.append(statement("Secrets", ["ssm:PutParameter"], [f"{ssm_arn}{p}*" for p in prefixes]))
+    ci_secrets, instance_secrets = secret_statements(eb, partition, region, account)
+    ci += ci_secrets
     instance: list[dict[str, Any]] = []
     if eb.auth == "dockercfg":
         instance.append(statement("Dockercfg", ["s3:GetObject"], [f"{bucket_arn}/{eb.dockercfg_key}"]))
@@ -113,9 +131,11 @@ def policies(settings: Any, eb: Any, *, account: str = "") -> dict[str, Any]:
     if eb.auth == "ssm":
         instance.append(statement("RegistryLogin", ["ssm:GetParameters"],
                                   [f"{ssm_arn}{eb.ssm_username}", f"{ssm_arn}{eb.ssm_password}"]))
-    if prefixes:
-        instance.append(statement("Secrets", ["ssm:GetParameters"], [f"{ssm_arn}{p}*" for p in prefixes]))
+    instance += instance_secrets
     notes = scope_notes(region, account)
+    if instance_secrets:
+        notes.append(f"secret keys in {eb.secrets_backend}: with a customer managed KMS key, grant kms:Decrypt on "
+                     "it to the instance profile (and kms:Encrypt, kms:GenerateDataKey to the deployer)")
     out: dict[str, Any] = {"ci_user": {"Version": VERSION, "Statement": ci}}
     if instance:
         out["instance_profile"] = {"Version": VERSION, "Statement": instance}

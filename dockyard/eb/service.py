@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from ..clients.eb import ENV_NAMESPACE, EbClient, EnvironmentState, make_client
+from ..clients.eb import ENV_NAMESPACE, SECRETS_NAMESPACE, EbClient, EnvironmentState, make_client
 from ..core.actor import stamp, utc_now
 from ..core.history import AuditRecord, S3AuditStore, previous_good_release
 from ..core.locks import DRY_RUN_LOCK_NOTE, DeployLock, S3LockStore
@@ -67,6 +67,7 @@ class EbService:
         self.env = self.settings.environment(env_name)
         self.target = self.eb.environment(env_name)
         self.sleep = sleep
+        self._rollback_secrets: Any = None  # the secrets change of the rollback being planned (for its record)
 
     def say(self, text: str = "") -> None:
         self.project.say(text)
@@ -131,7 +132,8 @@ class EbService:
             project_root=self.settings.root, env=self.env, eb_environment=self.target.name,
             platform=platform, image=image, auth=self.eb.auth, registry=self.settings.registry.url,
             dockercfg=self.dockercfg_location(), ssm_username=self.eb.ssm_username,
-            ssm_password=self.eb.ssm_password, container_port=self.eb.container_port, default_memory=self.eb.memory,
+            ssm_password=self.eb.ssm_password, ssm_password_arn=self.parameter_arn(self.eb.ssm_password)
+            if self.eb.auth == "ssm" else "", container_port=self.eb.container_port, default_memory=self.eb.memory,
             compose=compose, volumes=self.eb.volumes,
             release_command=None if skip_release_command else release_command_of(self.env)))
 
@@ -238,7 +240,7 @@ class EbService:
 
     def performers(self, lock: DeployLock, policy: WaitPolicy) -> dict[str, Any]:
         return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"  {text}")}), "eb": self.client,
-                "wait": EbWaiter(self.client, policy, say=self.say, sleep=self.sleep)}
+                "wait": EbWaiter(self.client, policy, say=self.say, sleep=self.sleep), "secrets": self.secret_store}
 
     def plan_inputs(self, release: Release, name: str, lock: DeployLock, *, timeout: float = 0, no_wait: bool = False,
                     no_rollback: bool = False, force_unlock: bool = False, skip_release_command: bool = False
@@ -262,7 +264,7 @@ class EbService:
             previous_label=state.version_label, reuse_object=reuse_object, reuse_version=reuse_version,
             lock_where=lock.where, lock_environment=self.env.name, force_unlock=force_unlock,
             no_rollback=no_rollback, no_wait=no_wait, release_command=release_command_of(self.env),
-            skip_release_command=skip_release_command)
+            skip_release_command=skip_release_command, secrets=self.secrets_change(name))
         return state, decided, bundle
 
     def _finish(self, lock: DeployLock, d: EbDeploy, started: datetime, action: str,
@@ -274,7 +276,7 @@ class EbService:
                 started=stamp(started), finished=stamp(utc_now()), image=self.image(d.release),
                 result=result_of(error, no_wait=d.no_wait), previous_label=d.previous_label,
                 detail=(getattr(error, "message", str(error)) if error is not None else "")[:500],
-                extra=release_audit(d, error)))
+                extra={**release_audit(d, error), **self.secret_store.record(d.secrets)}))
             if journal is not None:
                 journal.close()  # only once the record is written: else the next command settles it
         finally:
@@ -356,8 +358,10 @@ class EbService:
         label = self.rollback_label(label) if label else self.previous_good_label(state.version_label)
         if self.client.version(self.application, label) is None:
             raise Refused(f"application version {label!r} does not exist (see `inv eb.versions`)")
+        self._rollback_secrets = self.restored_secrets(name, label)
         plan = rollback_plan(application=self.application, environment=name, lock_environment=self.env.name,
-                             lock_where=lock.where, current=state.version_label, label=label)
+                             lock_where=lock.where, current=state.version_label, label=label,
+                             secrets=self._rollback_secrets)
         return plan, state, label
 
     def rollback(self, label: str = "", *, timeout: float = 0, dry_run: bool = False) -> Plan:
@@ -396,7 +400,8 @@ class EbService:
                         action="rollback", environment=self.env.name, target=name,
                         version=str(label_version(label) or ""), label=label, who=lock.holder,
                         started=stamp(started), finished=stamp(utc_now()),
-                        result="failed" if error is not None else "succeeded", previous_label=state.version_label))
+                        result="failed" if error is not None else "succeeded", previous_label=state.version_label,
+                        extra=self.secret_store.record(self._rollback_secrets)))
                     if journal is not None:
                         journal.close()
                 finally:
@@ -422,16 +427,123 @@ class EbService:
                  f"s3://{location.bucket}/{location.key} (private, SSE)")
         return location.key
 
+    # --- secrets ----------------------------------------------------------------------------------------------
+    @cached_property
+    def ssm(self) -> Any:
+        from ..clients.ssm import SsmClient
+
+        return SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)
+
+    @cached_property
+    def secrets_manager(self) -> Any:
+        from ..clients.secretsmanager import SecretsManagerClient
+
+        return SecretsManagerClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url,
+                                    sleep=self.sleep)
+
+    @cached_property
+    def secret_store(self) -> Any:
+        """The performer of the secret steps; it remembers the versions this command wrote, for the record."""
+        from .secrets import EbSecretStore
+
+        return EbSecretStore(self.eb.secrets_backend, eb=self.client, ssm=self.ssm,
+                             secrets_manager=self.secrets_manager)
+
+    def parameter_arn(self, name: str) -> str:
+        """The ARN of SSM parameter ``name`` in this session's region and account."""
+        from ..clients.ssm import parameter_arn
+
+        return parameter_arn(name, region=self.client.session.region_name, account=self.ssm.account())
+
+    def secret_values(self, values: dict[str, str] | None = None) -> dict[str, str]:
+        """The ``.env`` values, refused (one line) when a secret key is not among them."""
+        if values is None:
+            values = dict(self.project.env_file(self.env).values)
+        missing = [k for k in self.eb.secret_keys if k not in values]
+        if missing:
+            raise ConfigError(f"dockyard.eb.secret_keys: {', '.join(missing)} not in {self.env.env_file}; add "
+                              "them there or drop them from secret_keys")
+        return values
+
+    def secrets_change(self, name: str, values: dict[str, str] | None = None, *, keys: tuple[str, ...] | None = None,
+                       move_to_plain: bool = True) -> Any:
+        """What storing ``values`` (default: the ``.env`` file's) of the secret keys changes (None when there are no
+        secret keys and none of our secret options is left on the environment)."""
+        from ..clients.ssm import parameter_arn
+        from .secrets import owned, plan_secrets
+
+        prefix = self.eb.secret_prefix(self.env.name)
+        current_secrets = self.client.environment_variables(self.application, name, SECRETS_NAMESPACE)
+        from_env = keys is None  # the configured keys, whose values the .env file must hold
+        keys = self.eb.secret_keys if keys is None else keys
+        if not keys and not any(owned(arn, prefix) for arn in current_secrets.values()):
+            return None
+        values = self.secret_values(values) if from_env else dict(values or {})
+        arn = None
+        if self.eb.secrets_backend == "ssm" and keys:
+            account, region = self.ssm.account(), self.client.session.region_name
+            arn = lambda parameter: parameter_arn(parameter, region=region, account=account)  # noqa: E731
+        return plan_secrets(
+            backend=self.eb.secrets_backend, keys=tuple(keys), values=values,
+            names={key: self.eb.secret_name(self.env.name, key) for key in keys}, prefix=prefix,
+            current_secrets=current_secrets, current_plain=self.client.environment_variables(self.application, name),
+            ssm_stored=self.ssm.secure_versioned, ssm_arn=arn, sm_current=self.secrets_manager.current,
+            move_to_plain=move_to_plain)
+
+    def restored_secrets(self, name: str, label: str) -> Any:
+        """The change that gives the secret keys back the values the last successful deploy of ``label`` had.
+
+        EB's environment secrets name an ARN and no version: the instances read the latest value when the
+        application is deployed. So a rollback stores each recorded version's value again as the latest (a new
+        SSM parameter version, read back with GetParameter's ``NAME:VERSION`` selector from the parameter's
+        history; a new Secrets Manager version, read by its ``VersionId``) before it redeploys ``label``. Pointing
+        the environment at old versions cannot be done with these ARNs, and versioned names would leave a
+        parameter or secret behind per deploy; SSM keeps the last 100 versions of a parameter, and a Secrets
+        Manager version is kept while it is recent or labelled. A value already the latest writes nothing."""
+        from .secrets import recorded
+
+        record = next((r for r in self.audit().records(self.env.name)
+                       if r.label == label and r.succeeded and r.action in ("deploy", "rollback")), None)
+        secrets = recorded(record.extra) if record is not None else {}
+        if not secrets:
+            if self.eb.secret_keys:
+                self.say(f"no record of the secrets {label} ran with: the secret keys keep their current values")
+            return None
+        values = {}
+        for key, ref in secrets.items():
+            values[key] = self._recorded_value(key, ref, label)
+            if values[key]:
+                self.project.mask.add(values[key])  # for what botocore logs under `inv -d`
+        keys = tuple(k for k in secrets if k in self.eb.secret_keys)
+        return self.secrets_change(name, {k: values[k] for k in keys}, keys=keys, move_to_plain=False)
+
+    def _recorded_value(self, key: str, ref: dict[str, str], label: str) -> str:
+        where = f"{ref.get('name')} version {ref.get('version') or '?'}"
+        if ":secret:" in ref.get("arn", ""):
+            from ..clients.aws import AwsError
+
+            try:
+                return self.secrets_manager.value(ref["arn"], ref["version"])
+            except (AwsError, KeyError):
+                raise Refused(f"cannot restore secret {key} of {label}: Secrets Manager no longer has {where}; "
+                              "set the value in .env and deploy") from None
+        stored = self.ssm.secure_versioned(ref.get("name", ""), int(ref.get("version") or 0)) \
+            if (ref.get("version") or "").isdigit() else None
+        if stored is None:
+            raise Refused(f"cannot restore secret {key} of {label}: SSM no longer has {where} (it keeps the last "
+                          "100 versions); set the value in .env and deploy")
+        return stored[0]
+
     # --- setenv ---------------------------------------------------------------------------------------------------
     def setenv_changes(self, values: dict[str, str]) -> tuple[list[dict[str, str]], list[dict[str, str]], list[str]]:
-        """(option settings to set, options to remove, diff lines with values masked)."""
+        """(option settings to set, options to remove, diff lines with values masked) of the plain properties; the
+        secret keys are :meth:`secrets_change`'s."""
         current = self.client.environment_variables(self.application, self.target.name)
-        desired = {}
-        prefix = self.eb.ssm_secret_prefix or f"/{self.application}/{self.env.name}/"
-        for key, value in values.items():
-            desired[key] = f"{{{{resolve:ssm:{prefix}{key}}}}}" if key in self.eb.secret_keys else value
+        desired = {key: value for key, value in values.items() if key not in self.eb.secret_keys}
         lines, settings, remove = [], [], []
         for key in sorted(set(current) | set(desired)):
+            if key in self.eb.secret_keys:
+                continue  # a secret now: the secrets change removes the plain property
             if key not in desired:
                 if key.startswith("DOCKYARD_REGISTRY_"):
                     continue  # set by the ssm login hook's ebextension
@@ -446,35 +558,33 @@ class EbService:
         return settings, remove, lines
 
     def setenv(self, *, dry_run: bool = False, timeout: float = 0) -> list[str]:
-        """Make the environment's properties the ``.env`` values (the ``eb.secret_keys`` ones through SSM)."""
+        """Make the environment's properties the ``.env`` values (the ``eb.secret_keys`` ones as environment
+        secrets: stored in SSM or Secrets Manager, named by ARN)."""
         # The diff masks every value itself; the masker gets them too, for what botocore logs under `inv -d`.
-        values = dict(self.project.env_file(self.env).values)
+        values = self.secret_values(dict(self.project.env_file(self.env).values))
         name = self.target.name
         state = self.ready_state(name)
         settings, remove, lines = self.setenv_changes(values)
+        secrets = self.secrets_change(name, values, move_to_plain=False)
+        shown = lines + list(secrets.diff if secrets is not None else ())
         self.say(f"environment properties of {name}:")
-        for line in lines or ["(no change)"]:
+        for line in shown or ["(no change)"]:
             self.say(f"  {line}")
-        if not lines:
-            return lines
-        prefix = self.eb.ssm_secret_prefix or f"/{self.application}/{self.env.name}/"
+        if not shown:
+            return shown
         plan = setenv_plan(application=self.application, environment=name, diff=tuple(lines),
-                           secrets=tuple((f"{prefix}{key}", values[key]) for key in self.eb.secret_keys
-                                         if key in values),
                            option_settings=tuple(settings), options_to_remove=tuple(remove),
-                           label=state.version_label)
+                           label=state.version_label, secrets=secrets)
         if dry_run:
             display(plan, mask=self.project.mask)
-            return lines
+            return shown
         run_plan(plan, self.setenv_performers(timeout), mask=self.project.mask)
-        self.say(f"applied {len(lines)} change(s) to {name}")
-        return lines
+        self.say(f"applied {len(shown)} change(s) to {name}")
+        return shown
 
     def setenv_performers(self, timeout: float) -> dict[str, Any]:
-        from ..clients.ssm import SsmClient
-
         return {"eb": self.client, "wait": EbWaiter(self.client, self.policy(timeout), say=self.say, sleep=self.sleep),
-                "ssm": SsmClient(self.client.session, endpoint_url=self.settings.aws_endpoint_url, sleep=self.sleep)}
+                "secrets": self.secret_store}
 
     # --- blue/green -----------------------------------------------------------------------------------------------
     def twins(self) -> tuple[EnvironmentState, EnvironmentState]:

@@ -21,6 +21,7 @@ SECTION = "eb"
 PLATFORMS = ("v1", "v2", "compose")
 AUTH_MODES = ("auto", "none", "ecr", "dockercfg", "ssm")
 HEALTH_STATES = ("Green", "Yellow", "Red", "Grey")
+SECRETS_BACKENDS = ("ssm", "secretsmanager")
 #: Registry auth modes each platform can use. On v2 (ECS on AL2/AL2023) the ECS agent pulls the images with its own
 #: credentials: ECR through the instance profile, or the Dockerrun v2 ``authentication`` file in S3; a ``docker
 #: login`` on the instance (the ``ssm`` prebuild hook) gives it nothing (EB docs: "Using the ECS managed Docker
@@ -40,8 +41,13 @@ DEFAULTS: dict[str, Any] = {
     "dockercfg_format": "auto",  # auto | legacy | auths (auto: auths, what every current platform reads)
     "ssm_username": "",  # SSM parameter names for auth=ssm; default /<application>/registry/username|password
     "ssm_password": "",
-    "ssm_secret_prefix": "",  # eb.setenv: SSM path of secret keys; default /<application>/<env>/
-    "secret_keys": [],  # eb.setenv: keys sent as {{resolve:ssm:...}} references, never as plain values
+    "ssm_secret_prefix": "",  # path (name prefix) of the secret keys' parameters/secrets; default /<application>/<env>/
+    # keys of the .env file EB gets as environment secrets (option namespace
+    # aws:elasticbeanstalk:application:environmentsecrets: the ARN of where the value is stored), never as values
+    "secret_keys": [],
+    # where secret_keys are stored: ssm (SecureString parameters) | secretsmanager (one secret per key, named by the
+    # prefix without its leading "/")
+    "secrets_backend": "ssm",
     "container_port": 8000,  # v1: the app container's port
     "host_port": 80,  # v2/compose: DOCKYARD_PORT, the instance port the compose file publishes its entry on
     "memory": 256,  # v2: MiB for containers whose compose service sets no mem_limit/mem_reservation
@@ -82,6 +88,7 @@ class EbSettings:
     ssm_password: str
     ssm_secret_prefix: str
     secret_keys: tuple[str, ...]
+    secrets_backend: str
     container_port: int
     host_port: int
     memory: int
@@ -96,6 +103,16 @@ class EbSettings:
     def key(self, *parts: str) -> str:
         """An S3 key under ``<prefix>/<application>/``."""
         return "/".join(p.strip("/") for p in (self.prefix, self.application, *parts) if p.strip("/"))
+
+    def secret_prefix(self, env: str) -> str:
+        """The path the secret keys of dockyard environment ``env`` are stored under (ends with ``/``)."""
+        prefix = self.ssm_secret_prefix or f"/{self.application}/{env}/"
+        return prefix if prefix.endswith("/") else prefix + "/"
+
+    def secret_name(self, env: str, key: str) -> str:
+        """Where ``key`` of ``secret_keys`` is stored: an SSM parameter name, or a Secrets Manager secret name."""
+        prefix = self.secret_prefix(env)
+        return f"{prefix.lstrip('/')}{key}" if self.secrets_backend == "secretsmanager" else f"{prefix}{key}"
 
     def bundle_key(self, label: str) -> str:
         return self.key(f"{label}.zip")
@@ -180,6 +197,7 @@ def parse(settings: Settings) -> EbSettings:
         ssm_password=section.str("ssm_password") or f"/{application}/registry/password",
         ssm_secret_prefix=section.str("ssm_secret_prefix"),
         secret_keys=section.strings("secret_keys"),
+        secrets_backend=section.str("secrets_backend", "ssm", choices=SECRETS_BACKENDS),
         container_port=section.int("container_port", 8000, minimum=1),
         host_port=section.int("host_port", 80, minimum=1),
         memory=section.int("memory", 256, minimum=4),

@@ -6,27 +6,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.release_command import ReleaseCommand
+from ..core.secret_versions import NEW_SECRET, SecretWrite  # noqa: F401 - re-exported
 from ..plan import ApiCall, Output, Plan, Step
 from .taskdef import TaskDefinition, diff
-
-
-#: the ``valueFrom`` of a secret Secrets Manager does not hold yet: its ARN (with AWS's random suffix) exists only
-#: once the deploy created it, so the register step puts the ARN in (:meth:`DeployIntent.with_new_secret_arns`)
-NEW_SECRET = "<new secret>"
-
-
-@dataclass(frozen=True)
-class SecretWrite:
-    """A new version of a Secrets Manager secret, its version id chosen at planning (the ``valueFrom`` pins it)."""
-
-    name: str
-    version_id: str
-    value: str = field(repr=False)
-    exists: bool = True
-
-    @property
-    def placeholder(self) -> str:
-        return f"{NEW_SECRET}{self.name}"
 
 
 def with_new_secret_arns(definition: TaskDefinition, arns: Iterable[tuple[str, str]]) -> TaskDefinition:

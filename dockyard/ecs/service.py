@@ -129,23 +129,12 @@ class EcsService:
         gets a new version (a new secret, the first time) whose id is chosen here, so the plan shows the revision
         as it will be registered and a rollback to it gets these values back.
         """
-        import uuid
-
         from ..clients.secretsmanager import pinned
-        from .planner import SecretWrite
+        from ..core.secret_versions import secret_versions
 
-        refs: dict[str, str] = {}
-        writes = []
-        for key, value in values.items():
-            name = self.target.secret_name(key)
-            stored = self.secrets_manager.current(name)
-            if stored is not None and stored.value == value:
-                refs[key] = pinned(stored.arn, stored.version_id)
-                continue
-            write = SecretWrite(name=name, version_id=str(uuid.uuid4()), value=value, exists=stored is not None)
-            writes.append(write)
-            refs[key] = pinned(stored.arn if stored is not None else write.placeholder, write.version_id)
-        return refs, tuple(writes)
+        refs, writes = secret_versions(self.secrets_manager.current,
+                                       {key: (self.target.secret_name(key), value) for key, value in values.items()})
+        return {key: pinned(arn, version) for key, (arn, version) in refs.items()}, writes
 
     @cached_property
     def secrets_manager(self) -> Any:

@@ -37,6 +37,7 @@ MUTATING = {"CreateApplication", "CreateEnvironment", "CreateApplicationVersion"
             "SwapEnvironmentCNAMEs"}
 APP_NS = "aws:elasticbeanstalk:application"
 ENV_NS = "aws:elasticbeanstalk:application:environment"
+SECRETS_NS = "aws:elasticbeanstalk:application:environmentsecrets"
 LABEL = "dockyard-standin"
 INSTANCE_ID = "i-0standin0leader"  # the stand-in's one instance, so the leader of every deployment
 
@@ -479,8 +480,12 @@ class StandIn:
             raise DeployError("The source bundle has neither a Dockerrun.aws.json of version 1 or 2 nor a "
                               "docker-compose.yml.")
         config_dir = self._docker_config(env, auth)
-        environment = {name: self._resolve(value) for (ns, name), value in
-                       {**env.bundle_options, **env.options}.items() if ns == ENV_NS}
+        options = {**env.bundle_options, **env.options}
+        environment = {name: self._resolve(value) for (ns, name), value in options.items() if ns == ENV_NS}
+        # environment secrets (platforms since 2025-03-26): fetched on the instance from the ARN each names, at every
+        # deployment and configuration update; a secret wins over a plain property of the same name
+        environment.update({name: self._fetch_secret(name, value) for (ns, name), value in options.items()
+                            if ns == SECRETS_NS})
         self._prebuild_hooks(env, directory, hooks, config_dir, environment)
         self._container_commands(env, directory, config_dir, environment, leader=hooks == "hooks")
         self._stop(env)
@@ -590,21 +595,54 @@ class StandIn:
                     "HOME": str(bin_dir), "LANG": "C.UTF-8"}
         return bin_dir, tool_env, argv_log
 
-    def _resolve(self, value: str) -> str:
-        """``{{resolve:ssm:NAME}}`` / ``{{resolve:ssm:NAME:VERSION}}`` dynamic references, from (moto) SSM."""
-        import re
-
+    def _aws(self, service: str) -> Any:
         import boto3
 
-        match = re.fullmatch(r"\{\{resolve:ssm(?:-secure)?:([^:}]+)(?::\d+)?\}\}", value)
+        return boto3.client(service, endpoint_url=self.s3_endpoint, region_name="us-east-1",
+                            aws_access_key_id="AKIATESTDOCKYARD0000", aws_secret_access_key="test-secret-key-dockyard")
+
+    def _resolve(self, value: str) -> str:
+        """``{{resolve:ssm:NAME}}`` / ``{{resolve:ssm:NAME:VERSION}}`` dynamic references, from (moto) SSM.
+
+        Strict, as AWS is: the ``ssm`` reference resolves String (and StringList) parameters only, and
+        ``ssm-secure`` is not resolved in Elastic Beanstalk option settings at all; a SecureString is read through
+        the ``environmentsecrets`` namespace (:meth:`_fetch_secret`) or not at all. So a reference to a
+        SecureString fails the deployment here, as its value never reaches an instance on AWS.
+        """
+        import re
+
+        match = re.fullmatch(r"\{\{resolve:(ssm|ssm-secure):([^:}]+)(?::(\d+))?\}\}", value)
         if not match:
             return value
-        ssm = boto3.client("ssm", endpoint_url=self.s3_endpoint, region_name="us-east-1",
-                           aws_access_key_id="AKIATESTDOCKYARD0000", aws_secret_access_key="test-secret-key-dockyard")
+        if match.group(1) == "ssm-secure":
+            raise DeployError(f"Cannot resolve {value}: ssm-secure references are not supported in option settings; "
+                              "use aws:elasticbeanstalk:application:environmentsecrets")
+        name = match.group(2) + (f":{match.group(3)}" if match.group(3) else "")
         try:
-            return ssm.get_parameter(Name=match.group(1), WithDecryption=True)["Parameter"]["Value"]
+            found = self._aws("ssm").get_parameter(Name=name)["Parameter"]
         except Exception as exc:  # noqa: BLE001
             raise DeployError(f"Cannot resolve {value}: {exc}") from None
+        if found.get("Type") == "SecureString":
+            raise DeployError(f"Cannot resolve {value}: parameter {match.group(2)} is a SecureString, which "
+                              "{{resolve:ssm:}} does not resolve; use aws:elasticbeanstalk:application:"
+                              "environmentsecrets")
+        return found["Value"]
+
+    def _fetch_secret(self, name: str, arn: str) -> str:
+        """An ``environmentsecrets`` option's value: the ARN of an SSM parameter (SecureString decrypted) or of a
+        Secrets Manager secret (its current version), read as the instance profile would."""
+        import re
+
+        ssm = re.fullmatch(r"arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter(/.+)", arn)
+        try:
+            if ssm:
+                return self._aws("ssm").get_parameter(Name=ssm.group(1), WithDecryption=True)["Parameter"]["Value"]
+            if re.fullmatch(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+", arn):
+                return self._aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        except Exception as exc:  # noqa: BLE001
+            raise DeployError(f"Failed to fetch the environment secret {name} from {arn}: {exc}") from None
+        raise DeployError(f"Environment secret {name}: {arn!r} is not the ARN of an SSM parameter or a Secrets "
+                          "Manager secret")
 
     def _docker_config(self, env: Environment, auth: dict | None) -> Path:
         """A private DOCKER_CONFIG: only the bundle's dockercfg, never the host's logins."""

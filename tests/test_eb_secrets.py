@@ -105,3 +105,28 @@ def test_an_unknown_secrets_backend_is_one_line_exit_2(eb, sample_project):
     refused = sample_project.inv("deploy", "--dry-run")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     one_line_error(refused, "dockyard.eb.secrets_backend", "'secretsmanager'", "vault")
+
+
+@pytest.mark.parametrize("backend", ["ssm", "secretsmanager"])
+def test_a_failed_deploy_that_changed_a_secret_rolls_back_with_the_old_value(eb, eb_release_images, sample_project,
+                                                                           backend):
+    old, new = "old-Secret/value+1", "new-Secret/value+2"
+    eb.configure(sample_project, platform="v1", secret_keys=[KEY], secrets_backend=backend)
+    eb.upload_dockercfg(sample_project)
+    write_env(sample_project, old)
+    tag_release(sample_project, "1.0.0")
+    first = sample_project.inv("deploy", timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    good = eb.state("ebsample-prod")["VersionLabel"]
+    write_env(sample_project, new)
+    tag_release(sample_project, "1.0.1", "a release whose health check fails")
+    dry = sample_project.inv("deploy", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"roll back to {good} with the secret values it ran with ({KEY})" in dry.stdout
+    failed = sample_project.inv("deploy", timeout=600)
+    assert failed.returncode == 11, failed.stdout + failed.stderr
+    assert f"restored the secret values {good} ran with ({KEY})" in failed.stdout
+    assert eb.state("ebsample-prod")["VersionLabel"] == good
+    assert container_value(eb) == old  # 1.0.0 serves with the value it was deployed with, not the failed one's
+    for result in (first, dry, failed):
+        assert old not in result.stdout + result.stderr and new not in result.stdout + result.stderr

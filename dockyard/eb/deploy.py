@@ -169,6 +169,8 @@ class EbDeploy:
     release_command: ReleaseCommand | None = None  # run by the bundle's leader-only container command
     skip_release_command: bool = False  # --skip-release-command: the bundle does not carry it
     secrets: Any = None  # eb.secrets.SecretsChange: the secret keys' values to store, their options (None: no keys)
+    #: eb.secrets.SecretWriteStep storing again the values the previous label ran with, for the automatic rollback
+    rollback_secrets: tuple[Any, ...] = ()
 
     @property
     def label(self) -> str:
@@ -180,8 +182,10 @@ class EbWaiter:
     to the previous label when it fails."""
 
     def __init__(self, client: EbClient, policy: WaitPolicy, *, say: Callable[[str], None] = print,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 secrets: Any = None) -> None:
         self.client = client
+        self.secrets = secrets  # the EbSecretStore that writes back the previous values before a rollback
         self.policy = policy
         self.say = say
         self.sleep = sleep
@@ -189,7 +193,7 @@ class EbWaiter:
 
     def until_live(self, application: str, environment: str, label: str, request_id: str, previous_label: str = "",
                    no_rollback: bool = False, release_command: tuple[str, ...] = (),
-                   release_timeout: int = 0) -> WaitOutcome:
+                   release_timeout: int = 0, restore_secrets: tuple[Any, ...] = ()) -> WaitOutcome:
         outcome = wait_for_update(self.client, application, environment, label, request_id, self.policy,
                                   say=self.say, sleep=self.sleep, clock=self.clock)
         if outcome.ok:
@@ -213,6 +217,14 @@ class EbWaiter:
         self.say(f"deploy of {label} failed: {why}")
         self.say(f"rolling back {environment} to {previous_label}")
         self.until_ready(application, environment)
+        # EB's environment secrets name no version: the instances read the latest value when the previous label
+        # is deployed again, so the values it ran with become the latest first (see EbService.restored_secrets)
+        for write in restore_secrets:
+            self.secrets.put(write.key, write.name, write.value, arn=write.arn, version_id=write.version_id,
+                             exists=write.exists)
+        if restore_secrets:
+            self.say(f"restored the secret values {previous_label} ran with "
+                     f"({', '.join(w.key for w in restore_secrets)})")
         request = self.client.update_environment(application, environment, label=previous_label)
         back = wait_for_update(self.client, application, environment, previous_label, request, self.policy,
                                say=self.say, sleep=self.sleep, clock=self.clock)
@@ -316,15 +328,19 @@ def deploy_plan(d: EbDeploy) -> Plan:
                       instruction=update_call(d.secrets, application=d.application, name=d.environment,
                                               label=d.label),
                       details=release + (d.secrets.diff if d.secrets is not None else ())))
+    restored = () if d.no_rollback else d.rollback_secrets
     if not d.no_wait:
         steps.append(Step(
             f"wait for Ready, {d.label} live and health {'/'.join(d.policy.healthy_states)} for "
             f"{d.policy.health_window:g}s (deadline {d.policy.timeout:g}s)"
-            + ("" if d.no_rollback else f"; on failure roll back to {d.previous_label or 'nothing'}"),
-            instruction=ApiCall.of("wait", "until_live", output="outcome", application=d.application,
-                                   environment=d.environment, label=d.label, request_id=Output("request_id"),
-                                   previous_label=d.previous_label, no_rollback=d.no_rollback,
-                                   **release_arguments(d))))
+            + ("" if d.no_rollback else f"; on failure roll back to {d.previous_label or 'nothing'}")
+            + (f" with the secret values it ran with ({', '.join(w.key for w in restored)})" if restored else ""),
+            instruction=ApiCall.of("wait", "until_live", output="outcome",
+                                   secret=("restore_secrets",) if restored else (),
+                                   application=d.application, environment=d.environment, label=d.label,
+                                   request_id=Output("request_id"), previous_label=d.previous_label,
+                                   no_rollback=d.no_rollback, **release_arguments(d),
+                                   **({"restore_secrets": restored} if restored else {}))))
     return Plan(f"deploy {d.release.version} ({d.label}) to {d.environment} [{d.application}]", tuple(steps),
                 notes=tuple(notes))
 

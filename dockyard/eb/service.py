@@ -240,7 +240,8 @@ class EbService:
 
     def performers(self, lock: DeployLock, policy: WaitPolicy) -> dict[str, Any]:
         return {"lock": WithArguments(lock, acquire={"say": lambda text: self.say(f"  {text}")}), "eb": self.client,
-                "wait": EbWaiter(self.client, policy, say=self.say, sleep=self.sleep), "secrets": self.secret_store}
+                "wait": EbWaiter(self.client, policy, say=self.say, sleep=self.sleep, secrets=self.secret_store),
+                "secrets": self.secret_store}
 
     def plan_inputs(self, release: Release, name: str, lock: DeployLock, *, timeout: float = 0, no_wait: bool = False,
                     no_rollback: bool = False, force_unlock: bool = False, skip_release_command: bool = False
@@ -265,6 +266,10 @@ class EbService:
             lock_where=lock.where, lock_environment=self.env.name, force_unlock=force_unlock,
             no_rollback=no_rollback, no_wait=no_wait, release_command=release_command_of(self.env),
             skip_release_command=skip_release_command, secrets=self.secrets_change(name))
+        if decided.secrets is not None and decided.secrets.writes and state.version_label and not no_rollback:
+            # this deploy changes secret values: a failure rolls back with the previous label's values
+            decided = replace(decided, rollback_secrets=self.secrets_to_restore(decided.secrets,
+                                                                                 state.version_label))
         return state, decided, bundle
 
     def _finish(self, lock: DeployLock, d: EbDeploy, started: datetime, action: str,
@@ -500,11 +505,7 @@ class EbService:
         the environment at old versions cannot be done with these ARNs, and versioned names would leave a
         parameter or secret behind per deploy; SSM keeps the last 100 versions of a parameter, and a Secrets
         Manager version is kept while it is recent or labelled. A value already the latest writes nothing."""
-        from .secrets import recorded
-
-        record = next((r for r in self.audit().records(self.env.name)
-                       if r.label == label and r.succeeded and r.action in ("deploy", "rollback")), None)
-        secrets = recorded(record.extra) if record is not None else {}
+        secrets = self.recorded_secrets(label)
         if not secrets:
             if self.eb.secret_keys:
                 self.say(f"no record of the secrets {label} ran with: the secret keys keep their current values")
@@ -516,6 +517,40 @@ class EbService:
                 self.project.mask.add(values[key])  # for what botocore logs under `inv -d`
         keys = tuple(k for k in secrets if k in self.eb.secret_keys)
         return self.secrets_change(name, {k: values[k] for k in keys}, keys=keys, move_to_plain=False)
+
+    def recorded_secrets(self, label: str) -> dict[str, dict[str, str]]:
+        """key -> {name, arn, version} of the secrets the last successful deploy (or rollback) of ``label`` ran with."""
+        from .secrets import recorded
+
+        record = next((r for r in self.audit().records(self.env.name)
+                       if r.label == label and r.succeeded and r.action in ("deploy", "rollback")), None)
+        return recorded(record.extra) if record is not None else {}
+
+    def secrets_to_restore(self, change: Any, label: str) -> tuple[Any, ...]:
+        """The writes that give the keys ``change`` writes back the values ``label`` last ran with, for the
+        automatic rollback of a deploy that changes them (read now, while they are still the stored ones). A key
+        ``label`` did not have is left; one whose recorded version is gone is said and left (the deploy goes on:
+        refusing it would not bring that value back)."""
+        import uuid
+
+        from .secrets import SecretWriteStep
+
+        secrets = self.recorded_secrets(label)
+        out = []
+        for write in change.writes:
+            ref = secrets.get(write.key)
+            if ref is None:
+                continue
+            try:
+                value = self._recorded_value(write.key, ref, label)
+            except Refused as exc:
+                self.say(f"warning: {exc.message}; if this deploy is rolled back, {write.key} keeps its new value")
+                continue
+            self.project.mask.add(value)
+            out.append(SecretWriteStep(
+                write.key, write.name, ref.get("arn") or write.arn, value,
+                version_id=str(uuid.uuid4()) if self.eb.secrets_backend == "secretsmanager" else "", exists=True))
+        return tuple(out)
 
     def _recorded_value(self, key: str, ref: dict[str, str], label: str) -> str:
         where = f"{ref.get('name')} version {ref.get('version') or '?'}"

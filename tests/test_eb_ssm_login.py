@@ -9,10 +9,11 @@ pull gets.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
-from fixtures.eb import tag_release
+from fixtures.eb import tag_release, wait_for
 from test_eb_failures import one_line_error
 
 HOOK = ".platform/hooks/prebuild/01login.sh"
@@ -107,3 +108,47 @@ def test_a_v2_bundle_asked_for_on_the_command_line_with_ssm_login_is_refused(sam
     assert lines[0].startswith("dockyard: dockyard.eb.auth: --platform v2 chose the v2 platform, but there the ECS "
                                "agent pulls the images itself"), lines
     assert not out.exists()
+
+
+def _hook_login_bundle(eb, image: str, platform: str) -> bytes:
+    """A bundle with no Authentication whose prebuild hook logs the instance's docker CLI in (the right password)."""
+    if platform == "v1":
+        dockerrun = {"AWSEBDockerrunVersion": "1", "Image": {"Name": image}, "Ports": [{"ContainerPort": 8000}]}
+    else:
+        dockerrun = {"AWSEBDockerrunVersion": 2, "containerDefinitions": [
+            {"name": "web", "image": image, "essential": True, "memory": 256,
+             "portMappings": [{"hostPort": 80, "containerPort": 8000}]}]}
+    hook = (f"#!/bin/sh\nprintf %s '{eb.registry.password}' | docker login --username {eb.registry.username} "
+            f"--password-stdin {eb.registry.host}\n")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Dockerrun.aws.json", json.dumps(dockerrun))
+        info = zipfile.ZipInfo(HOOK)
+        info.external_attr = 0o755 << 16
+        archive.writestr(info, hook)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("platform", ["v1", "v2"])
+def test_the_standin_gives_a_hook_login_to_the_pull_only_where_the_docker_cli_pulls(eb, eb_release_images,
+                                                                                   platform):
+    """v1: the platform's docker CLI pulls, so the hook's login counts; v2: the ECS agent pulls with the bundle's
+    Authentication only, so the same login leaves the pull without credentials (the registry refuses it)."""
+    label = f"hook-login-{platform}"
+    eb.s3().put_object(Bucket=eb.bucket, Key=f"{label}.zip", Body=_hook_login_bundle(
+        eb, eb_release_images["1.0.0"], platform))
+    client = eb.client()
+    client.create_application_version(ApplicationName=eb.application, VersionLabel=label,
+                                      SourceBundle={"S3Bucket": eb.bucket, "S3Key": f"{label}.zip"})
+    client.update_environment(EnvironmentName="ebsample-prod", VersionLabel=label)
+    eb.standin.wait_idle(180)
+    state = eb.state("ebsample-prod")
+    events = [e["Message"] for e in client.describe_events(EnvironmentName="ebsample-prod")["Events"]]
+    if platform == "v1":
+        assert wait_for(lambda: eb.state("ebsample-prod")["Health"] == "Green", timeout=60), events
+        assert eb.state("ebsample-prod")["VersionLabel"] == label
+        assert eb.get("ebsample-prod", "/health/")[0] == 200
+    else:
+        assert state["Health"] == "Red", (state, events)
+        assert any("no basic auth credentials" in m or "unauthorized" in m.lower() or "authentication" in m.lower()
+                   for m in events), events

@@ -486,8 +486,12 @@ class StandIn:
         # deployment and configuration update; a secret wins over a plain property of the same name
         environment.update({name: self._fetch_secret(name, value) for (ns, name), value in options.items()
                             if ns == SECRETS_NS})
-        self._prebuild_hooks(env, directory, hooks, config_dir, environment)
-        self._container_commands(env, directory, config_dir, environment, leader=hooks == "hooks")
+        # On the ECS-based (v2) platform the ECS agent pulls, with only the Dockerrun's `authentication` dockercfg
+        # (or ECR through the instance profile): a `docker login` on the instance, as a prebuild hook would do it,
+        # gives the agent nothing. So there the hooks' docker CLI has a configuration of its own, as on the platform.
+        cli_config = self._docker_config(env, None) if kind == "v2" else config_dir
+        self._prebuild_hooks(env, directory, hooks, cli_config, environment)
+        self._container_commands(env, directory, cli_config, environment, leader=hooks == "hooks")
         self._stop(env)
         if kind == "v1":
             self._run_v1(env, document, config_dir, environment, say)

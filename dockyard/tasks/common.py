@@ -134,7 +134,11 @@ class Project:
 
         self.c = c
         self.settings: Settings = load_settings(c)
-        self.mask = Masker()
+        import os
+
+        # AWS credentials from the environment: botocore's debug log carries the session token (X-Amz-Security-Token)
+        self.mask = Masker(os.environ.get(n, "") for n in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                                         "AWS_SECURITY_TOKEN"))
         mask_debug_logs(self.mask)  # `inv -d` prints botocore's debug log, API parameters included
         self.runner = Runner(echo=echo, mask=self.mask)
 

@@ -1,22 +1,26 @@
 """Benchmark-style figures of the planted-secret sweep (tests/secret_sweep.py): secrets planted, flows run, places
-checked, leaks found, and a per-flow table. Needs moto_server.
+checked, leaks found, and a per-flow table. Needs moto_server, Docker, docker-registry and the base images.
 
     python benchmarks/secret_sweep.py
 """
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
 from conftest import make_sample_project  # noqa: E402
 from fixtures.aws import running_moto  # noqa: E402
-from secret_sweep import Sweep, ecs_flow  # noqa: E402
+from fixtures.registry import running_registry  # noqa: E402
+from secret_sweep import Sweep, ecs_flow, publish_flow  # noqa: E402
 from test_ecs_deploy import BUCKET, Ecs  # noqa: E402
+from test_release_flow import make_rig  # noqa: E402
 
 
 def ecs_stand(project, aws) -> Ecs:
@@ -47,12 +51,22 @@ def main() -> None:
             stand = ecs_stand(make_sample_project(workdir / "project"), aws)
             for debug in (False, True):
                 ecs_flow(sweep, stand, workdir, debug=debug)
+        (workdir / "registry").mkdir()
+        with running_registry(workdir / "registry") as registry:
+            rig = make_rig(make_sample_project(workdir / "release"), workdir, registry)
+            try:
+                publish_flow(sweep, rig, workdir)
+            finally:  # only the images this run built
+                tags = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
+                                       rig.repository], capture_output=True, text=True, timeout=60).stdout.split()
+                if tags:
+                    subprocess.run(["docker", "image", "rm", *tags], capture_output=True, timeout=120)
     places = sum(r.places for r in sweep.reports)
     print(f"{len(sweep.secrets)} planted, {len(sweep.reports)} flows, {places} places checked, "
           f"{len(sweep.leaks)} leaks")
-    print(f"{'flow':<16} {'places':>6} {'leaks':>5}  notes")
+    print(f"{"flow":<18} {'places':>6} {'leaks':>5}  notes")
     for r in sweep.reports:
-        print(f"{r.flow:<16} {r.places:>6} {len(r.leaks):>5}  {'; '.join(r.notes)}")
+        print(f"{r.flow:<18} {r.places:>6} {len(r.leaks):>5}  {'; '.join(r.notes)}")
     for leak in sweep.leaks:
         print(f"LEAK {leak.flow}: {leak.secret} in {leak.place}")
     sys.exit(1 if sweep.leaks else 0)

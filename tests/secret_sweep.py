@@ -3,7 +3,8 @@ every place the flow could leave them: its output, the argv of every process on 
 from /proc), temp files, the project's files and git history, and the flow's own stores (task definitions, audit
 records...). Each place checked is counted; each hit is a leak (flow, place, which secret).
 
-Flows so far: ECS deploy against moto with ``ecs.secret_keys`` (plain and with ``inv -d``).
+Flows so far: ECS deploy against moto with ``ecs.secret_keys`` (plain and with ``inv -d``); ``release`` +
+``publish`` to the htpasswd registry (its password, and the ``user:password`` pair docker keeps base64-encoded).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import base64
 import json
 import os
 import subprocess
+import tarfile
 import threading
 import time
 import uuid
@@ -164,5 +166,53 @@ def ecs_flow(sweep: Sweep, ecs, workdir: Path, *, debug: bool = False) -> FlowRe
     s3 = ecs.aws.client("s3")
     for obj in s3.list_objects_v2(Bucket="dockyard-deploys").get("Contents") or []:
         sweep.check(report, f"s3 {obj['Key']}", s3.get_object(Bucket="dockyard-deploys", Key=obj["Key"])["Body"].read())
+    sweep.reports.append(report)
+    return report
+
+
+def publish_flow(sweep: Sweep, rig, workdir: Path) -> FlowReport:
+    """`inv release 1.0.0` then `inv publish 1.0.0` to the htpasswd registry with its password from the
+    environment. The password and ``user:password`` must appear nowhere but the private Docker config that
+    ``docker login`` writes (0600); the control: that config does hold the pair, so the grep finds it there."""
+    report = FlowReport("release + publish")
+    registry = rig.registry
+    sweep.secrets["registry-password"] = registry.password
+    sweep.secrets["registry-login"] = f"{registry.username}:{registry.password}"
+    tmpdir = workdir / "tmp-publish"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    for args in (("release", "1.0.0"), ("publish", "1.0.0", "--dry-run"), ("publish", "1.0.0")):
+        result, poller = inv(rig.project, *args, env=rig.env, tmpdir=tmpdir, timeout=600)
+        if result.returncode != 0:
+            report.notes.append(f"inv {' '.join(args)} exited {result.returncode}: {result.stderr[-500:]}")
+        sweep.check_run(report, "inv " + " ".join(args), result, poller)
+    sweep.check_tree(report, tmpdir)
+    sweep.check_tree(report, rig.project.root)  # .git/dockyard/releases records included
+    sweep.check_git(report, rig.project.root)
+    config = Path(rig.env["DOCKER_CONFIG"]) / "config.json"
+    if not config.is_file() or base64.b64encode(sweep.secrets["registry-login"].encode()).decode() \
+            not in config.read_text():
+        report.notes.append("control failed: the private Docker config holds no login for the registry")
+    elif config.stat().st_mode & 0o077:
+        report.leaks.append(Leak(report.flow, f"{config.name} mode {oct(config.stat().st_mode & 0o777)}",
+                                 "registry-login"))
+    sweep.check_tree(report, config.parent, skip=(config,))
+    image = f"{rig.repository}:1.0.0"
+    archive = tmpdir / "image.tar"
+    saved = subprocess.run(["docker", "save", "-o", str(archive), image], capture_output=True, text=True,
+                           timeout=300)
+    if saved.returncode != 0:
+        report.notes.append(f"docker save {image}: {saved.stderr.strip()}")
+    else:
+        history = subprocess.run(["docker", "history", "--no-trunc", image], capture_output=True, text=True,
+                                 timeout=60)
+        sweep.check(report, "docker history --no-trunc", history.stdout)
+        sweep.check(report, "docker inspect", subprocess.run(["docker", "image", "inspect", image],
+                                                             capture_output=True, text=True, timeout=60).stdout)
+        with tarfile.open(archive) as outer:
+            for member in outer.getmembers():  # each layer (itself a tar) and the image config
+                if member.isfile() and member.size <= 500_000_000:
+                    data = outer.extractfile(member).read()
+                    sweep.check(report, f"image {member.name}", data)
+        archive.unlink()
     sweep.reports.append(report)
     return report

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import subprocess
 
-from secret_sweep import ArgvPoller, FlowReport, Sweep, ecs_flow
+from secret_sweep import ArgvPoller, FlowReport, Sweep, ecs_flow, publish_flow
 from test_ecs_deploy import ecs  # noqa: F401 - the fixture
+from test_release_flow import rig  # noqa: F401 - the fixture
 
 
 def test_the_grep_can_fail(tmp_path):
@@ -28,4 +29,12 @@ def test_ecs_deploy_and_its_debug_output_leak_no_secret(ecs, tmp_path):  # noqa:
         report = ecs_flow(sweep, ecs, tmp_path, debug=debug)
         assert not report.notes, report.notes
         assert report.places >= 6
+    assert sweep.leaks == []
+
+
+def test_release_and_publish_leak_no_registry_password(rig, tmp_path):  # noqa: F811
+    sweep = Sweep()
+    report = publish_flow(sweep, rig, tmp_path)
+    assert not report.notes, report.notes
+    assert report.places >= 12
     assert sweep.leaks == []

@@ -4,7 +4,9 @@ from /proc), temp files, the project's files and git history, and the flow's own
 records...). Each place checked is counted; each hit is a leak (flow, place, which secret).
 
 Flows so far: ECS deploy against moto with ``ecs.secret_keys`` (plain and with ``inv -d``); ``release`` +
-``publish`` to the htpasswd registry (its password, and the ``user:password`` pair docker keeps base64-encoded).
+``publish`` to the htpasswd registry (its password, and the ``user:password`` pair docker keeps base64-encoded);
+``staging.setup`` + two ``staging.ssh-deploy`` over real sshd (one with ``inv -d``), with an ``.env`` secret, the
+registry password, a webhook URL and a post-deploy hook that prints its whole environment.
 """
 from __future__ import annotations
 
@@ -214,5 +216,54 @@ def publish_flow(sweep: Sweep, rig, workdir: Path) -> FlowReport:
                     data = outer.extractfile(member).read()
                     sweep.check(report, f"image {member.name}", data)
         archive.unlink()
+    sweep.reports.append(report)
+    return report
+
+
+def staging_flow(sweep: Sweep, staging, webhook, workdir: Path) -> FlowReport:
+    """``staging.setup``, ``staging.ssh-deploy`` v1 and v2 (``-d``) to the loopback sshd host, with the ``.env``
+    secret, the registry password and a planted webhook URL; a post-deploy hook prints its environment (a secret
+    there is a leak in the output). Checked beyond the outputs and argv: every file in the host's state directory
+    (the audit log, the proxy configuration, the journal...) except the env file and the Docker config meant to
+    hold them (both 0600), and each webhook body. Controls: the env file holds the secret, the webhook was called."""
+    report = FlowReport("staging.ssh-deploy")
+    sweep.secrets["env-secret"] = staging.secret
+    sweep.secrets["registry-password"] = staging.password
+    token = sweep.plant("webhook-token")
+    url = f"http://127.0.0.1:{webhook.server.server_address[1]}/services/{token}"
+    project = staging.project
+    hooks = project.root / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "post-deploy").write_text("#!/bin/sh\necho 'hook environment:'\nenv | sort\n")
+    (hooks / "post-deploy").chmod(0o755)
+    project.commit("a post-deploy hook that prints its environment")
+    tmpdir = workdir / "tmp-staging"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    env = {"DOCKYARD_WEBHOOK_URL": url}
+    for args in (("staging.setup",), ("staging.ssh-deploy", "--version", "v1"),
+                 ("-d", "staging.ssh-deploy", "--version", "v2"), ("staging.status",)):
+        result, poller = inv(project, *args, env=env, tmpdir=tmpdir, timeout=600)
+        if result.returncode != 0:
+            report.notes.append(f"inv {' '.join(args)} exited {result.returncode}: {result.stderr[-500:]}")
+        sweep.check_run(report, "inv " + " ".join(args), result, poller)
+        if args[-1] == "v1" and "hook environment:" not in result.stdout:
+            report.notes.append("control failed: the post-deploy hook's output is not shown")
+    sweep.check_tree(report, tmpdir)
+    state = staging.state_dir()
+    env_file, docker_config = state / "app.env", state / "docker" / "config.json"
+    for held in (env_file, docker_config):
+        if held.is_file() and held.stat().st_mode & 0o077:
+            report.leaks.append(Leak(report.flow, f"{held.name} mode {oct(held.stat().st_mode & 0o777)}",
+                                     "env-secret" if held == env_file else "registry-password"))
+    if not env_file.is_file() or staging.secret not in env_file.read_text():
+        report.notes.append("control failed: the host's env file does not hold the .env secret")
+    sweep.check_tree(report, state, skip=(env_file, docker_config))
+    sweep.check_tree(report, project.root, skip=(project.root / "environments" / "staging" / ".env",
+                                                 project.root / "invoke.yaml"))
+    sweep.check_git(report, project.root)
+    if len(webhook.raw) != 2:
+        report.notes.append(f"control failed: {len(webhook.raw)} webhook calls for 2 deploys")
+    for n, body in enumerate(webhook.raw):
+        sweep.check(report, f"webhook body {n + 1}", body)
     sweep.reports.append(report)
     return report

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import subprocess
 
-from secret_sweep import ArgvPoller, FlowReport, Sweep, ecs_flow, publish_flow
+from secret_sweep import ArgvPoller, FlowReport, Sweep, ecs_flow, publish_flow, staging_flow
+from test_deploy_hooks import Webhook
 from test_ecs_deploy import ecs  # noqa: F401 - the fixture
 from test_release_flow import rig  # noqa: F401 - the fixture
+from test_staging_e2e import staging, staging_images  # noqa: F401 - the fixtures
 
 
 def test_the_grep_can_fail(tmp_path):
@@ -37,4 +39,13 @@ def test_release_and_publish_leak_no_registry_password(rig, tmp_path):  # noqa: 
     report = publish_flow(sweep, rig, tmp_path)
     assert not report.notes, report.notes
     assert report.places >= 12
+    assert sweep.leaks == []
+
+
+def test_staging_deploys_leak_no_secret_to_the_host_the_webhook_or_any_output(staging, tmp_path):  # noqa: F811
+    sweep = Sweep()
+    with Webhook() as webhook:
+        report = staging_flow(sweep, staging, webhook, tmp_path)
+    assert not report.notes, report.notes
+    assert report.places >= 20
     assert sweep.leaks == []

@@ -454,11 +454,16 @@ class EbService:
         return EbSecretStore(self.eb.secrets_backend, eb=self.client, ssm=self.ssm,
                              secrets_manager=self.secrets_manager)
 
+    @cached_property
+    def account(self) -> str:
+        """The caller's account id (STS, asked once per command)."""
+        return self.ssm.account()
+
     def parameter_arn(self, name: str) -> str:
         """The ARN of SSM parameter ``name`` in this session's region and account."""
         from ..clients.ssm import parameter_arn
 
-        return parameter_arn(name, region=self.client.session.region_name, account=self.ssm.account())
+        return parameter_arn(name, region=self.client.session.region_name, account=self.account)
 
     def secret_values(self, values: dict[str, str] | None = None) -> dict[str, str]:
         """The ``.env`` values, refused (one line) when a secret key is not among them."""
@@ -474,7 +479,6 @@ class EbService:
                        move_to_plain: bool = True) -> Any:
         """What storing ``values`` (default: the ``.env`` file's) of the secret keys changes (None when there are no
         secret keys and none of our secret options is left on the environment)."""
-        from ..clients.ssm import parameter_arn
         from .secrets import owned, plan_secrets
 
         prefix = self.eb.secret_prefix(self.env.name)
@@ -484,10 +488,7 @@ class EbService:
         if not keys and not any(owned(arn, prefix) for arn in current_secrets.values()):
             return None
         values = self.secret_values(values) if from_env else dict(values or {})
-        arn = None
-        if self.eb.secrets_backend == "ssm" and keys:
-            account, region = self.ssm.account(), self.client.session.region_name
-            arn = lambda parameter: parameter_arn(parameter, region=region, account=account)  # noqa: E731
+        arn = self.parameter_arn if self.eb.secrets_backend == "ssm" and keys else None
         return plan_secrets(
             backend=self.eb.secrets_backend, keys=tuple(keys), values=values,
             names={key: self.eb.secret_name(self.env.name, key) for key in keys}, prefix=prefix,

@@ -10,7 +10,7 @@ parameter (SecureString included, decrypted with the instance profile's permissi
 EB reads the latest value behind each ARN when it deploys (or restarts) the application: the option holds no
 version. So every deploy record says which version held each value (the SSM parameter version, the Secrets
 Manager ``VersionId``), and a rollback makes the recorded value the latest again before it redeploys (see
-:func:`restore_plan`'s caller in :mod:`dockyard.eb.service`).
+:meth:`dockyard.eb.service.EbService.restored_secrets`, and ``secrets_to_restore`` for the automatic rollback).
 
 Values are never shown: the plan steps carry them as secret arguments, the diff lines name ARNs only.
 """

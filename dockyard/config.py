@@ -74,7 +74,9 @@ CORE_DEFAULTS: dict[str, Any] = {
         "builder": "auto",  # auto | buildkit | legacy (see dockyard.clients.buildx)
         "build_secrets": [],  # [{id: token, env: NPM_TOKEN} or {id: netrc, src: path}]: BuildKit's --secret
         "cache": "none",  # none | inline | registry: the layer cache builds import and export (BuildKit)
-        "platforms": [],  # [linux/amd64]: the platform images are built for; [] = the engine's own
+        # [linux/amd64]: the platform images are built for; [] = the engine's own; two or more: releases are
+        # multi-platform indexes (dockyard.core.platforms), local builds the engine's platform (else the first)
+        "platforms": [],
     },
     "registry": {
         "url": "",  # default: the host part of image.repository
@@ -336,10 +338,6 @@ def parse_settings(data: Mapping[str, Any], origin: Origin = no_origin, *, root:
     for platform in image_platforms:
         if not PLATFORM.fullmatch(platform):
             raise image.fail("platforms", f"expected os/arch[/variant] entries such as linux/amd64, got {platform!r}")
-    if len(set(image_platforms)) > 1:
-        raise image.fail("platforms", f"{', '.join(image_platforms)}: dockyard builds one platform at a time; "
-                         "a multi-platform index (buildx --push on a docker-container or remote builder, digests "
-                         "checked per platform) is not supported yet: list one platform")
     if image_platforms and builder == "legacy":
         raise image.fail("platforms", "image.platforms needs BuildKit, and image.builder is legacy: set "
                          "image.builder: auto or buildkit")

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .core.credentials import RegistryCredentials
+from .core.platforms import IndexEntry
 from .errors import CommandFailed, DockyardError, Refused, Unreachable
+from .images import LABEL_REVISION as REVISION_LABEL
 from .runner import TimedOut
 
 #: What a manifest HEAD accepts: single-platform Docker and OCI manifests, and their multi-platform indexes.
@@ -182,14 +184,15 @@ class RemoteImage:
     digest: str
     image_id: str
     labels: Mapping[str, str]
+    platform: str = ""  # os/arch[/variant] of the image's config; "" for an index
 
 
 def remote_image(
     credentials: RegistryCredentials, repository: str, tag: str, *, timeout: float = 20
 ) -> RemoteImage | None:
-    """The manifest digest, image ID and labels (from the image config) of ``repository:tag``; None when absent.
-
-    A multi-platform index has no single config: its labels are then empty.
+    """The manifest digest, image ID, labels and platform (from the image config) of ``repository:tag``; None when
+    absent. ``tag`` may be a digest (``sha256:...``). A multi-platform index has no single config: its labels are
+    then empty (:func:`remote_index` reads its platforms).
     """
     answer = _manifest(credentials, repository, tag, timeout)
     if answer is None:
@@ -206,7 +209,67 @@ def remote_image(
     except ValueError:
         config = {}
     labels = (config.get("config") or {}).get("Labels") or {}
-    return RemoteImage(digest, config_digest, {str(k): str(v) for k, v in labels.items()})
+    platform = "/".join(str(part) for part in (config.get("os"), config.get("architecture"), config.get("variant"))
+                        if part)
+    return RemoteImage(digest, config_digest, {str(k): str(v) for k, v in labels.items()}, platform)
+
+
+INDEX_TYPES = MANIFEST_TYPES[2:]
+
+
+@dataclass(frozen=True)
+class RemoteIndex:
+    """What ``repository:tag`` is in the registry: its digest, whether it is a multi-platform index, and one entry
+    per platform image (a single image: one entry, its platform read from its config)."""
+
+    digest: str
+    is_index: bool
+    entries: tuple[IndexEntry, ...]
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(e.platform for e in self.entries)
+
+    def fingerprint(self) -> str:
+        """:func:`dockyard.core.platforms.fingerprint` of the platform images (a single image: its image ID)."""
+        from .core.platforms import fingerprint
+
+        if not self.is_index:
+            return self.entries[0].image_id if self.entries else self.digest
+        return fingerprint({e.platform: e.image_id for e in self.entries})
+
+
+def remote_index(
+    credentials: RegistryCredentials, repository: str, tag: str, *, timeout: float = 20
+) -> RemoteIndex | None:
+    """The registry's index (or single image) for ``repository:tag``, each platform's config read; None when absent.
+
+    BuildKit's attestation manifests (platform ``unknown/unknown``) are not images and are left out.
+    """
+    from .core.platforms import NOT_IMAGES, IndexEntry
+
+    answer = _manifest(credentials, repository, tag, timeout)
+    if answer is None:
+        return None
+    headers, manifest = answer
+    digest = headers.get("docker-content-digest", "")
+    media_type = manifest.get("mediaType") or headers.get("content-type", "")
+    if media_type not in INDEX_TYPES and "manifests" not in manifest:
+        image = remote_image(credentials, repository, tag, timeout=timeout)
+        if image is None:
+            return None
+        return RemoteIndex(digest, False, (IndexEntry(image.platform, image.digest, image.image_id,
+                                                      image.labels.get(REVISION_LABEL, "")),))
+    entries = []
+    for item in manifest.get("manifests") or []:
+        spec = item.get("platform") or {}
+        platform = "/".join(str(spec[k]) for k in ("os", "architecture", "variant") if spec.get(k))
+        if platform in NOT_IMAGES or not item.get("digest"):
+            continue
+        image = remote_image(credentials, repository, item["digest"], timeout=timeout)
+        entries.append(IndexEntry(platform, item["digest"], image.image_id if image else "",
+                                  image.labels.get(REVISION_LABEL, "") if image else ""))
+    return RemoteIndex(digest, True, tuple(entries))
 
 
 def _manifest(
@@ -227,8 +290,9 @@ def _manifest_request(
     method: str, credentials: RegistryCredentials, repository: str, tag: str, timeout: float
 ) -> tuple[dict[str, str], bytes] | None:
     """HEAD/GET ``/v2/<path>/manifests/<tag>``."""
-    return _api_request(method, credentials, repository, f"manifests/{urllib.parse.quote(tag)}",
-                        f":{tag}", {"Accept": ", ".join(MANIFEST_TYPES)}, timeout)
+    reference = f"@{tag}" if tag.startswith("sha256:") else f":{tag}"
+    return _api_request(method, credentials, repository, f"manifests/{urllib.parse.quote(tag, safe=':')}",
+                        reference, {"Accept": ", ".join(MANIFEST_TYPES)}, timeout)
 
 
 def _api_request(

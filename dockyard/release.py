@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from .core.compose import image_reference
+from .core.platforms import PlatformImage, check_platform_images, parse_fingerprint, platform_tag
 from .core.versions import ReleaseVersion
 from .errors import Refused
 from .plan import ApiCall, Plan, Step
@@ -72,12 +73,22 @@ class ReleaseDecision:
     create_branch: str  # "" when the line's branch already exists or is not made by this release
     message: str
     image_tags: tuple[str, ...]
+    #: a multi-platform release: (platform, <repository>:X.Y.Z-<os>-<arch>) in build order, the local platform last
+    platform_images: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def local_platform(self) -> str:
+        return self.platform_images[-1][0] if self.platform_images else ""
 
 
 def check_release(
-    state: ReleaseState, *, main_branch: str, tag_prefix: str, allow_empty: bool, repository: str, note: str = ""
+    state: ReleaseState, *, main_branch: str, tag_prefix: str, allow_empty: bool, repository: str, note: str = "",
+    platforms: Sequence[str] = (),
 ) -> ReleaseDecision:
-    """Every refusal of ``release``, in the order a person would fix them; returns what to do."""
+    """Every refusal of ``release``, in the order a person would fix them; returns what to do.
+
+    ``platforms`` (two or more, in :func:`~dockyard.core.platforms.build_order`) makes it a multi-platform release.
+    """
     v = state.version
     tag = v.tag(tag_prefix)
     if state.dirty_files:
@@ -135,6 +146,8 @@ def check_release(
         create_branch=create_branch,
         message=tag_message(v, state.commits, state.previous, note),
         image_tags=(image_reference(repository, v.image_tag),),
+        platform_images=tuple((p, image_reference(repository, platform_tag(v.image_tag, p)))
+                              for p in (platforms if len(platforms) > 1 else ())),
     )
 
 
@@ -154,7 +167,7 @@ def previous_release(reachable: Iterable[ReleaseVersion], version: ReleaseVersio
 
 
 class ReleaseActions(Protocol):
-    def build_image(self, decision: ReleaseDecision) -> Any: ...
+    def build_image(self, decision: ReleaseDecision, platform: str = "") -> Any: ...
     def create_branch(self, name: str, commit: str) -> Any: ...
     def create_tag(self, name: str, commit: str, message: str) -> Any: ...
     def record(self, decision: ReleaseDecision) -> Any: ...
@@ -173,8 +186,16 @@ def release_plan(
     those calls run, shown with them.
     """
     d = decision
-    steps = [Step(f"build the {build_env} image of {d.commit[:7]} and tag it {', '.join(d.image_tags)}",
-                  instruction=ApiCall.of("release", "build_image", decision=d))]
+    steps = []
+    for platform, ref in d.platform_images:
+        tags = (*d.image_tags, ref) if platform == d.local_platform else (ref,)
+        mine = " (the local tags' platform)" if platform == d.local_platform else ""
+        steps.append(Step(f"build the {build_env} image of {d.commit[:7]} for {platform}{mine} and tag it "
+                          f"{', '.join(tags)}",
+                          instruction=ApiCall.of("release", "build_image", decision=d, platform=platform)))
+    if not d.platform_images:
+        steps.append(Step(f"build the {build_env} image of {d.commit[:7]} and tag it {', '.join(d.image_tags)}",
+                          instruction=ApiCall.of("release", "build_image", decision=d)))
     if d.create_branch:
         steps.append(Step(f"create branch {d.create_branch} at {d.commit[:7]}",
                           instruction=ApiCall.of("release", "create_branch", name=d.create_branch, commit=d.commit),
@@ -182,7 +203,8 @@ def release_plan(
     steps.append(Step(f"create annotated tag {d.tag} at {d.commit[:7]} with the changelog",
                       instruction=ApiCall.of("release", "create_tag", name=d.tag, commit=d.commit, message=d.message),
                       command=commands.get("tag"), details=tuple(d.message.rstrip().splitlines())))
-    steps.append(Step(f"record the image ID in {record_path or 'the release record'}",
+    ids = "the image IDs" if d.platform_images else "the image ID"
+    steps.append(Step(f"record {ids} in {record_path or 'the release record'}",
                       instruction=ApiCall.of("release", "record", decision=d)))
     return Plan(f"Release {d.version} ({d.tag})", tuple(steps))
 
@@ -206,6 +228,9 @@ class PublishState:
     remote_branch_sha: str
     extra_refs: tuple[str, ...] = ()  # latest / environment tags asked for
     remote_extra_ids: Mapping[str, str | None] = field(default_factory=dict)
+    #: a multi-platform release's images; ``image_id`` and the remote ids are then
+    #: :func:`~dockyard.core.platforms.fingerprint` strings (platform -> image ID)
+    platform_images: tuple[PlatformImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,6 +241,7 @@ class PublishDecision:
     push_image: bool
     extra_refs: tuple[str, ...]  # to tag and push (those not already there)
     git_refspecs: tuple[str, ...]  # refs/tags/vX.Y.Z, refs/heads/release-vX.Y (only those that changed)
+    platform_images: tuple[PlatformImage, ...] = ()  # pushed, then joined into the index image_ref
 
     @property
     def nothing_to_do(self) -> bool:
@@ -246,6 +272,12 @@ def check_publish(state: PublishState, *, release_hint: str) -> PublishDecision:
     s = state
     check_publish_locally(tag=s.tag, tag_commit=s.tag_commit, image_ref=s.image_ref, image_id=s.image_id,
                           image_revision=s.image_revision, release_hint=release_hint)
+    check_platform_images(s.platform_images, tag=s.tag, tag_commit=s.tag_commit, release_hint=release_hint)
+    if s.platform_images and s.remote_image_id not in (None, "?") and s.remote_image_id != s.image_id:
+        raise Refused(
+            f"the registry already has a different {s.image_ref} ({differences(s.remote_image_id, s.image_id)}): "
+            f"a published version never changes; release a new version"
+        )
     if s.remote_image_id not in (None, "?") and s.remote_image_id != s.image_id:
         raise Refused(
             f"the registry already has a different image for {s.image_ref} ({s.remote_image_id[7:19]}, here "
@@ -270,12 +302,27 @@ def check_publish(state: PublishState, *, release_hint: str) -> PublishDecision:
         push_image=s.remote_image_id != s.image_id,
         extra_refs=extra,
         git_refspecs=tuple(refspecs),
+        platform_images=s.platform_images,
     )
+
+
+def differences(remote: str, local: str) -> str:
+    """How two multi-platform fingerprints differ, per platform: ``linux/arm64 holds 1a2b.. there, 3c4d.. here``."""
+    there, here = parse_fingerprint(remote), parse_fingerprint(local)
+    if not there:  # a single-platform image where an index belongs
+        return f"a single image {remote[7:19]} there, an index of {', '.join(here)} here"
+    out = []
+    for platform in sorted(set(there) | set(here)):
+        a, b = there.get(platform, ""), here.get(platform, "")
+        if a != b:
+            out.append(f"{platform} holds {a[7:19] or 'nothing'} there, {b[7:19] or 'nothing'} here")
+    return "; ".join(out)
 
 
 class PublishActions(Protocol):
     def login(self) -> Any: ...
     def push_image(self, ref: str) -> Any: ...
+    def join(self, ref: str) -> Any: ...
     def verify(self, ref: str) -> Any: ...
     def tag_and_push(self, source: str, ref: str) -> Any: ...
     def push_git(self, refspecs: Sequence[str]) -> Any: ...
@@ -298,20 +345,40 @@ def publish_plan(
     if d.push_image or d.extra_refs:
         steps.append(Step(f"log in to {registry} (password on stdin)", instruction=ApiCall.of("publish", "login"),
                           command=commands.get("login")))
-    if d.push_image:
+    if d.push_image and d.platform_images:
+        for image in d.platform_images:
+            steps.append(Step(f"push {image.ref} ({image.platform})",
+                              instruction=ApiCall.of("publish", "push_image", ref=image.ref),
+                              command=Command(("docker", "push", image.ref))))
+        repository = d.image_ref.rpartition(":")[0]
+        sources = [f"{repository}@<registry digest of {i.ref}>" for i in d.platform_images]
+        steps.append(Step(f"check each pushed platform image in the registry, then join them by digest into the "
+                          f"index {d.image_ref}", instruction=ApiCall.of("publish", "join", ref=d.image_ref),
+                          details=(f"$ {imagetools_display(d.image_ref, sources)}",)))
+    elif d.push_image:
         steps.append(Step(f"push {d.image_ref}", instruction=ApiCall.of("publish", "push_image", ref=d.image_ref),
                           command=Command(("docker", "push", d.image_ref))))
-    steps.append(Step(f"check the registry's digest of {d.image_ref} against the local image",
-                      instruction=ApiCall.of("publish", "verify", ref=d.image_ref)))
+    if d.platform_images:
+        platforms = ", ".join(i.platform for i in d.platform_images)
+        steps.append(Step(f"check the registry's index {d.image_ref}: exactly {platforms}, each the local image "
+                          f"built from the tag", instruction=ApiCall.of("publish", "verify", ref=d.image_ref)))
+    else:
+        steps.append(Step(f"check the registry's digest of {d.image_ref} against the local image",
+                          instruction=ApiCall.of("publish", "verify", ref=d.image_ref)))
     for ref in d.extra_refs:
-        steps.append(Step(f"tag {d.image_ref} as {ref} and push it",
-                          instruction=ApiCall.of("publish", "tag_and_push", source=d.image_ref, ref=ref)))
+        what = (f"copy the index {d.image_ref} to {ref} (by its digest)" if d.platform_images
+                else f"tag {d.image_ref} as {ref} and push it")
+        steps.append(Step(what, instruction=ApiCall.of("publish", "tag_and_push", source=d.image_ref, ref=ref)))
     if d.git_refspecs:
         steps.append(Step(f"push {', '.join(r.split('/', 2)[2] for r in d.git_refspecs)} to {remote} (nothing else)",
                           instruction=ApiCall.of("publish", "push_git", refspecs=d.git_refspecs),
                           command=commands.get("push")))
     steps.append(Step("record the registry digest", instruction=ApiCall.of("publish", "record")))
     return Plan(f"Publish {d.version}", tuple(steps))
+
+
+def imagetools_display(target: str, sources: Sequence[str]) -> str:
+    return " ".join(("docker", "buildx", "imagetools", "create", "--tag", target, *sources))
 
 
 # --- releases table -----------------------------------------------------------------------------------------------
@@ -325,11 +392,12 @@ class ReleaseRow:
     local: str  # short image ID, "no", or "other commit"
     registry: str  # yes / no / ?
     digest: str
+    platforms: tuple[str, ...] = ()  # the registry's index (else the local image's platform); () unknown
 
 
 def releases_table(rows: Sequence[ReleaseRow]) -> list[tuple[str, ...]]:
-    out: list[tuple[str, ...]] = [("TAG", "DATE", "COMMIT", "LOCAL IMAGE", "REGISTRY", "DIGEST")]
-    out += [(r.tag, r.date, r.commit, r.local, r.registry, r.digest) for r in rows]
+    out: list[tuple[str, ...]] = [("TAG", "DATE", "COMMIT", "LOCAL IMAGE", "REGISTRY", "DIGEST", "PLATFORMS")]
+    out += [(r.tag, r.date, r.commit, r.local, r.registry, r.digest, ", ".join(r.platforms) or "?") for r in rows]
     return out
 
 
@@ -357,13 +425,15 @@ class ReleaseRecord:
     image_id: str = ""
     image_tags: tuple[str, ...] = ()
     built_at: str = ""
-    digest: str = ""  # <repository>@sha256:... once published
+    digest: str = ""  # <repository>@sha256:... once published (a multi-platform release: its index)
     published_at: str = ""
+    platform_images: Mapping[str, str] = field(default_factory=dict)  # platform -> image ID (multi-platform)
 
     def to_json(self) -> str:
         import json
 
-        data = {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        data = {k: list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v
+                for k, v in self.__dict__.items()}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -373,4 +443,5 @@ class ReleaseRecord:
         data = json.loads(text)
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known["image_tags"] = tuple(known.get("image_tags") or ())
+        known["platform_images"] = {str(k): str(v) for k, v in dict(known.get("platform_images") or {}).items()}
         return cls(**known)

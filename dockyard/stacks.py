@@ -194,17 +194,22 @@ class StackService:
         return self.docker.inspect_image(env_ref(self.settings, self.env))
 
     def build(self, *, no_cache: bool = False, pull: bool = False, compose: ComposeClient | None = None,
-              version: str = "", extra_tags: tuple[str, ...] = (), spec: BuildSpec | None = None) -> Image:
+              version: str = "", extra_tags: tuple[str, ...] = (), spec: BuildSpec | None = None,
+              platform: str | None = None, env_tags: bool = True) -> Image:
         """Build the app image from the compose file's build section (or ``spec``), tagged and labelled.
 
         ``version`` becomes the OCI version label and ``extra_tags`` more tags (a release: ``<repository>:X.Y.Z``).
+        ``platform`` overrides the local one (:attr:`Project.local_platform`); ``env_tags=False`` gives the image
+        only ``extra_tags`` (another platform's image of a multi-platform release must not move the environment's).
         """
         if spec is None:
             compose = compose or self.prepare()
             spec = build_spec(self.settings, self.env, compose.config())
         revision = self.project.git.revision()
         source = self.project.git.remote_url(self.settings.git_remote)
-        tags = tuple(dict.fromkeys((*image_tags(self.settings, self.env, revision), *extra_tags)))
+        own = image_tags(self.settings, self.env, revision) if env_tags else ()
+        tags = tuple(dict.fromkeys((*own, *extra_tags)))
+        platform = self.project.local_platform if platform is None else platform
         labels = oci_labels(self.settings, self.env, revision, version=version, source=_public_url(source))
         # The app may show what it runs (the sample's /health/ does) when its Dockerfile declares these.
         metadata = {"APP_VERSION": version or revision.label, "APP_REVISION": revision.sha}
@@ -217,7 +222,7 @@ class StackService:
             build_args=build_args_for(spec, self.settings.build_args, metadata), target=spec.target,
             no_cache=no_cache, pull=pull, builder=self.project.builder, secrets=self.project.build_secrets(),
             cache=() if no_cache else self.project.build_cache(previous=(env_ref(self.settings, self.env),)),
-            platform=self.settings.image_platforms[0] if self.settings.image_platforms else "",
+            platform=platform,
         )
         from .core.actor import actor
         from .core.hooks import DeployFacts
@@ -226,23 +231,25 @@ class StackService:
         events.check("pre-build")
         events.run("pre-build", DeployFacts(action="build", environment=self.env.name, target="local", image=tags[0],
                                             version=version or revision.label, actor=actor()))
-        self.say(f"Building {', '.join(tags)} from {revision.label} ({self.project.builder.kind})")
+        built_for = f", {platform}" if platform else ""
+        self.say(f"Building {', '.join(tags)} from {revision.label} ({self.project.builder.kind}{built_for})")
         self.docker.build(command)
         image = self.docker.inspect_image(built[0])
         assert image is not None, "docker build succeeded but the image is missing"
         if collect:
-            self.collect_static(built[0], image, tags)
+            self.collect_static(built[0], image, tags, platform=platform)
             image = self.docker.inspect_image(tags[0])
             assert image is not None, "docker build succeeded but the image is missing"
         return image
 
-    def collect_static(self, built: str, image: Image, tags: Sequence[str]) -> None:
+    def collect_static(self, built: str, image: Image, tags: Sequence[str], *, platform: str = "") -> None:
         """Run ``static.collect`` in a layer over ``built`` and give that image ``tags``; ``built``'s own tag goes."""
         collect = self.settings.static.collect
         self.say(f"Collecting static files into {self.settings.static.dir}: {collect} (dockyard.static.collect)")
         dockerfile = static_files.collect_dockerfile(built, collect, image.user)
         try:
-            self.docker.build(Command(static_files.collect_build_argv(DOCKER, tags), stdin=dockerfile))
+            self.docker.build(Command(static_files.collect_build_argv(DOCKER, tags, platform=platform),
+                                      stdin=dockerfile))
         except CommandFailed:
             raise CommandFailed(
                 f"dockyard.static.collect failed in {built} (its output is above); {', '.join(tags)} did not "

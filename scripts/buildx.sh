@@ -8,7 +8,6 @@
 set -euo pipefail
 
 SUITE=trixie
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg  # bookworm's keyring carries the trixie keys
 if [ "$(id -u)" = 0 ]; then default_dir=/usr/local/lib/docker/cli-plugins; else default_dir="$HOME/.docker/cli-plugins"; fi
 plugin_dir="${1:-$default_dir}"
 
@@ -29,51 +28,9 @@ if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
        "(https://docs.docker.com/build/); dockyard builds with the legacy builder meanwhile" >&2
   exit 0
 fi
-if [ ! -r "$KEYRING" ]; then
-  echo "setup.sh: $KEYRING is missing (apt-get install debian-archive-keyring); Buildx not installed" >&2
-  exit 1
-fi
 
-# The mirror this machine's apt already uses for its Debian release (deb822 .sources or one-line .list), so a
-# machine behind a local mirror or proxy fetches from there too; deb.debian.org otherwise.
-mirror_of_sources() {
-  local file
-  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -r "$file" ] || continue
-    case "$file" in
-      *.sources)
-        awk 'BEGIN { RS = ""; FS = "\n" }
-             { uris = ""; suites = ""; enabled = 1
-               for (i = 1; i <= NF; i++) {
-                 line = $i; sub(/#.*/, "", line)
-                 if (line ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", line); uris = line }
-                 if (line ~ /^Suites:/) { sub(/^Suites:[ \t]*/, "", line); suites = line }
-                 if (line ~ /^Enabled:[ \t]*no/) enabled = 0 }
-               if (enabled && uris != "" && suites ~ /(^| )[a-z]+( |$)/ && uris !~ /security/) {
-                 split(uris, u, /[ \t]+/); print u[1]; exit } }' "$file" ;;
-      *)
-        awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-                           if ($(i) !~ /security/ && $(i+1) !~ /-/) { print $(i); exit } }' "$file" ;;
-    esac
-  done | grep -E '^(https?|file)://' | head -n 1
-}
-mirror=$(mirror_of_sources || true)
-mirror="${mirror:-http://deb.debian.org/debian}"
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/parts"
-: > "$work/sources.list"
-cat > "$work/parts/$SUITE.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: $SUITE
-Components: main
-Signed-By: $KEYRING
-EOF
-apt_private=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=$work/parts"
-             -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Sandbox::User=$(id -un)"
-             -o "Debug::NoLocking=1" -q)
+source "$(dirname "${BASH_SOURCE[0]}")/apt-private.sh"
+apt_private_setup "$SUITE" || { echo "setup.sh: Buildx not installed" >&2; exit 1; }
 
 say "installing Docker Buildx in $plugin_dir (Debian $SUITE's docker-buildx from $mirror; $SUITE is not added to apt's sources)"
 if ! apt-get "${apt_private[@]}" update >"$work/update.log" 2>&1; then

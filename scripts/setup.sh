@@ -40,7 +40,8 @@ engine_up || packages+=(docker.io)
 # debootstrap builds the base images when no public registry can be reached.
 packages+=(debootstrap)
 if [ "$want_tests" = 1 ]; then
-  packages+=(openssh-server docker-registry apache2-utils iproute2 procps)
+  # qemu-user-static runs the multi-platform release test's arm64 binary (no binfmt registration needed)
+  packages+=(openssh-server docker-registry apache2-utils iproute2 procps qemu-user-static)
 fi
 apt_install "${packages[@]}"
 
@@ -115,6 +116,11 @@ step "Docker Compose $("$have_compose" version --short) at $have_compose"
 # --- Buildx (BuildKit builds) -----------------------------------------------------------------------------------
 # Debian trixie's docker-buildx as a CLI plugin next to Compose; dockyard builds with the legacy builder without it.
 bash scripts/buildx.sh "$plugin_dir"
+
+# --- the multi-platform release test's static binaries (tests only) ---------------------------------------------
+if [ "$want_tests" = 1 ]; then
+  bash scripts/multiarch.sh
+fi
 
 # --- base images -------------------------------------------------------------------------------------------------
 step "base images"

@@ -196,3 +196,34 @@ def cache_arguments(mode: str, repository: str, previous: Sequence[str] = ()) ->
         ref = f"{repository}:{CACHE_TAG}"
         return ("--cache-to", f"type=registry,ref={ref},mode=max", "--cache-from", f"type=registry,ref={ref}")
     return ()
+
+
+# --- multi-platform indexes (dockyard.core.platforms) ------------------------------------------------------------
+
+
+def imagetools_command(builder: Builder, target: str, sources: Sequence[str]) -> tuple[str, ...]:
+    """``docker buildx imagetools create --tag TARGET SOURCE...``: one index of ``sources`` (``repo@sha256:...``)
+    pushed as ``target``, registry to registry (nothing is pulled); Buildx logs in with the Docker CLI's config."""
+    if not builder.is_buildkit:
+        raise ConfigError(f"dockyard.image.platforms: joining platform images into an index needs Docker Buildx, "
+                          f"but the build uses the legacy builder ({builder.why}): install Buildx "
+                          "(bash scripts/setup.sh)")
+    buildx = builder.prefix[: builder.prefix.index("build")]
+    return (*buildx, "imagetools", "create", "--tag", target, *sources)
+
+
+def imagetools_create(runner: Runner, builder: Builder, target: str, sources: Sequence[str], *,
+                      timeout: float) -> None:
+    """Run :func:`imagetools_command`, bounded by ``timeout``; a failure is one line saying what the registry said."""
+    from ..registry import transfer_error
+    from ..runner import Command, TimedOut
+
+    try:
+        result = runner.run(Command(imagetools_command(builder, target, sources)), check=False, timeout=timeout)
+    except TimedOut:
+        from ..errors import Unreachable
+
+        raise Unreachable(f"docker buildx imagetools create of {target} did not finish within {timeout:g}s: check "
+                          "that the registry answers, or raise dockyard.registry.stall_timeout") from None
+    if not result.ok:
+        raise transfer_error("push", target, (result.stderr or result.stdout).strip())

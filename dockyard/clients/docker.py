@@ -118,6 +118,7 @@ class Image:
     digests: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()
     user: str = ""  # the image's USER ("" = root)
+    platform: str = ""  # os/arch[/variant] it was built for
 
     @classmethod
     def from_inspect(cls, data: Mapping) -> "Image":
@@ -131,6 +132,7 @@ class Image:
             digests=tuple(data.get("RepoDigests") or ()),
             entrypoint=tuple(config.get("Entrypoint") or ()),
             user=str(config.get("User") or ""),
+            platform="/".join(str(data[k]) for k in ("Os", "Architecture", "Variant") if data.get(k)),
         )
 
 
@@ -179,6 +181,12 @@ class DockerClient:
                 f"Docker engine not reachable: {said}; start dockerd or set DOCKER_HOST (see `inv doctor`)"
             )
         return version
+
+    def engine_platform(self) -> str:
+        """The engine's own platform (``linux/amd64``); "" when it does not say."""
+        result = self.run([DOCKER, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], check=False, timeout=20)
+        platform = result.stdout.strip()
+        return platform if result.ok and "/" in platform and "<no value>" not in platform else ""
 
     def inspect_image(self, ref: str) -> Image | None:
         result = self.run([DOCKER, "image", "inspect", ref], check=False)

@@ -117,10 +117,11 @@ def collect_dockerfile(base: str, collect: str, user: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def collect_build_argv(docker: str, tags: Sequence[str]) -> tuple[str, ...]:
+def collect_build_argv(docker: str, tags: Sequence[str], *, platform: str = "") -> tuple[str, ...]:
     """``docker build`` of :func:`collect_dockerfile` from stdin; ``--force-rm``: a command that fails leaves no
-    container behind."""
-    argv = [docker, "build", "--force-rm"]
+    container behind. ``platform``: the collected image's (one of a multi-platform release; its ``RUN`` needs
+    qemu's binfmt handlers on an engine of another architecture)."""
+    argv = [docker, "build", "--force-rm", *(("--platform", platform) if platform else ())]
     for tag in tags:
         argv += ["--tag", tag]
     return (*argv, "-")

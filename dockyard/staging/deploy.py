@@ -166,6 +166,7 @@ class HostPlan:
     stop_workers: tuple[str, ...] = ()  # running workers of other versions, stopped after the switch
     worker_start_seconds: float = 0.0
     static_dir: str = ""  # the image's static files (dockyard.static.dir), copied out for the proxy before the switch
+    digest: str = ""  # the registry's digest of ``image`` when dockyard could read it: pulled by it, then tagged
 
     def lines(self) -> list[str]:
         who = self.session_name
@@ -177,7 +178,7 @@ class HostPlan:
         else:
             if self.login:
                 out.append("  log in to the registry (password on stdin)")
-            out.append(f"  pull {self.image}")
+            out.append(f"  pull {pull_display(self.image, self.digest)}")
             if self.env_file and not self.worker_env_files:
                 out.append("  upload the env file (mode 0600)")
             elif self.env_file or self.worker_env_files:
@@ -214,13 +215,21 @@ class HostPlan:
         return out
 
 
+def pull_display(image: str, digest: str) -> str:
+    if not digest:
+        return image
+    return f"{image.rpartition(':')[0]}@{digest} (the registry's {image.rpartition(':')[2]}) and tag it {image}"
+
+
 def plan_host(target: StagingTarget, session: HostSession, state: HostState, version: str, *,
               rollback: bool = False, login: bool = False, env_file: bool = False,
-              services: ComposeServices | None = None, worker_env_files: Sequence[str] = ()) -> HostPlan:
+              services: ComposeServices | None = None, worker_env_files: Sequence[str] = (),
+              digest: str = "") -> HostPlan:
     """What to do on one host, from its state; ``login`` and ``env_file`` say whether the deploy has registry
     credentials and an env file to hand over (a rollback needs neither: it pulls nothing). ``services`` is what
     the compose file runs (:func:`dockyard.staging.compose.compose_services`; none: the app alone), and
-    ``worker_env_files`` the workers with an env file to upload."""
+    ``worker_env_files`` the workers with an env file to upload. ``digest`` pins the pull (a multi-platform
+    index's: each host's engine takes its own platform from it)."""
     layout = session.layout
     services = services or ComposeServices(app=RunSpec(""))
     container = layout.app_container(version)
@@ -260,7 +269,8 @@ def plan_host(target: StagingTarget, session: HostSession, state: HostState, ver
         worker_runs=tuple(cmd.run_worker(target, layout, version, w, env_file=w.service in worker_env_files)
                           for w in services.workers) if fresh else (),
         workers=workers, stop_workers=stop_workers,
-        worker_start_seconds=target.worker_start_seconds if workers else 0.0, static_dir=target.static_dir)
+        worker_start_seconds=target.worker_start_seconds if workers else 0.0, static_dir=target.static_dir,
+        digest=digest if fresh else "")
 
 
 #: the audit outcome of a deploy its release command stopped
@@ -283,12 +293,13 @@ class ReleasePlan:
     env_file: bool = False
     volumes: tuple[str, ...] = ()
     accessories: tuple[Accessory, ...] = ()
+    digest: str = ""  # as HostPlan.digest
 
     def lines(self) -> list[str]:
         out = []
         if self.login:
             out.append("log in to the registry (password on stdin)")
-        out.append(f"pull {self.image}")
+        out.append(f"pull {pull_display(self.image, self.digest)}")
         if self.env_file:
             out.append("upload the env file (mode 0600)")
         if self.volumes:
@@ -314,6 +325,7 @@ def plan_release(target: StagingTarget, session: HostSession, host_plan: HostPla
         cmd.run_release_command(target, session.layout, host_plan.version, spec, command.argv,
                                 env_file=host_plan.env_file, entrypoint_mode=entrypoint_mode),
         host_plan.previous, login=host_plan.login, env_file=host_plan.env_file, volumes=host_plan.volumes,
+        digest=host_plan.digest,
         accessories=host_plan.accessories)
 
 
@@ -459,8 +471,8 @@ class HostDeployer:
         the env files (0600), the named volumes and the accessories; the same for the app and the release command."""
         if plan.login:
             self.login(registration)
-        self.pull(plan.image)
-        progress(f"pulled {plan.image}")
+        self.pull(plan.image, digest=plan.digest)
+        progress(f"pulled {pull_display(plan.image, plan.digest)}")
         if plan.env_file:
             self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
         for service in worker_env_files:
@@ -608,9 +620,13 @@ class HostDeployer:
             error = login_error(RegistryCredentials(registration.registry, registration.username, "x"), said)
             raise type(error)(f"{self.session.name}: {error.message}", exit_code=error.exit_code)
 
-    def pull(self, image: str) -> None:
+    def pull(self, image: str, *, digest: str = "") -> None:
+        """``docker pull`` of ``image``, or with ``digest`` of exactly that digest, then tagged ``image``."""
         already_here = self.run(cmd.image_present(self.layout, image), check=False).ok
-        result = self.run(cmd.pull(self.layout, image), check=False)
+        pinned = f"{image.rpartition(':')[0]}@{digest}" if digest else image
+        result = self.run(cmd.pull(self.layout, pinned), check=False)
+        if result.ok and digest:
+            result = self.run(cmd.docker(self.layout, "tag", pinned, image), check=False)
         if result.ok:
             if not already_here:  # an image that was here before is not ours to remove later
                 PulledImages(self.host, self.layout.pulled_images).record(image)

@@ -228,9 +228,12 @@ class StagingService:
                 if not valid_version(version):
                     raise DockyardError(f"VERSION {version!r} is not a valid image tag", exit_code=2)
             login = not rollback and self.needs_login()
+            # Pulled by the registry's digest, read once here: every host runs the same image (a multi-platform
+            # index's digest: each host's engine takes its own platform).
+            digest = self.project.registry_digest(version, env_file=self.target.env_file) if login else ""
             plans = {s.name: plan_host(self.target, s, states[s.name], version, rollback=rollback, login=login,
                                        env_file=env_text is not None, services=services,
-                                       worker_env_files=tuple(worker_texts)) for s in sessions}
+                                       worker_env_files=tuple(worker_texts), digest=digest) for s in sessions}
             release_plan, notes, extra = self.release_step(sessions[0], plans[sessions[0].name], services,
                                                       rollback=rollback, skip=skip_release_command)
             plan = deploy_plan(self.env.name, action, version, sessions, plans,

@@ -193,6 +193,32 @@ class Project:
         install = None if s.builder == LEGACY else find_buildx(self.runner)
         return choose_builder(s.builder, install, origin=s.section.origin("dockyard.image.builder"))
 
+    def registry_digest(self, tag: str, *, timeout: float = 10, env_file: Any = None) -> str:
+        """The registry's digest of ``<repository>:tag`` (a multi-platform release: its index's), when a plain
+        (v2) registry can say; "" otherwise (no tag, no credentials, no answer)."""
+        if self.settings.registry.kind != "v2" or not tag:
+            return ""
+        from ..core.credentials import gather_credentials
+        from ..errors import DockyardError
+        from ..registry import remote_digest
+
+        try:
+            credentials = gather_credentials(self.settings, mask=self.mask, interactive=False, env_file=env_file)
+            return remote_digest(credentials, self.settings.repository, tag, timeout=timeout) or ""
+        except (DockyardError, OSError):
+            return ""
+
+    @cached_property
+    def local_platform(self) -> str:
+        """The platform local builds are for: ``image.platforms``' one, or with several the engine's (else the
+        first listed); "" = the engine's own, no ``--platform``."""
+        from ..core.platforms import is_multi, local_platform
+
+        platforms = self.settings.image_platforms
+        if not is_multi(platforms):
+            return platforms[0] if platforms else ""
+        return local_platform(platforms, self.docker.engine_platform())
+
     def build_cache(self, previous: tuple[str, ...] = ()) -> tuple[str, ...]:
         """``image.cache`` as ``--cache-to``/``--cache-from`` options (``previous``: the images whose cache inline
         mode reads); refuses, in one line, a mode the builder cannot do before anything is built."""

@@ -85,6 +85,21 @@ class _Release:
                                   env_file=release_env.env_file if release_env is not None else None)
 
 
+def _build_order(r: _Release) -> tuple[str, ...]:
+    """A multi-platform release's platforms in build order (the engine's last); () for a single platform. A dry run
+    without an engine orders them as if it were the first listed platform's."""
+    from ..core.platforms import build_order, is_multi
+
+    platforms = r.settings.image_platforms
+    if not is_multi(platforms):
+        return ()
+    try:
+        engine = r.project.docker.engine_platform()
+    except Exception:  # noqa: BLE001 - no engine: the dry run's order is the listed one
+        engine = ""
+    return build_order(platforms, engine or platforms[0])
+
+
 def _now() -> str:
     from datetime import datetime, timezone
 
@@ -140,18 +155,33 @@ class _ReleaseActions:
         self.r = r
         self.stack = StackService(r.project, r.settings.environment(r.rules.build_env))
         self.image = None
+        self.platform_images: dict[str, str] = {}
 
-    def build_image(self, decision: Any) -> None:
+    def build_image(self, decision: Any, platform: str = "") -> None:
+        from ..core.platforms import normalized
         from ..errors import DockyardError
         from ..images import LABEL_REVISION
 
-        image = self.stack.build(version=str(decision.version), extra_tags=decision.image_tags)
+        if not platform:
+            image = self.stack.build(version=str(decision.version), extra_tags=decision.image_tags)
+        else:
+            ref = dict(decision.platform_images)[platform]
+            local = platform == decision.local_platform
+            image = self.stack.build(version=str(decision.version), platform=platform, env_tags=local,
+                                     extra_tags=(*decision.image_tags, ref) if local else (ref,))
+            if normalized(image.platform) != normalized(platform):
+                raise DockyardError(
+                    f"{ref} was asked for {platform} but is a {image.platform or 'unknown'} image: the Dockerfile "
+                    f"pins its platform (FROM --platform=...); use FROM --platform=$BUILDPLATFORM only for build "
+                    f"stages, then release again")
+            self.platform_images[platform] = image.id
         if image.labels.get(LABEL_REVISION) != decision.commit:
             raise DockyardError(
                 f"the image's revision label is {image.labels.get(LABEL_REVISION)!r}, not {decision.commit}: "
                 f"the tree changed during the build; nothing was tagged, release again"
             )
-        self.image = image
+        if not platform or platform == decision.local_platform:
+            self.image = image
 
     def create_branch(self, name: str, commit: str) -> None:
         self.r.git.create_branch(name, commit)
@@ -166,6 +196,7 @@ class _ReleaseActions:
         self.r.write_record(ReleaseRecord(
             version=str(decision.version), tag=decision.tag, commit=decision.commit,
             image_id=image.id if image else "", image_tags=decision.image_tags, built_at=_now(),
+            platform_images=dict(self.platform_images),
         ))
 
 
@@ -192,6 +223,7 @@ def release(c, version, dry_run=False, message="", allow_empty=False):
     decision = check_release(
         state, main_branch=r.settings.main_branch, tag_prefix=r.rules.tag_prefix,
         allow_empty=allow_empty or r.rules.allow_empty, repository=r.settings.repository, note=message,
+        platforms=_build_order(r),
     )
     if not dry_run:
         r.project.docker.server_version()
@@ -218,10 +250,31 @@ class _PublishActions:
         self.credentials = credentials
         self.decision = decision
         self.digest = ""
+        self.pushed: dict[str, str] = {}  # platform -> the registry digest of its pushed platform image
 
     @property
     def docker(self):
         return self.r.project.docker
+
+    def join(self, ref: str) -> None:
+        """Check each pushed platform image in the registry (it must be the local one), then join them by digest
+        into the index ``ref``."""
+        from ..clients.buildx import imagetools_create
+        from ..errors import DockyardError
+        from ..registry import remote_image
+
+        repository = ref.rpartition(":")[0]
+        sources = []
+        for image in self.decision.platform_images:
+            remote = remote_image(self.credentials, repository, image.ref.rpartition(":")[2])
+            if remote is None or remote.image_id != image.image_id:
+                got = remote.image_id[7:19] if remote else "missing"
+                raise DockyardError(f"the registry's {image.ref} is {got}, not the local {image.image_id[7:19]} just "
+                                    f"pushed: another push raced this one; publish again")
+            self.pushed[image.platform] = remote.digest
+            sources.append(f"{repository}@{remote.digest}")
+        imagetools_create(self.r.project.runner, self.r.project.builder, ref, sources,
+                          timeout=self.docker.stall_timeout)
 
     def login(self) -> None:
         from ..registry import login
@@ -235,6 +288,8 @@ class _PublishActions:
         from ..errors import DockyardError
         from ..registry import remote_digest, remote_image_id
 
+        if self.decision.platform_images:
+            return self.verify_index(ref)
         repository, _, tag = ref.rpartition(":")
         remote_id = remote_image_id(self.credentials, repository, tag)
         digest = remote_digest(self.credentials, repository, tag)
@@ -250,7 +305,40 @@ class _PublishActions:
         self.digest = f"{repository}@{digest}"
         self.r.say(f"verified: {ref} = {self.digest}")
 
+    def verify_index(self, ref: str) -> None:
+        from ..core.platforms import index_problems
+        from ..errors import DockyardError
+        from ..registry import remote_index
+
+        repository, _, tag = ref.rpartition(":")
+        index = remote_index(self.credentials, repository, tag)
+        again = f"publish again with `inv publish {self.decision.version}`"
+        if index is None or not index.is_index:
+            what = "missing" if index is None else "a single image, not an index"
+            raise DockyardError(f"the registry's {ref} is {what}: {again}")
+        tag_commit = self.r.git.commit_of(f"refs/tags/{self.r.tag}")
+        problems = index_problems(index.entries, self.decision.platform_images, pushed=self.pushed,
+                                  tag_commit=tag_commit)
+        if problems:
+            raise DockyardError(f"the registry's index {ref} ({index.digest[7:19]}) is not what was built: "
+                                f"{'; '.join(problems)}: {again}")
+        self.digest = f"{repository}@{index.digest}"
+        self.r.say(f"verified: {ref} = {self.digest} ({', '.join(index.platforms)})")
+
     def tag_and_push(self, source: str, ref: str) -> None:
+        if self.decision.platform_images:
+            from ..clients.buildx import imagetools_create
+            from ..errors import DockyardError
+            from ..registry import remote_digest
+
+            imagetools_create(self.r.project.runner, self.r.project.builder, ref, [self.digest],
+                              timeout=self.docker.stall_timeout)
+            repository, _, tag = ref.rpartition(":")
+            copied = remote_digest(self.credentials, repository, tag)
+            if f"{repository}@{copied}" != self.digest:
+                raise DockyardError(f"the registry's {ref} is {copied or 'missing'}, not the index {self.digest}: "
+                                    f"publish again with `inv publish {self.decision.version}`")
+            return
         self.docker.tag(source, ref)
         self.docker.push(ref)
 
@@ -266,24 +354,32 @@ class _PublishActions:
         old = self.r.read_record(d.version) or ReleaseRecord(
             version=str(d.version), tag=self.r.tag, commit=self.r.git.commit_of(f"refs/tags/{self.r.tag}"),
             image_id=d.image_id, image_tags=(d.image_ref,))
-        if old.digest == self.digest and old.published_at:
+        platforms = {i.platform: i.image_id for i in d.platform_images}
+        if old.digest == self.digest and old.published_at and dict(old.platform_images) == platforms:
             return
-        self.r.write_record(replace(old, digest=self.digest, published_at=_now()))
+        self.r.write_record(replace(old, digest=self.digest, published_at=_now(),
+                                    platform_images=platforms or old.platform_images))
 
 
 def _published_image(r: _Release, tag_commit: str, credentials: Any):  # -> Image | None
     """The registry's image of the release when it was built from the tag's commit (published from another clone,
     e.g. the laptop that ran `inv release`, before CI's tag job runs `publish`)."""
     from ..clients.docker import Image
+    from ..core.platforms import is_multi
+    from ..errors import DockyardError
     from ..images import LABEL_REVISION
-    from ..registry import remote_image
+    from ..registry import RemoteImage, remote_image, remote_index
 
     if not tag_commit or credentials is None:
         return None
-    from ..errors import DockyardError
-
     try:
-        remote = remote_image(credentials, r.settings.repository, r.version.image_tag)
+        if is_multi(r.settings.image_platforms):
+            index = remote_index(credentials, r.settings.repository, r.version.image_tag)
+            if index is None or not index.is_index or any(e.revision != tag_commit for e in index.entries):
+                return None
+            remote = RemoteImage(index.digest, index.fingerprint(), {LABEL_REVISION: tag_commit})
+        else:
+            remote = remote_image(credentials, r.settings.repository, r.version.image_tag)
     except DockyardError:
         return None
     if remote is None or remote.labels.get(LABEL_REVISION) != tag_commit:
@@ -312,27 +408,67 @@ def _local_release_checks(r: _Release, credentials: Any = None) -> tuple[str, st
 
 def _publish_state(r: _Release, credentials: Any, extra_refs: tuple[str, ...], tag_commit: str, tag_object: str,
                    image: Any):  # -> PublishState
+    from ..core.platforms import fingerprint, is_multi
     from ..images import LABEL_REVISION
-    from ..registry import remote_image_id
+    from ..registry import remote_image_id, remote_index
     from ..release import PublishState
+
+    multi = is_multi(r.settings.image_platforms)
 
     def registry_id(ref: str) -> str | None:
         if credentials is None:
             return "?"
         repository, _, tag = ref.rpartition(":")
-        return remote_image_id(credentials, repository, tag)
+        if not multi:
+            return remote_image_id(credentials, repository, tag)
+        index = remote_index(credentials, repository, tag)
+        return None if index is None else index.fingerprint()
 
+    platform_images = _platform_images(r, credentials, tag_commit) if multi else ()
     remote_refs = r.git.remote_refs(r.settings.git_remote)
     branch = r.line_branch if r.git.commit_of(f"refs/heads/{r.line_branch}") else ""
     return PublishState(
         version=r.version, tag=r.tag, tag_commit=tag_commit, tag_object=tag_object, image_ref=r.image_ref,
-        image_id=image.id, image_revision=image.labels.get(LABEL_REVISION, ""),
+        image_id=fingerprint({i.platform: i.image_id for i in platform_images}) if multi else image.id,
+        image_revision=image.labels.get(LABEL_REVISION, ""),
         remote_image_id=registry_id(r.image_ref),
         remote_tag_object=remote_refs.get(f"refs/tags/{r.tag}", ""),
         branch=branch, branch_sha=r.git.commit_of(f"refs/heads/{branch}") if branch else "",
         remote_branch_sha=remote_refs.get(f"refs/heads/{branch}", "") if branch else "",
         extra_refs=extra_refs, remote_extra_ids={ref: registry_id(ref) for ref in extra_refs},
+        platform_images=platform_images,
     )
+
+
+def _platform_images(r: _Release, credentials: Any, tag_commit: str) -> tuple[Any, ...]:
+    """Each platform's image of a multi-platform release: the local ``X.Y.Z-<os>-<arch>``, or, where it is not here,
+    what the registry's index holds for that platform (published from another clone)."""
+    from ..core.compose import image_reference
+    from ..core.platforms import PlatformImage, normalized, platform_tag
+    from ..errors import DockyardError
+    from ..images import LABEL_REVISION
+    from ..registry import remote_index
+
+    remote: dict[str, Any] = {}
+    out = []
+    for platform in r.settings.image_platforms:
+        ref = image_reference(r.settings.repository, platform_tag(r.version.image_tag, platform))
+        local = r.project.docker.inspect_image(ref)
+        if local is None and credentials is not None and not remote:
+            try:
+                index = remote_index(credentials, r.settings.repository, r.version.image_tag)
+            except DockyardError:
+                index = None
+            remote = {normalized(e.platform): e for e in (index.entries if index and index.is_index else ())}
+            remote = remote or {"": None}
+        entry = remote.get(normalized(platform)) if local is None else None
+        if local is not None:
+            out.append(PlatformImage(platform, ref, local.id, local.labels.get(LABEL_REVISION, "")))
+        elif entry is not None:
+            out.append(PlatformImage(platform, ref, entry.image_id, entry.revision))
+        else:
+            out.append(PlatformImage(platform, ref, "", ""))
+    return tuple(out)
 
 
 @task(help={
@@ -401,7 +537,7 @@ def publish(c, version, latest=False, env="", dry_run=False):
             "json": "print one JSON object on stdout (the releases, result, exit code); the table goes to stderr"})
 @edge
 def releases(c, offline=False, json=False):
-    """List releases: tag, date, commit, local image, registry, digest."""
+    """List releases: tag, date, commit, local image, registry, digest, platforms."""
     import json as json_module
 
     from ..dispatch import FAILURES, machine_output
@@ -431,10 +567,12 @@ def _list_releases(c: Any, offline: bool, report: dict[str, Any]) -> None:
     from ..core.versions import versions_from_tags
     from ..errors import DockyardError
     from ..images import LABEL_REVISION
-    from ..registry import remote_digest
+    from ..core.platforms import is_multi
+    from ..registry import remote_digest, remote_index
     from ..release import ReleaseRow, ordered, releases_table
 
     r = _Release(c)
+    multi = is_multi(r.settings.image_platforms)
     r.require_repository()
     tags = {t.name: t for t in r.git.tags(r.rules.tag_prefix)}
     versions = versions_from_tags(tags, r.rules.tag_prefix)
@@ -464,20 +602,30 @@ def _list_releases(c: Any, offline: bool, report: dict[str, Any]) -> None:
         if image is not None:
             local = image.id[7:19] if image.labels.get(LABEL_REVISION) == info.commit else "other commit"
         in_registry, digest = "?", ""
+        platforms: tuple[str, ...] = (image.platform,) if image is not None and image.platform else ()
         if credentials is not None:
             try:
-                found = remote_digest(credentials, r.settings.repository, v.image_tag)
+                if multi:  # the index's platforms, as deploys will see them
+                    index = remote_index(credentials, r.settings.repository, v.image_tag)
+                    found = index.digest if index else None
+                    platforms = index.platforms if index else platforms
+                else:
+                    found = remote_digest(credentials, r.settings.repository, v.image_tag)
                 in_registry, digest = ("yes", found) if found else ("no", "")
             except DockyardError as exc:
                 notes.append(f"registry not checked: {exc.message}")
                 credentials = None
-        if not digest:
+        if not digest or not platforms:
             record = r.read_record(v)
-            digest = record.digest.split("@", 1)[1] if record and "@" in record.digest else ""
+            if not digest:
+                digest = record.digest.split("@", 1)[1] if record and "@" in record.digest else ""
+            if not platforms and record is not None:
+                platforms = tuple(record.platform_images)
         rows.append(ReleaseRow(tag=info.name, date=info.date[:16].replace("T", " "), commit=info.commit[:7],
-                               local=local, registry=in_registry, digest=digest[:19]))
+                               local=local, registry=in_registry, digest=digest[:19], platforms=platforms))
         report["releases"].append({"version": str(v), "tag": info.name, "date": info.date, "commit": info.commit,
-                                   "image": ref, "local": local, "registry": in_registry, "digest": digest or None})
+                                   "image": ref, "local": local, "registry": in_registry, "digest": digest or None,
+                                   "platforms": list(platforms)})
     r.say(table(releases_table(rows)))
     report["notes"] = list(dict.fromkeys(notes))
     for note in report["notes"]:

@@ -31,21 +31,6 @@ def _lock_wait(options: Options) -> float | None:
     return None if value is None or value < 0 else float(value)
 
 
-def _registry_digest(project: Project, version: str) -> str:
-    """The registry's digest of the release's image, when a plain (v2) registry can say; else ""."""
-    if project.settings.registry.kind != "v2" or not version:
-        return ""
-    from ..core.credentials import gather_credentials
-    from ..errors import DockyardError
-    from ..registry import remote_digest
-
-    try:
-        credentials = gather_credentials(project.settings, mask=project.mask)
-        return remote_digest(credentials, project.settings.repository, version, timeout=10) or ""
-    except (DockyardError, OSError):
-        return ""
-
-
 class EbTarget:
     """Elastic Beanstalk: :class:`~dockyard.eb.service.EbService` (``eb.deploy``, ``eb.rollback``, ``eb.status``)."""
 
@@ -446,7 +431,7 @@ def _complete(project: Project, adapter: Any, result: Any, since: datetime) -> N
     try:
         if not result.dry_run:
             _fill_from_history(adapter, result, since)
-        result.digest = result.digest or _registry_digest(project, result.version)
+        result.digest = result.digest or project.registry_digest(result.version)
         result.url = result.url or adapter.url()
     except (DockyardError, OSError) as exc:
         if result.exit_code == 0:

@@ -580,7 +580,7 @@ class HostBatches:
         s = self.service
         now = plan_host(s.target, session, session.state(), planned.version, rollback=planned.rollback,
                         login=planned.login, env_file=planned.env_file, services=self.services,
-                        worker_env_files=planned.worker_env_files)
+                        worker_env_files=planned.worker_env_files, digest=planned.digest)
         planned_names, now_names = {a.name for a in planned.accessories}, {a.name for a in now.accessories}
         started, stopped = planned_names - now_names, now_names - planned_names
         if replace(now, accessories=planned.accessories) != planned or stopped or (started and not self.release_ran):
@@ -593,7 +593,7 @@ class HostBatches:
         session = self.sessions[plan.session_name]
         s = self.service
         now = plan_host(s.target, session, session.state(), plan.version, login=plan.login, env_file=plan.env_file,
-                        services=self.services)
+                        services=self.services, digest=plan.digest)
         if plan_release(s.target, session, now, plan.command, services=self.services,
                         entrypoint_mode=s.settings.command_entrypoint) != plan:
             raise Refused(f"{session.name} changed while this deploy waited for the lock; nothing was done: run the "

@@ -14,6 +14,9 @@ from ..core.signals import INTERRUPTS, Interrupted, exit_code_of, signals_as_int
 from ..errors import DockyardError
 from .flags import BadFlag, Kind, flag_name, implied
 
+#: :meth:`Project.registry_lookup` could not ask the registry
+UNKNOWN = "?"
+
 if TYPE_CHECKING:
     from ..config import Environment, Settings
     from ..envfile import EnvFile
@@ -196,17 +199,23 @@ class Project:
     def registry_digest(self, tag: str, *, timeout: float = 10, env_file: Any = None) -> str:
         """The registry's digest of ``<repository>:tag`` (a multi-platform release: its index's), when a plain
         (v2) registry can say; "" otherwise (no tag, no credentials, no answer)."""
+        found = self.registry_lookup(tag, timeout=timeout, env_file=env_file)
+        return found if found and found != UNKNOWN else ""
+
+    def registry_lookup(self, tag: str, *, timeout: float = 10, env_file: Any = None) -> str | None:
+        """The registry's digest of ``<repository>:tag``; None when the registry says it has no such tag,
+        :data:`UNKNOWN` when it cannot be asked (not a v2 registry, no credentials, no answer)."""
         if self.settings.registry.kind != "v2" or not tag:
-            return ""
+            return UNKNOWN
         from ..core.credentials import gather_credentials
         from ..errors import DockyardError
         from ..registry import remote_digest
 
         try:
             credentials = gather_credentials(self.settings, mask=self.mask, interactive=False, env_file=env_file)
-            return remote_digest(credentials, self.settings.repository, tag, timeout=timeout) or ""
+            return remote_digest(credentials, self.settings.repository, tag, timeout=timeout)
         except (DockyardError, OSError):
-            return ""
+            return UNKNOWN
 
     @cached_property
     def local_platform(self) -> str:
@@ -230,7 +239,20 @@ class Project:
         builder = self.builder
         driver = builder_driver(self.runner, builder) if s.image_cache == "registry" else ""
         check_cache_driver(s.image_cache, builder, driver, origin=s.section.origin("dockyard.image.cache"))
-        return cache_arguments(s.image_cache, s.repository, previous)
+        return cache_arguments(s.image_cache, s.repository, self._cache_images(previous))
+
+    def _cache_images(self, refs: tuple[str, ...]) -> tuple[str, ...]:
+        """The ``refs`` an inline-cache build can import: those the registry has, or may have (it cannot be asked).
+        One it lacks (the first build of an environment) is left out rather than have Buildx print an ERROR."""
+        kept = []
+        for ref in refs:
+            repository, _, tag = ref.rpartition(":")
+            if repository == self.settings.repository and self.registry_lookup(tag, timeout=5) is None:
+                self.say(f"no cache image {ref} in the registry yet: this build starts without it (image.cache: "
+                         "inline)")
+                continue
+            kept.append(ref)
+        return tuple(kept)
 
     def build_secrets(self, *, check: bool = True) -> tuple[str, ...]:
         """``image.build_secrets`` as ``--secret`` values; their values join the masker."""

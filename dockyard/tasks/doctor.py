@@ -86,8 +86,32 @@ def check_builder(project: Project) -> Check:
 
     engine = buildkit_version(project.runner, builder)
     cache = f"; image.cache: {project.settings.image_cache}" if project.settings.image_cache != "none" else ""
-    return Check(name, "ok", builder.describe() + (f"; engine BuildKit {engine}" if engine else "") + cache,
-                 required=False)
+    return Check(name, "ok", builder.describe() + (f"; engine BuildKit {engine}" if engine else "") + cache
+                 + _platforms(project), required=False)
+
+
+def _platforms(project: Project) -> str:
+    """``image.platforms`` as doctor says it: the list, the local one, and the foreign ones whose ``RUN`` steps
+    have no binfmt handler here (a static ``FROM scratch`` image needs none)."""
+    from pathlib import Path
+
+    from ..core.platforms import is_multi, normalized
+
+    platforms = project.settings.image_platforms
+    if not platforms:
+        return ""
+    local = project.local_platform
+    text = f"; image.platforms: {', '.join(platforms)}" + (f" (local tags: {local})" if is_multi(platforms) else "")
+    engine = normalized(project.docker.engine_platform())
+    qemu = {"linux/arm64": "qemu-aarch64", "linux/amd64": "qemu-x86_64", "linux/arm/v7": "qemu-arm",
+            "linux/s390x": "qemu-s390x", "linux/ppc64le": "qemu-ppc64le", "linux/riscv64": "qemu-riscv64"}
+    binfmt = Path("/proc/sys/fs/binfmt_misc")
+    lacking = [p for p in platforms if engine and normalized(p) != engine and p in qemu
+               and not (binfmt / qemu[p]).exists()]
+    if lacking:
+        text += (f"; RUN steps for {', '.join(lacking)} need qemu binfmt handlers, none registered "
+                 "(apt-get install qemu-user-static binfmt-support)")
+    return text
 
 
 def check_git(project: Project) -> Check:

@@ -194,4 +194,8 @@ def test_two_platform_release_is_one_verified_index_and_staging_pulls_its_own_pl
     assert running, adopted.staging_containers()
     image = json.loads(docker("image", "inspect", f"{repo}:1.0.0").stdout)[0]
     assert image["Id"] == local["linux/amd64"] and f"{repo}@{index_digest}" in image["RepoDigests"]
+
+    # --- CI's tag job publishes from a machine without the platform images: it checks the registry's index -----
+    ci = adopted.ok("publish", "1.0.0").stdout
+    assert "already published" in ci and f"verified: {repo}:1.0.0 = {repo}@{index_digest}" in ci, ci
     assert not adopted.secrets_shown()

@@ -472,7 +472,7 @@ class HostDeployer:
         if plan.login:
             self.login(registration)
         self.pull(plan.image, digest=plan.digest)
-        progress(f"pulled {pull_display(plan.image, plan.digest)}")
+        progress(f"pulled {plan.image}")
         if plan.env_file:
             self.host.write_file(self.layout.env_file, registration.env_text or "", mode=0o600)
         for service in worker_env_files:

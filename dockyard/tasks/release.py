@@ -449,19 +449,18 @@ def _platform_images(r: _Release, credentials: Any, tag_commit: str) -> tuple[An
     from ..images import LABEL_REVISION
     from ..registry import remote_index
 
-    remote: dict[str, Any] = {}
+    remote: dict[str, Any] | None = None  # the registry's index by platform, read once and only when needed
     out = []
     for platform in r.settings.image_platforms:
         ref = image_reference(r.settings.repository, platform_tag(r.version.image_tag, platform))
         local = r.project.docker.inspect_image(ref)
-        if local is None and credentials is not None and not remote:
+        if local is None and credentials is not None and remote is None:
             try:
                 index = remote_index(credentials, r.settings.repository, r.version.image_tag)
             except DockyardError:
                 index = None
             remote = {normalized(e.platform): e for e in (index.entries if index and index.is_index else ())}
-            remote = remote or {"": None}
-        entry = remote.get(normalized(platform)) if local is None else None
+        entry = (remote or {}).get(normalized(platform)) if local is None else None
         if local is not None:
             out.append(PlatformImage(platform, ref, local.id, local.labels.get(LABEL_REVISION, "")))
         elif entry is not None:

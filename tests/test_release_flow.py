@@ -139,12 +139,19 @@ def rig(engine, registry, sample_project, tmp_path) -> ReleaseRig:
     return make_rig(sample_project, tmp_path, registry)
 
 
-def test_release_publish_patch_publish(rig: ReleaseRig):
+@pytest.mark.parametrize("builder", ["auto", "legacy"])
+def test_release_publish_patch_publish(rig: ReleaseRig, builder: str):
+    """The sample app's release life, through BuildKit (Buildx, as auto finds it) and through the legacy builder."""
     repo = rig.repository
+    if builder != "auto":
+        rig.project.configure({"dockyard": {"image": {"builder": builder}}})
+        rig.project.commit(f"build with the {builder} builder")
     rig.project.git("tag", "wip-local-only")  # publish must never push other tags or branches
     rig.project.git("branch", "feature-local-only")
 
     out = rig.ok("release", "1.0.0", "--message", "First cut").stdout
+    building = next(line for line in out.splitlines() if line.startswith("Building "))
+    assert building.endswith("(buildkit)" if builder == "auto" else "(legacy)"), building
     head = rig.project.git("rev-parse", "HEAD").stdout.strip()
     assert rig.project.git("rev-parse", "v1.0.0^{commit}").stdout.strip() == head
     assert rig.project.git("cat-file", "-t", "v1.0.0").stdout.strip() == "tag"  # annotated
@@ -201,6 +208,7 @@ def test_release_publish_patch_publish(rig: ReleaseRig):
     assert (data["result"], data["exit_code"]) == ("ok", 0) and "TAG" in listed.stderr
     assert [(r["tag"], r["registry"]) for r in data["releases"]] == [("v1.0.1", "yes"), ("v1.0.0", "yes")]
     assert data["releases"][1]["digest"] == digest and data["releases"][0]["commit"] == fix
+    assert [r["platforms"] for r in data["releases"]] == [["linux/amd64"], ["linux/amd64"]]  # the local images'
 
 
 def test_publish_never_shows_the_password(rig: ReleaseRig, tmp_path: Path):

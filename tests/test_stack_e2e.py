@@ -21,10 +21,17 @@ def project_containers(project_name: str, *extra: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_dev_stack_lifecycle(engine, sample_project):
+@pytest.mark.parametrize("builder", ["auto", "legacy"])
+def test_dev_stack_lifecycle(engine, sample_project, builder):
+    """The sample app's local life, its image built through BuildKit (Buildx, as auto finds it) and through the
+    legacy builder."""
+    if builder != "auto":
+        sample_project.configure({"dockyard": {"image": {"builder": builder}}})
     port = sample_project.config["dockyard"]["environments"]["dev"]["port"]
     started = sample_project.inv("dev.start", check=True)
     assert f"http://127.0.0.1:{port}/" in started.stdout
+    building = next(line for line in started.stdout.splitlines() if line.startswith("Building "))
+    assert building.endswith("(buildkit)" if builder == "auto" else "(legacy)"), building
 
     status, _, body = get(f"http://127.0.0.1:{port}/health/")
     assert status == 200 and json.loads(body)["status"] == "ok"

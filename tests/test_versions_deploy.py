@@ -180,14 +180,18 @@ def pre_release_image(staging, staging_images, registry, tmp_path):
     docker("image", "rm", "-f", ref, check=False)
 
 
-def test_staging_deploys_a_pre_release_under_a_custom_tag_prefix(staging, pre_release_image):
+def test_staging_deploys_a_pre_release_under_a_custom_tag_prefix(staging, pre_release_image, registry):
     project = staging.project
     tag_pre_release(project)
     staging.inv("staging.setup", check=True)
 
     dry = staging.inv("staging.ssh-deploy", "--version", f"{PREFIX}{PRE}", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert f"deploy {PRE} to staging" in dry.stdout and f"pull {pre_release_image}" in dry.stdout
+    repository = pre_release_image.rpartition(":")[0]
+    digest = registry.manifest_digest(repository.split("/", 1)[1], PRE)
+    assert digest  # pulled by the digest the registry has for the tag, then tagged as the tag
+    assert f"deploy {PRE} to staging" in dry.stdout
+    assert f"pull {repository}@{digest} (the registry's {PRE}) and tag it {pre_release_image}" in dry.stdout
     assert staging.get()[0] == 502  # nothing deployed by the dry run
 
     deployed = staging.inv("staging.ssh-deploy", "--version", f"{PREFIX}{PRE}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from .core.compose import image_reference
-from .core.platforms import PlatformImage, check_platform_images, parse_fingerprint, platform_tag
+from .core.platforms import PlatformImage, check_platform_images, is_multi, parse_fingerprint, platform_tag
 from .core.versions import ReleaseVersion
 from .errors import Refused
 from .plan import ApiCall, Plan, Step
@@ -147,7 +147,7 @@ def check_release(
         message=tag_message(v, state.commits, state.previous, note),
         image_tags=(image_reference(repository, v.image_tag),),
         platform_images=tuple((p, image_reference(repository, platform_tag(v.image_tag, p)))
-                              for p in (platforms if len(platforms) > 1 else ())),
+                              for p in (platforms if is_multi(platforms) else ())),
     )
 
 
@@ -273,16 +273,11 @@ def check_publish(state: PublishState, *, release_hint: str) -> PublishDecision:
     check_publish_locally(tag=s.tag, tag_commit=s.tag_commit, image_ref=s.image_ref, image_id=s.image_id,
                           image_revision=s.image_revision, release_hint=release_hint)
     check_platform_images(s.platform_images, tag=s.tag, tag_commit=s.tag_commit, release_hint=release_hint)
-    if s.platform_images and s.remote_image_id not in (None, "?") and s.remote_image_id != s.image_id:
-        raise Refused(
-            f"the registry already has a different {s.image_ref} ({differences(s.remote_image_id, s.image_id)}): "
-            f"a published version never changes; release a new version"
-        )
     if s.remote_image_id not in (None, "?") and s.remote_image_id != s.image_id:
-        raise Refused(
-            f"the registry already has a different image for {s.image_ref} ({s.remote_image_id[7:19]}, here "
-            f"{s.image_id[7:19]}): a published version never changes; release a new version"
-        )
+        what = (f"{s.image_ref} ({differences(s.remote_image_id, s.image_id)})" if s.platform_images else
+                f"image for {s.image_ref} ({s.remote_image_id[7:19]}, here {s.image_id[7:19]})")
+        raise Refused(f"the registry already has a different {what}: a published version never changes; "
+                      f"release a new version")
     if s.remote_tag_object and s.remote_tag_object != s.tag_object:
         raise Refused(
             f"tag {s.tag} on the remote differs from the local one: a published tag never moves; "

@@ -35,6 +35,11 @@ class Builder:
     def is_buildkit(self) -> bool:
         return self.kind == BUILDKIT
 
+    @property
+    def buildx(self) -> tuple[str, ...]:
+        """The Buildx command itself (``docker buildx`` or the plugin binary), without ``build``."""
+        return self.prefix[: self.prefix.index("build")]
+
     def describe(self) -> str:
         if self.is_buildkit:
             return f"BuildKit: Buildx {self.version}, {self.path} ({self.why})"
@@ -127,7 +132,7 @@ def choose_builder(setting: str, install: BuildxInstall | None, *, origin: str =
 
 def buildkit_version(runner: Runner, builder: Builder) -> str:
     """The BuildKit version of the builder's node (``docker buildx inspect``: the engine's builtin one); "" unknown."""
-    buildx = builder.prefix[: builder.prefix.index("build")]
+    buildx = builder.buildx
     try:
         result = runner.run([*buildx, "inspect", *((builder.name,) if builder.name else ())], check=False,
                             timeout=20)
@@ -151,7 +156,7 @@ def builder_driver(runner: Runner, builder: Builder) -> str:
     """The driver of the builder's Buildx builder (``docker buildx inspect``: ``Driver: docker``); "" unknown."""
     if not builder.is_buildkit:
         return ""
-    buildx = builder.prefix[: builder.prefix.index("build")]
+    buildx = builder.buildx
     try:
         result = runner.run([*buildx, "inspect", *((builder.name,) if builder.name else ())], check=False,
                             timeout=20)
@@ -208,8 +213,7 @@ def imagetools_command(builder: Builder, target: str, sources: Sequence[str]) ->
         raise ConfigError(f"dockyard.image.platforms: joining platform images into an index needs Docker Buildx, "
                           f"but the build uses the legacy builder ({builder.why}): install Buildx "
                           "(bash scripts/setup.sh)")
-    buildx = builder.prefix[: builder.prefix.index("build")]
-    return (*buildx, "imagetools", "create", "--tag", target, *sources)
+    return (*builder.buildx, "imagetools", "create", "--tag", target, *sources)
 
 
 def imagetools_create(runner: Runner, builder: Builder, target: str, sources: Sequence[str], *,

@@ -226,7 +226,15 @@ class Project:
         platforms = self.settings.image_platforms
         if not is_multi(platforms):
             return platforms[0] if platforms else ""
-        return local_platform(platforms, self.docker.engine_platform())
+        return local_platform(platforms, self.engine_platform)
+
+    @cached_property
+    def engine_platform(self) -> str:
+        """The engine's own platform (``linux/amd64``), asked once per command; "" when no engine says."""
+        try:
+            return self.docker.engine_platform()
+        except Exception:  # noqa: BLE001 - no docker binary or engine: callers fall back to the listed platforms
+            return ""
 
     def build_cache(self, previous: tuple[str, ...] = ()) -> tuple[str, ...]:
         """``image.cache`` as ``--cache-to``/``--cache-from`` options (``previous``: the images whose cache inline

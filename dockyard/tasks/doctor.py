@@ -102,7 +102,7 @@ def _platforms(project: Project) -> str:
         return ""
     local = project.local_platform
     text = f"; image.platforms: {', '.join(platforms)}" + (f" (local tags: {local})" if is_multi(platforms) else "")
-    engine = normalized(project.docker.engine_platform())
+    engine = normalized(project.engine_platform)
     qemu = {"linux/arm64": "qemu-aarch64", "linux/amd64": "qemu-x86_64", "linux/arm/v7": "qemu-arm",
             "linux/s390x": "qemu-s390x", "linux/ppc64le": "qemu-ppc64le", "linux/riscv64": "qemu-riscv64"}
     binfmt = Path("/proc/sys/fs/binfmt_misc")

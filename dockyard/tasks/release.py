@@ -93,11 +93,7 @@ def _build_order(r: _Release) -> tuple[str, ...]:
     platforms = r.settings.image_platforms
     if not is_multi(platforms):
         return ()
-    try:
-        engine = r.project.docker.engine_platform()
-    except Exception:  # noqa: BLE001 - no engine: the dry run's order is the listed one
-        engine = ""
-    return build_order(platforms, engine or platforms[0])
+    return build_order(platforms, r.project.engine_platform or platforms[0])
 
 
 def _now() -> str:
